@@ -1,0 +1,4 @@
+"""DQN — written next."""
+
+def train(config, run):
+    raise NotImplementedError

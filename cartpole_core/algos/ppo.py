@@ -1,0 +1,4 @@
+"""PPO — written next."""
+
+def train(config, run):
+    raise NotImplementedError

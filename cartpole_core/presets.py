@@ -1,0 +1,119 @@
+"""Named starting points per algorithm.
+
+- ``seed``: exactly the seed document's settings (``seeds/000_96064553c035fb8b.txt``).
+- ``seed-large-batch`` (DQN): the document's second DQN setting — lr 1e-3, buffer 1 000, batch 512.
+- ``fast``: tuned for the shortest time-to-solve with every benchmark seed solving (see docs/BENCHMARKS.md).
+
+Where the seed leaves a choice open (e.g. the budget), the value is the one its code implies; see comments.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cartpole_core.configs import ConfigError, TrainConfig, config_class
+
+_SEED_LOG_DECAY = {"kind": "log_decay", "start": 1.0, "k": 25.0, "unit": "episodes"}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "qlearning": {
+        "seed": {
+            "description": "The seed: 6 × 12 bins on pole angle and angular velocity, log-decay ε and α, "
+                           "γ = 1, 100-step episodes, 1000 episodes.",
+            "bins": [1, 1, 6, 12],
+            "low": [-4.8, -3.0, -0.41887903, -math.radians(50)],
+            "high": [4.8, 3.0, 0.41887903, math.radians(50)],
+            "gamma": 1.0,
+            "epsilon": {**_SEED_LOG_DECAY, "end": 0.1},
+            "learning_rate": {**_SEED_LOG_DECAY, "end": 0.01},
+            "max_episode_steps": 100,
+            "max_episodes": 1000,
+            "total_env_steps": 100_000,  # 1000 episodes × at most 100 steps
+            "eval_every_steps": 5000,
+        },
+    },
+    "dqn": {
+        "seed": {
+            "description": "The seed: 32-16-8 leaky-ReLU Q-network, lr 5e-4, buffer 10 000, batch 64, γ 0.9, "
+                           "ε 1.0 → 0.2 (×0.99 per episode), soft target update τ = 1e-3, MSE loss.",
+            "hidden_sizes": [32, 16, 8],
+            "activation": "leaky_relu",
+            "learning_rate": {"kind": "constant", "start": 5e-4},
+            "buffer_size": 10_000,
+            "batch_size": 64,
+            "gamma": 0.9,
+            "epsilon": {"kind": "exponential", "start": 1.0, "end": 0.2, "factor": 0.99, "unit": "episodes"},
+            "learning_starts": 64,  # the seed learns as soon as the buffer holds one batch
+            "train_freq": 1,
+            "gradient_steps": 1,
+            "tau": 1e-3,
+            "target_update_interval": 1,
+            "double_dqn": False,
+            "loss": "mse",
+            "max_grad_norm": None,
+            "max_episodes": 2500,
+            "total_env_steps": 1_250_000,  # 2500 episodes × at most 500 steps
+            "stop_on_solve": True,  # the seed stops once its agent balances (an episode of 400+ steps)
+            "eval_every_steps": 10_000,
+        },
+    },
+    "ppo": {
+        "seed": {
+            "description": "The seed: separate 100-unit actor and critic, lr 1e-3 / 3e-3, clip 0.2, 10 epochs, "
+                           "minibatch 32, γ 0.99, grad norm 0.5, Monte-Carlo returns, no entropy bonus.",
+            "hidden_sizes": [100],
+            "activation": "relu",
+            "shared_network": False,
+            "learning_rate": {"kind": "constant", "start": 1e-3},
+            "critic_learning_rate": 3e-3,
+            "clip_range": 0.2,
+            "epochs": 10,
+            "minibatch_size": 32,
+            "gamma": 0.99,
+            "gae_lambda": 1.0,
+            "bootstrap": False,  # the seed's returns are Monte-Carlo: no value bootstrap
+            "normalize_advantage": False,
+            "ent_coef": 0.0,
+            "max_grad_norm": 0.5,
+            "n_envs": 1,
+            "rollout_steps": 500,  # the seed updates after each episode; one full-length episode per rollout
+            "max_episodes": 1000,
+            "total_env_steps": 500_000,
+            "stop_on_solve": True,  # the seed stops once an episode outlasts 1000 steps
+            "eval_every_steps": 5000,
+        },
+    },
+}
+PRESETS["dqn"]["seed-large-batch"] = {
+    **PRESETS["dqn"]["seed"],
+    "description": "The seed's second DQN setting: lr 1e-3, buffer 1 000, batch 512 (otherwise as 'seed').",
+    "learning_rate": {"kind": "constant", "start": 1e-3},
+    "buffer_size": 1000,
+    "batch_size": 512,
+    "learning_starts": 512,
+}
+
+
+def preset_names(algo: str) -> list[str]:
+    config_class(algo)  # validates the name
+    return list(PRESETS[algo])
+
+
+def preset_description(algo: str, name: str) -> str:
+    return _preset(algo, name)["description"]
+
+
+def _preset(algo: str, name: str) -> dict[str, Any]:
+    config_class(algo)
+    try:
+        return PRESETS[algo][name]
+    except KeyError:
+        raise ConfigError([("preset", f"preset {name!r} is unknown for {algo}; allowed: "
+                                      f"{', '.join(PRESETS[algo])}")]) from None
+
+
+def preset_config(algo: str, name: str = "fast", **overrides: Any) -> TrainConfig:
+    """The preset's config, with optional field overrides (validated together)."""
+    fields = {k: v for k, v in _preset(algo, name).items() if k != "description"}
+    return config_class(algo)(**{**fields, **overrides})

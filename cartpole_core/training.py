@@ -1,0 +1,180 @@
+"""Train one run from (config, seed): the bookkeeping every algorithm shares.
+
+``train(config, seed, on_event=..., should_stop=...)`` runs the algorithm module for ``config.algo``. The
+algorithm loops own the learning; this module owns everything around it, so the three loops stay short:
+
+- counting env steps and episodes, and the budget (``total_env_steps``, ``max_episodes``);
+- the training clock, which pauses during evaluation (time-to-solve counts training wall-clock only);
+- periodic greedy evaluation every ``eval_every_steps`` and the final one, "solved" = mean ≥ 475 over 20;
+- the stop request, checked by the loops once per update (``run.done``);
+- emitting ``EpisodeEnded`` / ``Updated`` / ``Evaluated`` events to ``on_event``;
+- checkpoint hooks: ``on_checkpoint(agent, kind)`` for ``"periodic"``, ``"best"`` and ``"final"``.
+
+Same config and seed give the same curve on the CPU: all randomness comes from ``seed``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from cartpole_core.agent import Agent
+from cartpole_core.configs import TrainConfig
+from cartpole_core.evaluate import evaluate_returns, is_solved
+from cartpole_core.events import EpisodeEnded, Evaluated, Event, Updated
+
+EventSink = Callable[[Event], None]
+StopRequest = Callable[[], bool]
+CheckpointSink = Callable[[Agent, str], None]
+STOP_CHECK_INTERVAL_S = 0.02
+
+
+@dataclass
+class RunResult:
+    algo: str
+    seed: int
+    status: str  # "completed" or "stopped"
+    env_steps: int
+    episodes: int
+    train_seconds: float
+    solved: bool
+    time_to_solve_s: float | None
+    steps_to_solve: int | None
+    final_eval_mean: float | None
+    final_eval_std: float | None
+    best_eval_mean: float | None
+    env_steps_per_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Run:
+    """Shared state of one training run, handed to the algorithm loop."""
+
+    def __init__(self, config: TrainConfig, seed: int, on_event: EventSink | None = None,
+                 should_stop: StopRequest | None = None, on_checkpoint: CheckpointSink | None = None,
+                 checkpoint_every_steps: int | None = None):
+        self.config = config
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.env_steps = 0
+        self.episodes = 0
+        self.updates = 0
+        self.stopped = False
+        self.solved_at: tuple[float, int] | None = None  # (train seconds, env steps) at the first solved eval
+        self.last_eval: Evaluated | None = None
+        self.best_eval_mean: float | None = None
+        self._on_event = on_event or (lambda event: None)
+        self._should_stop = should_stop or (lambda: False)
+        self._on_checkpoint = on_checkpoint
+        self._checkpoint_every = checkpoint_every_steps
+        self._next_checkpoint = checkpoint_every_steps or 0
+        self._next_eval = config.eval_every_steps
+        self._next_stop_check = 0.0
+        self._clock_start = time.perf_counter()
+        self._paused_s = 0.0
+
+    # ---- clock
+
+    @property
+    def train_seconds(self) -> float:
+        return time.perf_counter() - self._clock_start - self._paused_s
+
+    # ---- progress reported by the algorithm loop
+
+    def add_steps(self, n: int) -> None:
+        self.env_steps += n
+
+    def log_episode(self, episode_return: float, length: int, epsilon: float | None, learning_rate: float) -> None:
+        self.episodes += 1
+        self._on_event(EpisodeEnded(self.episodes, self.env_steps, float(episode_return), int(length),
+                                    None if epsilon is None else float(epsilon), float(learning_rate),
+                                    self.train_seconds))
+
+    def log_update(self, **metrics: float) -> None:
+        self.updates += 1
+        self._on_event(Updated(self.updates, self.env_steps, {k: float(v) for k, v in metrics.items()},
+                               self.train_seconds))
+
+    @property
+    def done(self) -> bool:
+        """Budget spent, stop requested, or solved with ``stop_on_solve``: the loop ends at its next check."""
+        now = time.perf_counter()
+        if now >= self._next_stop_check:  # the request may cost a syscall: ask at most every 20 ms
+            self._next_stop_check = now + STOP_CHECK_INTERVAL_S
+            self.stopped = self.stopped or bool(self._should_stop())
+        budget_spent = self.env_steps >= self.config.total_env_steps or (
+            self.config.max_episodes is not None and self.episodes >= self.config.max_episodes)
+        return self.stopped or budget_spent or (self.config.stop_on_solve and self.solved_at is not None)
+
+    def after_step(self, agent: Agent) -> None:
+        """Run the periodic evaluation and checkpoint when due; call once per loop iteration."""
+        if self.env_steps >= self._next_eval:
+            self._next_eval = (self.env_steps // self.config.eval_every_steps + 1) * self.config.eval_every_steps
+            self.evaluate(agent)
+        if self._checkpoint_every and self._on_checkpoint and self.env_steps >= self._next_checkpoint:
+            self._next_checkpoint = (self.env_steps // self._checkpoint_every + 1) * self._checkpoint_every
+            self._paused(lambda: self._on_checkpoint(agent, "periodic"))
+
+    def _paused(self, work: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self._paused_s += time.perf_counter() - started
+
+    def evaluate(self, agent: Agent) -> Evaluated:
+        returns = self._paused(lambda: evaluate_returns(agent.act_batch))
+        mean = float(returns.mean())
+        event = Evaluated(self.env_steps, self.episodes, mean, float(returns.std()), is_solved(mean),
+                          self.train_seconds)
+        self.last_eval = event
+        if event.solved and self.solved_at is None:
+            self.solved_at = (event.time_s, event.env_steps)
+        self._on_event(event)
+        if self.best_eval_mean is None or mean > self.best_eval_mean:
+            self.best_eval_mean = mean
+            if self._on_checkpoint:
+                self._paused(lambda: self._on_checkpoint(agent, "best"))
+        return event
+
+    def finish(self, agent: Agent) -> RunResult:
+        seconds = self.train_seconds
+        last = self.last_eval
+        if last is None or last.env_steps != self.env_steps:
+            last = self.evaluate(agent)
+        if self._on_checkpoint:
+            self._on_checkpoint(agent, "final")
+        return RunResult(
+            algo=self.config.algo, seed=self.seed, status="stopped" if self.stopped else "completed",
+            env_steps=self.env_steps, episodes=self.episodes, train_seconds=seconds,
+            solved=self.solved_at is not None,
+            time_to_solve_s=None if self.solved_at is None else self.solved_at[0],
+            steps_to_solve=None if self.solved_at is None else self.solved_at[1],
+            final_eval_mean=last.mean_return, final_eval_std=last.std_return, best_eval_mean=self.best_eval_mean,
+            env_steps_per_s=self.env_steps / seconds if seconds > 0 else 0.0,
+        )
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(config: TrainConfig, seed: int = 0, on_event: EventSink | None = None,
+          should_stop: StopRequest | None = None, on_checkpoint: CheckpointSink | None = None,
+          checkpoint_every_steps: int | None = None) -> tuple[Agent, RunResult]:
+    """Train one run; returns the final agent and its summary."""
+    from cartpole_core.algos import ALGORITHM_LOOPS
+
+    seed_everything(seed)
+    run = Run(config, seed, on_event, should_stop, on_checkpoint, checkpoint_every_steps)
+    agent = ALGORITHM_LOOPS[config.algo](config, run)
+    return agent, run.finish(agent)
