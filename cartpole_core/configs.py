@@ -19,8 +19,6 @@ from typing import Any, ClassVar, Literal
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cartpole_core.schedules import SCHEDULE_KINDS
-
 ALGORITHMS = ("qlearning", "dqn", "ppo")
 OBS_NAMES = ("cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu")
@@ -293,6 +291,21 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     return config_class(str(data.pop("algo", None)))(**data)
 
 
+def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """A copy of ``config`` with dotted-name overrides applied (``{"epsilon.start": 0.5, "gamma": 0.9}``)."""
+    data = config.model_dump()
+    for name, value in overrides.items():
+        *parents, leaf = name.split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError([(name, f"unknown field {name!r}; allowed fields: "
+                                          f"{', '.join(sorted(spec_lookup(type(config))))}")])
+            node = node[part]
+        node[leaf] = value
+    return type(config)(**data)
+
+
 def config_from_json(text: str) -> TrainConfig:
     try:
         data = json.loads(text)
@@ -418,7 +431,8 @@ def _problems(cls: type[_Model], err: ValidationError) -> list[tuple[str, str]]:
             problems.append((field, f"unknown field {field!r}; allowed fields: {allowed}"))
         elif field in specs:
             detail = f" ({item['msg']})" if specs[field].kind.endswith("list") else ""
-            problems.append((field, f"{field} ({_short(value)}) is not allowed: must be {specs[field].allowed()}{detail}"))
+            allowed = specs[field].allowed()
+            problems.append((field, f"{field} ({_short(value)}) is not allowed: must be {allowed}{detail}"))
         else:
             problems.append((field, f"{field} ({_short(value)}) is not allowed: {item['msg']}"))
     # pydantic reports each union branch; one message per field is what a person wants to read.

@@ -22,7 +22,6 @@ import numpy as np
 if TYPE_CHECKING:
     from cartpole_core.configs import Schedule
 
-SCHEDULE_KINDS = ("constant", "linear", "exponential", "log_decay")
 
 
 def constant(t: float, start: float) -> float:
