@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -27,8 +28,9 @@ ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu")
 class ConfigError(ValueError):
     """Invalid configuration. ``problems`` holds ``(field, message)`` pairs so a UI can show each inline."""
 
-    def __init__(self, problems: list[tuple[str, str]]):
+    def __init__(self, problems: list[tuple[str, str]], source: tuple[type, ValidationError] | None = None):
         self.problems = problems
+        self.source = source  # the model class and pydantic's error, so an enclosing config can re-word them
         super().__init__("; ".join(message for _, message in problems))
 
 
@@ -53,7 +55,7 @@ class _Model(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as err:
-            raise ConfigError(_problems(type(self), err)) from None
+            raise ConfigError(_problems(type(self), err), source=(type(self), err)) from None
 
 
 # --------------------------------------------------------------------------------------------------- schedules
@@ -179,8 +181,9 @@ class QLearningConfig(TrainConfig):
             if not 1 <= count <= self.MAX_BINS:
                 raise ValueError(f"bins for {name} ({count}) must be between 1 and {self.MAX_BINS}")
         for name, lo, hi in zip(OBS_NAMES, self.low, self.high):
-            if not (abs(lo) <= self.MAX_BOUND and abs(hi) <= self.MAX_BOUND):
-                raise ValueError(f"bounds for {name} ({lo}, {hi}) must lie within ±{self.MAX_BOUND}")
+            for side, bound in (("low", lo), ("high", hi)):
+                if abs(bound) > self.MAX_BOUND:
+                    raise ValueError(f"{side} for {name} ({bound}) must lie within ±{self.MAX_BOUND}")
             if lo >= hi:
                 raise ValueError(f"low for {name} ({lo}) must be below high ({hi})")
         return self
@@ -309,7 +312,7 @@ def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
 def config_from_json(text: str) -> TrainConfig:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as err:
+    except ValueError as err:  # JSONDecodeError, or a number too long to convert
         raise ConfigError([("config", f"config is not valid JSON: {err}")]) from None
     return config_from_dict(data)
 
@@ -384,17 +387,20 @@ def _kind(annotation: Any) -> tuple[str, tuple[str, ...]]:
     raise TypeError(f"no widget kind for {annotation!r}")
 
 
-def field_specs(cls: type[_Model], prefix: str = "") -> list[FieldSpec]:
-    """Flat list of field specs, nested schedules expanded as ``epsilon.start`` etc."""
+def field_specs(cls: type[_Model], prefix: str = "", defaults: _Model | None = None) -> list[FieldSpec]:
+    """Flat list of field specs, nested schedules expanded as ``epsilon.start`` etc.
+
+    ``defaults`` is the enclosing field's default instance: DQN's ε schedule defaults differ from the class's.
+    """
     specs = []
     for name, info in cls.model_fields.items():
         annotation = info.annotation
+        default = info.default if defaults is None else getattr(defaults, name)
         if isinstance(annotation, type) and issubclass(annotation, _Model):
-            specs.extend(field_specs(annotation, f"{prefix}{name}."))
+            specs.extend(field_specs(annotation, f"{prefix}{name}.", default))
             continue
         kind, choices = _kind(annotation)
         extra = info.json_schema_extra or {}
-        default = info.default
         specs.append(FieldSpec(
             name=prefix + name, kind=kind, description=info.description or "", default=default,
             typical=tuple(extra["typical"]) if extra.get("typical") else None, log=bool(extra.get("log")),
@@ -407,31 +413,33 @@ def spec_lookup(cls: type[_Model]) -> dict[str, FieldSpec]:
     return {spec.name: spec for spec in field_specs(cls)}
 
 
-def _problems(cls: type[_Model], err: ValidationError) -> list[tuple[str, str]]:
+def _problems(cls: type[_Model], err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """One ``(field, message)`` per invalid field; nested fields are named ``prefix`` + name (``epsilon.start``)."""
     specs = spec_lookup(cls)
     problems = []
     for item in err.errors(include_url=False):
-        loc = [str(part) for part in item["loc"]]
-        # Drop list indices and pydantic's union-branch tags from the location to find the field name.
-        field = ".".join(part for part in loc if not part.isdigit() and part not in ("int", "float", "none"))
+        relative = _field_name(item["loc"], specs)
+        field = prefix + relative
         value = item.get("input")
         if item["type"] == "value_error":
             error = item.get("ctx", {}).get("error")
-            if isinstance(error, ConfigError):  # a nested schedule validated itself: qualify its field names
-                problems.extend((f"{field}.{name}", message.replace(name, f"{field}.{name}", 1))
-                                for name, message in error.problems)
+            if isinstance(error, ConfigError) and error.source:  # a nested schedule validated itself
+                nested_cls, nested_err = error.source
+                problems.extend(_problems(nested_cls, nested_err, prefix=f"{field}."))
                 continue
             message = str(error) if error is not None else item["msg"]
             # Cross-field messages start with the field they blame, e.g. "batch_size (512) must not exceed ...".
             blamed = message.split(" ", 1)[0]
-            problems.append(((f"{field}." if field else "") + blamed if blamed in _names(specs, field) else
-                             field or cls.__name__, message))
+            if blamed in _names(specs, relative):
+                field = f"{field}.{blamed}" if relative else prefix + blamed
+                message = prefix + message
+            problems.append((field or cls.__name__, message))
         elif item["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(specs))
+            allowed = ", ".join(prefix + name for name in sorted(specs))
             problems.append((field, f"unknown field {field!r}; allowed fields: {allowed}"))
-        elif field in specs:
-            detail = f" ({item['msg']})" if specs[field].kind.endswith("list") else ""
-            allowed = specs[field].allowed()
+        elif relative in specs:
+            detail = f" ({item['msg']})" if specs[relative].kind.endswith("list") else ""
+            allowed = specs[relative].allowed()
             problems.append((field, f"{field} ({_short(value)}) is not allowed: must be {allowed}{detail}"))
         else:
             problems.append((field, f"{field} ({_short(value)}) is not allowed: {item['msg']}"))
@@ -442,6 +450,18 @@ def _problems(cls: type[_Model], err: ValidationError) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def _field_name(loc: tuple[str | int, ...], specs: dict[str, FieldSpec]) -> str:
+    """The field a pydantic error location points at: list indices and union-branch tags after it dropped."""
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        parts.append(part)
+        if ".".join(parts) in specs:
+            break
+    return ".".join(parts)
+
+
 def _names(specs: dict[str, FieldSpec], prefix: str) -> set[str]:
     """Field names directly under ``prefix`` (top level when empty)."""
     head = f"{prefix}." if prefix else ""
@@ -449,5 +469,8 @@ def _names(specs: dict[str, FieldSpec], prefix: str) -> set[str]:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr (Python's 4300-digit limit)
+        return f"<integer with more than {sys.get_int_max_str_digits()} digits>"
     return text if len(text) <= 60 else text[:57] + "..."

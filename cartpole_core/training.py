@@ -8,7 +8,7 @@ algorithm loops own the learning; this module owns everything around it, so the 
 - periodic greedy evaluation every ``eval_every_steps`` and the final one, "solved" = mean ≥ 475 over 20;
 - the stop request, checked by the loops once per update (``run.done``);
 - emitting ``EpisodeEnded`` / ``Updated`` / ``Evaluated`` events to ``on_event``;
-- checkpoint hooks: ``on_checkpoint(agent, kind)`` for ``"periodic"``, ``"best"`` and ``"final"``.
+- checkpoint hooks: ``on_checkpoint(agent, kind, env_steps)`` for ``"periodic"``, ``"best"`` and ``"final"``.
 
 Same config and seed give the same curve on the CPU: all randomness comes from ``seed``.
 """
@@ -30,7 +30,7 @@ from cartpole_core.events import EpisodeEnded, Evaluated, Event, Updated
 
 EventSink = Callable[[Event], None]
 StopRequest = Callable[[], bool]
-CheckpointSink = Callable[[Agent, str], None]
+CheckpointSink = Callable[[Agent, str, int], None]  # (agent, kind, env_steps)
 STOP_CHECK_INTERVAL_S = 0.02
 
 
@@ -120,7 +120,7 @@ class Run:
             self.evaluate(agent)
         if self._checkpoint_every and self._on_checkpoint and self.env_steps >= self._next_checkpoint:
             self._next_checkpoint = (self.env_steps // self._checkpoint_every + 1) * self._checkpoint_every
-            self._paused(lambda: self._on_checkpoint(agent, "periodic"))
+            self._paused(lambda: self._on_checkpoint(agent, "periodic", self.env_steps))
 
     def _paused(self, work: Callable[[], object]) -> object:
         started = time.perf_counter()
@@ -141,7 +141,7 @@ class Run:
         if self.best_eval_mean is None or mean > self.best_eval_mean:
             self.best_eval_mean = mean
             if self._on_checkpoint:
-                self._paused(lambda: self._on_checkpoint(agent, "best"))
+                self._paused(lambda: self._on_checkpoint(agent, "best", self.env_steps))
         return event
 
     def finish(self, agent: Agent) -> RunResult:
@@ -150,7 +150,7 @@ class Run:
         if last is None or last.env_steps != self.env_steps:
             last = self.evaluate(agent)
         if self._on_checkpoint:
-            self._on_checkpoint(agent, "final")
+            self._on_checkpoint(agent, "final", self.env_steps)
         return RunResult(
             algo=self.config.algo, seed=self.seed, status="stopped" if self.stopped else "completed",
             env_steps=self.env_steps, episodes=self.episodes, train_seconds=seconds,

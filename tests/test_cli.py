@@ -24,7 +24,8 @@ def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(("args", "named"), [
     (["train", "--algo", "qlearning", "--set", "gamma=2"], "gamma (2)"),
-    (["train", "--algo", "dqn", "--preset", "seed", "--set", "batch_size=512", "--set", "buffer_size=256"], "batch_size (512)"),
+    (["train", "--algo", "dqn", "--preset", "seed", "--set", "batch_size=512", "--set", "buffer_size=256"],
+     "batch_size (512)"),
     (["train", "--algo", "ppo", "--preset", "seed", "--set", "no_such_field=1"], "no_such_field"),
     (["train", "--algo", "qlearning", "--set", "epsilon.start=1.5"], "epsilon.start (1.5)"),
     (["train", "--algo", "qlearning", "--preset", "nope"], "preset 'nope'"),
@@ -57,7 +58,7 @@ def test_train_json_prints_result_line_and_checkpoint_loads(tmp_path):
                      "--set", "total_env_steps=20000", home=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert REQUIRED_KEYS <= set(summary)
+    assert set(summary) >= REQUIRED_KEYS
     assert summary["algo"] == "qlearning" and summary["seed"] == 3 and summary["status"] == "completed"
     assert summary["env_steps"] >= 20000
     checkpoint = Path(summary["checkpoint"])
