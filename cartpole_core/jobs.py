@@ -1,0 +1,187 @@
+"""Background training: a queue in the run store, worker processes, cancel, crash detection.
+
+The queue *is* the store: ``submit`` writes runs with status ``queued``; a ``JobManager`` (held by whichever lab
+process is up — the dashboard or the CLI) starts queued runs in worker processes, at most ``max_workers`` at
+once, and notices workers that die. Workers are started with the ``spawn`` context from this importable module
+(never ``fork``: the parent may hold torch threads and a Streamlit server) and each sets
+``torch.set_num_threads(1)`` so N workers use N cores.
+
+A worker streams events into the store in batched transactions (every ``FLUSH_INTERVAL_S``, at least twice a
+second), saves periodic / best / final checkpoints under ``runs/<run_id>/``, and polls the run's cancel flag at
+each flush. Cancel is cooperative first (the loop stops at its next update, data kept, status ``cancelled``) and
+forceful second (terminate after ``CANCEL_GRACE_S``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cartpole_core.configs import TrainConfig
+from cartpole_core.paths import new_run_id
+from cartpole_core.store import RunStore
+
+FLUSH_INTERVAL_S = 0.25
+CANCEL_GRACE_S = 1.5
+CHECKPOINTS_PER_RUN = 10  # periodic checkpoints spread over the budget, so replays can show the policy evolving
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "the worker process disappeared"
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " — possibly out of memory" if name == "SIGKILL" else ""
+        return f"the worker process was killed by {name}{hint}"
+    return f"the worker process exited with code {exitcode}"
+
+
+@dataclass
+class JobManager:
+    """Starts queued runs in worker processes and watches them. Call ``pump()`` regularly (e.g. each UI poll)."""
+
+    home: Path
+    max_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def __post_init__(self) -> None:
+        self.store = RunStore(self.home)
+        self._context = mp.get_context("spawn")
+        self._workers: dict[str, Any] = {}
+        self._cancel_deadline: dict[str, float] = {}
+
+    def submit(self, config: TrainConfig, seeds: list[int], *, preset: str | None = None, name: str | None = None,
+               tags: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+        """Queue one run per seed as one group; returns (group_id, run_ids)."""
+        group_id = new_run_id(f"group-{config.algo}")
+        run_ids = []
+        for seed in seeds:
+            run_id = new_run_id(config.algo)
+            label = f"{name or config.algo} · seed {seed}"
+            self.store.create_run(run_id, config.to_json(), config.algo, seed, name=label, preset=preset,
+                                  group_id=group_id, tags=tags)
+            run_ids.append(run_id)
+        self.pump()
+        return group_id, run_ids
+
+    def pump(self) -> None:
+        """Reap finished or dead workers, enforce cancel deadlines, start queued runs up to the limit."""
+        for run_id, process in list(self._workers.items()):
+            if process.is_alive():
+                deadline = self._cancel_deadline.get(run_id)
+                if deadline is not None and time.monotonic() > deadline:
+                    process.terminate()
+                continue
+            process.join()
+            run = self.store.get_run(run_id)
+            if run and run["status"] in ("queued", "running"):
+                if run_id in self._cancel_deadline:
+                    self.store.set_status(run_id, "cancelled")
+                else:
+                    self.store.set_status(run_id, "failed", _exit_reason(process.exitcode))
+            del self._workers[run_id]
+            self._cancel_deadline.pop(run_id, None)
+        free = self.max_workers - len(self._workers)
+        if free <= 0:
+            return
+        queued = sorted(self.store.list_runs(status="queued"), key=lambda run: run["created_at"])
+        for run in queued[:free]:
+            process = self._context.Process(target=worker_main, args=(str(self.home), run["id"]),
+                                            name=f"cartpole-lab-{run['id']}", daemon=False)
+            process.start()
+            self.store.mark_running(run["id"], process.pid)
+            self._workers[run["id"]] = process
+
+    def cancel(self, run_id: str) -> None:
+        """Ask the run to stop; a queued run is cancelled at once, a running one within ~CANCEL_GRACE_S."""
+        self.store.request_cancel(run_id)
+        run = self.store.get_run(run_id)
+        if run and run["status"] == "queued":
+            self.store.set_status(run_id, "cancelled")
+        elif run_id in self._workers:
+            self._cancel_deadline[run_id] = time.monotonic() + CANCEL_GRACE_S
+
+    @property
+    def active(self) -> list[str]:
+        return list(self._workers)
+
+    def wait(self, timeout_s: float | None = None, poll_s: float = 0.1) -> bool:
+        """Pump until nothing is queued or running (True) or the timeout passes (False)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            self.pump()
+            if not self._workers and not self.store.list_runs(status="queued"):
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+
+
+class _EventWriter:
+    """Buffers events and flushes them in one transaction at most every FLUSH_INTERVAL_S; checks cancel."""
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store, self.run_id = store, run_id
+        self.buffer: list = []
+        self.next_flush = time.monotonic() + FLUSH_INTERVAL_S
+        self.cancelled = False
+
+    def __call__(self, event: Any) -> None:
+        self.buffer.append(event)
+        if time.monotonic() >= self.next_flush:
+            self.flush()
+
+    def flush(self) -> None:
+        self.next_flush = time.monotonic() + FLUSH_INTERVAL_S
+        if self.buffer:
+            self.store.append_events(self.run_id, self.buffer)
+            self.buffer = []
+        self.cancelled = self.cancelled or self.store.cancel_requested(self.run_id)
+
+    def should_stop(self) -> bool:
+        if time.monotonic() >= self.next_flush:
+            self.flush()
+        return self.cancelled
+
+
+def worker_main(home: str, run_id: str) -> None:
+    """Entry point of a worker process: train one stored run, streaming into the store."""
+    import torch
+
+    from cartpole_core.agent import save_checkpoint
+    from cartpole_core.configs import config_from_json
+    from cartpole_core.training import train
+
+    torch.set_num_threads(1)
+    store = RunStore(Path(home), recover=False)
+    run = store.get_run(run_id)
+    writer = _EventWriter(store, run_id)
+    run_dir = store.run_dir(run_id)
+
+    def on_checkpoint(agent: Any, kind: str, env_steps: int) -> None:
+        name = f"step-{env_steps:09d}.pt" if kind == "periodic" else f"{kind}.pt"
+        path = save_checkpoint(agent, run_dir / name, env_steps=env_steps, kind=kind)
+        store.add_artifact(run_id, kind, env_steps, path)
+
+    try:
+        config = config_from_json(run["config_json"])
+        store.mark_running(run_id, os.getpid())
+        _, result = train(config, seed=run["seed"], on_event=writer, should_stop=writer.should_stop,
+                          on_checkpoint=on_checkpoint,
+                          checkpoint_every_steps=max(1, config.total_env_steps // CHECKPOINTS_PER_RUN))
+        writer.flush()
+        store.finish_run(run_id, result, "cancelled" if result.status == "stopped" else "completed")
+    except FloatingPointError as err:
+        writer.flush()
+        store.set_status(run_id, "failed", str(err))
+    except Exception as err:  # report, don't lose: the data flushed so far stays
+        try:
+            writer.flush()
+        finally:
+            last = traceback.format_exception_only(type(err), err)[-1].strip()
+            store.set_status(run_id, "failed", last)

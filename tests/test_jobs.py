@@ -1,0 +1,93 @@
+"""Background jobs with real worker processes and a real SQLite file: run, cancel, crash, concurrency."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from cartpole_core.jobs import JobManager
+from cartpole_core.presets import preset_config
+
+LONG = preset_config("qlearning", "seed", total_env_steps=20_000_000, max_episodes=None, n_envs=1)
+
+
+def wait_for(predicate, timeout_s: float, manager: JobManager | None = None, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if manager:
+            manager.pump()
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def episodes_stored(manager: JobManager, run_id: str) -> int:
+    return len(manager.store.episodes(run_id))
+
+
+def test_group_of_seeds_trains_to_completion_with_metrics_and_checkpoints(tmp_path):
+    manager = JobManager(tmp_path, max_workers=2)
+    config = preset_config("qlearning", "fast", total_env_steps=20_000, stop_on_solve=False)
+    group_id, run_ids = manager.submit(config, [0, 1, 2], preset="fast")
+    assert len(run_ids) == 3
+    assert len(manager.active) <= 2
+    assert manager.wait(timeout_s=240)
+    for run in manager.store.list_runs(group_id=group_id):
+        assert run["status"] == "completed", run["error"]
+        assert run["env_steps"] >= 20_000
+        assert episodes_stored(manager, run["id"]) == run["episodes"] > 0
+        kinds = {a["kind"] for a in manager.store.artifacts(run["id"])}
+        assert {"periodic", "best", "final"} <= kinds
+        assert all(a["path"].is_file() for a in manager.store.artifacts(run["id"]))
+
+
+def test_cancel_keeps_metrics_and_ends_cancelled_quickly(tmp_path):
+    manager = JobManager(tmp_path, max_workers=1)
+    _, (run_id,) = manager.submit(LONG, [0])
+    wait_for(lambda: episodes_stored(manager, run_id) > 0, 120, manager, "first episodes")
+    started = time.monotonic()
+    manager.cancel(run_id)
+    wait_for(lambda: manager.store.get_run(run_id)["status"] == "cancelled", 10, manager, "cancelled")
+    assert time.monotonic() - started < 2.5
+    run = manager.store.get_run(run_id)
+    assert episodes_stored(manager, run_id) == run["episodes"] > 0
+    assert any(a["kind"] == "final" for a in manager.store.artifacts(run_id))
+
+
+def test_queued_run_cancels_at_once(tmp_path):
+    manager = JobManager(tmp_path, max_workers=1)
+    _, (first, second) = manager.submit(LONG, [0, 1])
+    assert manager.store.get_run(second)["status"] == "queued"
+    manager.cancel(second)
+    assert manager.store.get_run(second)["status"] == "cancelled"
+    manager.cancel(first)
+    assert manager.wait(timeout_s=60)
+
+
+def test_killed_worker_is_failed_with_reason_and_data_kept(tmp_path):
+    manager = JobManager(tmp_path, max_workers=1)
+    _, (run_id,) = manager.submit(LONG, [0])
+    wait_for(lambda: episodes_stored(manager, run_id) > 0, 120, manager, "first episodes")
+    pid = manager.store.get_run(run_id)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: manager.store.get_run(run_id)["status"] == "failed", 10, manager, "failed")
+    assert time.monotonic() - killed < 5
+    run = manager.store.get_run(run_id)
+    assert "SIGKILL" in run["error"]
+    assert episodes_stored(manager, run_id) > 0
+
+
+@pytest.mark.parametrize("runs", [8])
+def test_concurrent_writers_store_every_episode(tmp_path, runs):
+    manager = JobManager(tmp_path, max_workers=runs)
+    config = preset_config("qlearning", "seed", total_env_steps=3_000, max_episodes=None)
+    _, run_ids = manager.submit(config, list(range(runs)))
+    assert manager.wait(timeout_s=600)
+    for run_id in run_ids:
+        run = manager.store.get_run(run_id)
+        assert run["status"] == "completed", run["error"]
+        assert episodes_stored(manager, run_id) == run["episodes"] > 0
