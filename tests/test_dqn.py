@@ -1,0 +1,195 @@
+"""DQN: the replay buffer, the TD target, what the loop stores and counts, determinism, learning, stopping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cartpole_core.algos import dqn
+from cartpole_core.configs import DQNConfig
+from cartpole_core.events import EpisodeEnded, Updated
+from cartpole_core.presets import preset_config
+from cartpole_core.training import train
+
+SMALL = {"hidden_sizes": [16, 16], "learning_starts": 200, "batch_size": 32, "train_freq": 4, "gradient_steps": 2,
+         "target_update_interval": 50, "total_env_steps": 1500, "eval_every_steps": 100_000}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def rows(values: list[int]) -> tuple[np.ndarray, ...]:
+    """Transitions whose every field encodes the row's number, so a stored row can be recognised."""
+    v = np.asarray(values)
+    obs = np.repeat(v[:, None], 4, axis=1).astype(np.float32)
+    return obs, v % 2, v.astype(np.float32), obs + 0.5, (v % 3 == 0).astype(np.float32)
+
+
+def fixed_q(weight: list[list[float]]) -> nn.Module:
+    """A Q-network whose values are a fixed linear function of the observation."""
+    net = nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor(weight))
+    return net
+
+
+def collect(config: DQNConfig, seed: int, **kwargs):
+    events = []
+    agent, result = train(config, seed=seed, on_event=events.append, **kwargs)
+    return agent, result, events
+
+
+# ------------------------------------------------------------------------------------------------ replay buffer
+
+
+@pytest.mark.parametrize("chunks", [[3, 4], [7], [1] * 7], ids=["3+4", "7-at-once", "one-by-one"])
+def test_replay_buffer_wraps_around_and_keeps_the_newest(chunks):
+    buffer = dqn.ReplayBuffer(capacity=5)
+    start = 0
+    for size in chunks:
+        buffer.add(*rows(list(range(start, start + size))))
+        start += size
+
+    assert len(buffer) == 5
+    # Rows 0 and 1 were overwritten by 5 and 6 in place; 2, 3, 4 are where they were.
+    assert buffer.obs[:, 0].tolist() == [5, 6, 2, 3, 4]
+    assert buffer.actions.tolist() == [1, 0, 0, 1, 0]
+    assert buffer.rewards.tolist() == [5, 6, 2, 3, 4]
+    assert buffer.next_obs[:, 3].tolist() == [5.5, 6.5, 2.5, 3.5, 4.5]
+    assert buffer.terminated.tolist() == [0, 1, 0, 1, 0]
+
+    obs, actions, rewards, next_obs, terminated = buffer.sample(200, np.random.default_rng(0))
+    assert obs.shape == (200, 4) and next_obs.shape == (200, 4) and actions.dtype == torch.int64
+    assert set(rewards.tolist()) == {2, 3, 4, 5, 6}  # every stored row can come out; nothing else does
+    # The fields of a sampled row still belong together.
+    assert torch.equal(obs[:, 0], rewards) and torch.equal(next_obs[:, 0], rewards + 0.5)
+    assert torch.equal(actions, rewards.long() % 2)
+
+
+def test_replay_buffer_samples_only_what_was_added_before_it_is_full():
+    buffer = dqn.ReplayBuffer(capacity=100)
+    buffer.add(*rows([7, 8]))
+    _, _, rewards, _, _ = buffer.sample(50, np.random.default_rng(1))
+    assert len(buffer) == 2 and set(rewards.tolist()) == {7, 8}  # never the zero-filled empty rows
+
+
+# --------------------------------------------------------------------------------------------------- TD target
+
+ONLINE = [[1, 0, 0, 0], [0, 1, 0, 0]]  # Q_online(s) = (s0, s1)
+TARGET = [[0, 0, 1, 0], [0, 0, 0, 1]]  # Q_target(s) = (s2, s3)
+
+
+def test_td_target_bootstraps_unless_terminated():
+    next_obs = torch.tensor([[0, 0, 7, 4], [0, 0, 7, 4], [0, 0, 2, 3]], dtype=torch.float32)
+    rewards = torch.tensor([1.0, 1.0, 0.5])
+    terminated = torch.tensor([0.0, 1.0, 0.0])  # row 0: alive or truncated; row 1: the pole fell
+    target = dqn.td_target(rewards, terminated, next_obs, 0.9, fixed_q(TARGET))
+    # 1 + 0.9 · max(7, 4) = 7.3;  terminated: just the reward 1;  0.5 + 0.9 · max(2, 3) = 3.2
+    assert target.tolist() == pytest.approx([7.3, 1.0, 3.2])
+
+
+def test_double_dqn_target_values_the_online_networks_choice_with_the_target_network():
+    next_obs = torch.tensor([[2, 5, 7, 4], [6, 1, 7, 4]], dtype=torch.float32)
+    rewards = torch.tensor([1.0, 1.0])
+    terminated = torch.tensor([0.0, 0.0])
+    target = dqn.td_target(rewards, terminated, next_obs, 0.5, fixed_q(TARGET), online_net=fixed_q(ONLINE))
+    # Row 0: online prefers action 1 (5 > 2), target values it 4 → 1 + 0.5 · 4 = 3 (plain DQN would take 7).
+    # Row 1: online prefers action 0 (6 > 1), target values it 7 → 1 + 0.5 · 7 = 4.5.
+    assert target.tolist() == pytest.approx([3.0, 4.5])
+    plain = dqn.td_target(rewards, terminated, next_obs, 0.5, fixed_q(TARGET))
+    assert plain.tolist() == pytest.approx([4.5, 4.5])
+
+
+# ----------------------------------------------------------------------------------------------- training loop
+
+
+def test_loop_stores_live_transitions_and_marks_only_real_falls_terminal(monkeypatch):
+    """Time-limit cuts are stored as not terminated (they bootstrap); the autoreset step is not stored."""
+    buffers = []
+
+    class RecordingBuffer(dqn.ReplayBuffer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            buffers.append(self)
+
+    monkeypatch.setattr(dqn, "ReplayBuffer", RecordingBuffer)
+    config = DQNConfig(**{**SMALL, "n_envs": 3, "max_episode_steps": 12, "total_env_steps": 600,
+                          "buffer_size": 1000})
+    _, result, events = collect(config, seed=5)
+    buffer = buffers[0]
+    episodes = [e for e in events if isinstance(e, EpisodeEnded)]
+
+    assert len(buffer) == result.env_steps  # one stored row per counted step: autoreset steps are neither
+    assert sum(e.length for e in episodes) <= result.env_steps < sum(e.length for e in episodes) + 3 * 12
+    next_obs, terminated = buffer.next_obs[:len(buffer)], buffer.terminated[:len(buffer)]
+    fell = (np.abs(next_obs[:, 0]) > 2.4) | (np.abs(next_obs[:, 2]) > 12 * 2 * np.pi / 360)
+    assert np.array_equal(terminated == 1, fell)
+    # Every episode shorter than the 12-step cap ended in a fall; some reached the cap without one (truncated).
+    assert sum(e.length < 12 for e in episodes) <= terminated.sum() < len(episodes)
+
+
+def test_train_freq_counts_env_steps_whatever_the_number_of_envs(monkeypatch):
+    monkeypatch.setattr(dqn, "LOG_EVERY_GRADIENT_STEPS", 1)  # one Updated event per gradient step
+    counts = {}
+    for n_envs in (1, 4):
+        config = DQNConfig(**{**SMALL, "n_envs": n_envs, "total_env_steps": 2000, "learning_starts": 400})
+        _, _, events = collect(config, seed=0)
+        counts[n_envs] = sum(isinstance(e, Updated) for e in events)
+    # Updates at env steps 400, 404, …, 2000: 401 of them, 2 gradient steps each.
+    assert counts[1] == 802
+    assert abs(counts[4] - 802) <= 8
+
+
+def test_same_seed_same_curve_and_updates_are_logged_sparingly():
+    config = DQNConfig(**{**SMALL, "n_envs": 2})
+    agent_a, result_a, events_a = collect(config, seed=3)
+    agent_b, _, events_b = collect(config, seed=3)
+    _, _, events_c = collect(config, seed=4)
+
+    def returns(events):
+        return [e.episode_return for e in events if isinstance(e, EpisodeEnded)]
+
+    assert len(returns(events_a)) > 10
+    assert returns(events_a) == returns(events_b)
+    assert returns(events_a) != returns(events_c)
+    for a, b in zip(agent_a.q_net.parameters(), agent_b.q_net.parameters()):
+        assert torch.equal(a, b)
+
+    updates = [e for e in events_a if isinstance(e, Updated)]
+    gradient_steps = (result_a.env_steps - 200) // 4 * 2
+    assert len(updates) == gradient_steps // dqn.LOG_EVERY_GRADIENT_STEPS > 0  # one event per 100 steps
+    assert {"td_loss", "mean_q", "epsilon", "learning_rate", "grad_norm"} <= set(updates[0].metrics)
+    assert all(np.isfinite(list(e.metrics.values())).all() for e in updates)
+
+
+def test_stop_request_ends_the_run_early():
+    _, result = train(DQNConfig(**SMALL), seed=0, should_stop=lambda: True)
+    assert result.status == "stopped" and result.env_steps < SMALL["total_env_steps"]
+
+    episodes = []
+    _, result = train(DQNConfig(**{**SMALL, "total_env_steps": 100_000}), seed=0, on_event=episodes.append,
+                      should_stop=lambda: len(episodes) >= 20)
+    assert result.status == "stopped" and result.env_steps < 10_000
+
+
+@pytest.mark.parametrize("name", ["seed", "seed-large-batch"])
+def test_seed_presets_run(name):
+    config = preset_config("dqn", name, total_env_steps=3000)
+    agent, result = train(config, seed=0)
+    assert result.status == "completed" and result.env_steps >= 3000 and result.episodes > 0
+    assert agent.act(np.zeros(4, dtype=np.float32)) in (0, 1)
+
+
+def test_fast_preset_solves_within_its_budget():
+    config = preset_config("dqn", "fast")
+    _, result = train(config, seed=0)
+    assert result.solved and result.steps_to_solve < config.total_env_steps
+    assert result.env_steps == result.steps_to_solve  # stop_on_solve: the run ends at the solved evaluation
+    assert result.final_eval_mean >= 475
