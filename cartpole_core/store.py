@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cartpole_core.events import EpisodeEnded, Evaluated, Event, Updated
 from cartpole_core.paths import ensure_data_home
@@ -301,6 +304,34 @@ class RunStore:
             conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?)",
                          (run_id, kind, env_steps, str(path.relative_to(self.home)), time.time()))
 
+    def rename(self, run_id: str, name: str) -> None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ValueError(f"a run name must be 1 to 200 characters, got {len(name)}")
+        self._update_existing(run_id, "UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
+
+    def set_tags(self, run_id: str, tags: Iterable[str]) -> None:
+        clean = sorted({tag.strip() for tag in tags if tag.strip()})
+        if any(len(tag) > 50 for tag in clean):
+            raise ValueError("a tag must be at most 50 characters")
+        self._update_existing(run_id, "UPDATE runs SET tags_json = ? WHERE id = ?", (json.dumps(clean), run_id))
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a finished run, its metrics and its artifacts folder. Active runs must be cancelled first."""
+        run = self.get_run(run_id)
+        if run is None:
+            raise KeyError(f"no run {run_id!r}")
+        if run["status"] in ACTIVE_STATUSES:
+            raise ValueError(f"run {run_id} is {run['status']}; cancel it before deleting")
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def _update_existing(self, run_id: str, sql: str, params: Sequence[Any]) -> None:
+        with self.transaction() as conn:
+            if conn.execute(sql, params).rowcount == 0:
+                raise KeyError(f"no run {run_id!r}")
+
     def mark_interrupted(self) -> int:
         """Runs left 'running' by a process that no longer exists become 'interrupted'. Returns how many."""
         stale = [row["id"] for row in self._query("SELECT id, pid FROM runs WHERE status = 'running'")
@@ -357,6 +388,46 @@ class RunStore:
                            + (" AND kind = ?" if kind else "") + " ORDER BY env_steps, created_at",
                            (run_id, kind) if kind else (run_id,))
         return [dict(row) | {"path": self.home / row["path"]} for row in rows]
+
+
+def group_curve(store: RunStore, run_ids: Sequence[str], x: str = "env_steps", y: str = "episode_return",
+                bins: int = 100) -> dict[str, np.ndarray]:
+    """Mean and std across runs of ``y`` per bin of ``x`` (``env_steps``, ``episode`` or ``time_s``).
+
+    Each run contributes its mean of ``y`` within a bin, carried forward over bins where it logged nothing
+    (a run that has ended keeps its last value only up to its own last x). ``n`` counts contributing runs.
+    """
+    if x not in ("env_steps", "episode", "time_s"):
+        raise ValueError(f"x must be env_steps, episode or time_s, got {x!r}")
+    series = []
+    for run_id in run_ids:
+        rows = store.episodes(run_id)
+        if rows:
+            series.append((np.array([r[x] for r in rows], dtype=float), np.array([r[y] for r in rows], dtype=float)))
+    if not series:
+        empty = np.array([])
+        return {"x": empty, "mean": empty, "std": empty, "n": empty}
+    edges = np.linspace(0.0, max(xs[-1] for xs, _ in series), bins + 1)
+    values = np.full((len(series), bins), np.nan)
+    for row, (xs, ys) in enumerate(series):
+        index = np.clip(np.searchsorted(edges, xs, side="right") - 1, 0, bins - 1)
+        sums = np.bincount(index, weights=ys, minlength=bins)
+        counts = np.bincount(index, minlength=bins)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_bin = sums / counts
+        last = -np.inf
+        for b in range(bins):  # carry forward across empty bins, up to the run's own end
+            if counts[b]:
+                last = per_bin[b]
+            elif edges[b] <= xs[-1] and np.isfinite(last):
+                per_bin[b] = last
+        values[row] = per_bin
+    present = ~np.isnan(values)
+    n = present.sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), np.nan)
+        std = np.sqrt(np.where(n > 0, np.nansum((values - mean) ** 2, axis=0) / np.maximum(n, 1), np.nan))
+    return {"x": (edges[:-1] + edges[1:]) / 2, "mean": mean, "std": std, "n": n}
 
 
 def _statements(script: str) -> list[str]:
