@@ -1,4 +1,6 @@
-"""Command line: ``python -m cartpole_core train --algo {qlearning,dqn,ppo} [--preset NAME] [--set k=v …]``.
+"""Command line: ``python -m cartpole_core train --algo {qlearning,dqn,ppo} [--preset NAME] [--set k=v …]``,
+``runs list|show|cancel|delete|export|import``, ``presets`` and ``fields``. Runs train into the run store, so
+they appear in the dashboard like runs launched there.
 
 Bad input exits 2 with one line naming what was wrong and what is allowed, and writes nothing. With ``--json``
 the last stdout line is one JSON object (see DESIGN.md, "Contracts"); otherwise a progress bar on stderr shows
@@ -9,16 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections import deque
+from pathlib import Path
 from typing import Any
 
-from cartpole_core.agent import save_checkpoint
-from cartpole_core.configs import ALGORITHMS, ConfigError, TrainConfig
+from cartpole_core.configs import ALGORITHMS, ConfigError
 from cartpole_core.events import EpisodeEnded, Evaluated, Event
 from cartpole_core.paths import DataHomeError, data_home, ensure_data_home, new_run_id
 from cartpole_core.presets import preset_config
+from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore, StoreError
 
+HOME_HELP = "data home (default: $CARTPOLE_LAB_HOME or ./lab-data)"
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
@@ -69,7 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config field, e.g. --set learning_rate.start=3e-4 --set hidden_sizes=64,64")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--json", action="store_true", help="no progress bar; print one JSON result line")
-    train.add_argument("--home", help="data home (default: $CARTPOLE_LAB_HOME or ./lab-data)")
+    train.add_argument("--name", help="a name for the run (default: its id)")
+    train.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
+    train.add_argument("--home", help=HOME_HELP)
+    runs = commands.add_parser("runs", help="list, show, cancel, delete, export and import stored runs")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
+    listing = runs_commands.add_parser("list", help="list runs, newest first")
+    listing.add_argument("--algo", choices=ALGORITHMS)
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--tag")
+    for name, text in (("show", "a run's record and evaluations"), ("cancel", "stop a queued or running run"),
+                       ("delete", "delete a finished run with its metrics and checkpoints")):
+        command = runs_commands.add_parser(name, help=text)
+        command.add_argument("run_id")
+    export = runs_commands.add_parser("export", help="write runs (config, metrics CSV, checkpoints) to a zip")
+    export.add_argument("run_ids", nargs="+", metavar="run_id")
+    export.add_argument("--out", help="zip file to write (default: <first run id>.zip)")
+    importing = runs_commands.add_parser("import", help="add the runs of an exported zip to the store")
+    importing.add_argument("file")
+    for command in runs_commands.choices.values():
+        command.add_argument("--home", help=HOME_HELP)
+        command.add_argument("--json", action="store_true", help="machine-readable output")
     presets = commands.add_parser("presets", help="list presets and their descriptions")
     presets.add_argument("--algo", choices=ALGORITHMS)
     fields = commands.add_parser("fields", help="list an algorithm's config fields with bounds and typical ranges")
@@ -104,10 +129,18 @@ class ProgressBar:
         self.bar.close()
 
 
+def _open_store(home_arg: str | None) -> RunStore:
+    """The run store (runs left 'running' by dead processes become 'interrupted' as it opens)."""
+    try:
+        return RunStore(ensure_data_home(data_home(home_arg)))
+    except (DataHomeError, StoreError) as err:
+        raise BadInput(str(err)) from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from cartpole_core.training import train
+    from cartpole_core.jobs import execute_run
 
     try:
         config = preset_config(args.algo, args.preset, parse_overrides(args.overrides))
@@ -115,36 +148,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise BadInput(str(err)) from None
     if args.seed < 0:
         raise BadInput(f"--seed ({args.seed}) must be a non-negative integer")
-    try:
-        home = ensure_data_home(data_home(args.home))
-    except DataHomeError as err:
-        raise BadInput(str(err)) from None
+    store = _open_store(args.home)
 
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
-    run_id = new_run_id(config.algo)
-    run_dir = home / "runs" / run_id
-    label = f"{config.algo}/{args.preset} seed {args.seed}"
-    progress = None if args.json else ProgressBar(config.total_env_steps, label)
+    run_id = store.create_run(new_run_id(config.algo), config.to_json(), config.algo, args.seed,
+                              preset=args.preset, name=args.name, tags=args.tag)
+    progress = None if args.json else ProgressBar(config.total_env_steps, f"{config.algo}/{args.preset} "
+                                                                          f"seed {args.seed}")
+    interrupted = []
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))  # Ctrl-C: stop cleanly
     try:
-        agent, result = train(config, seed=args.seed, on_event=progress)
-    except FloatingPointError as err:
-        print(json.dumps({"run_id": run_id, "algo": config.algo, "seed": args.seed, "status": "failed",
-                          "error": str(err)}) if args.json else f"error: {err}", file=sys.stdout)
-        return EXIT_FAILED
+        result = execute_run(store, run_id, on_event=progress, should_stop=lambda: bool(interrupted))
     finally:
+        signal.signal(signal.SIGINT, previous_handler)
         if progress:
             progress.close()
-    checkpoint = save_checkpoint(agent, run_dir / "final.pt", env_steps=result.env_steps, seed=args.seed)
-    (run_dir / "config.json").write_text(config.to_json() + "\n")
-    summary = {"run_id": run_id, "preset": args.preset, **result.to_dict(), "checkpoint": str(checkpoint)}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(_human_summary(summary, config))
+    run = store.get_run(run_id)
+    if result is None:
+        failure = {"run_id": run_id, "algo": config.algo, "seed": args.seed, "status": "failed",
+                   "error": run["error"]}
+        print(json.dumps(failure) if args.json else f"error: run {run_id} failed: {run['error']}")
+        return EXIT_FAILED
+    final = store.artifacts(run_id, "final")
+    summary = {"run_id": run_id, "preset": args.preset, **result.to_dict(), "status": run["status"],
+               "checkpoint": str(final[-1]["path"]) if final else None}
+    print(json.dumps(summary) if args.json else _human_summary(summary))
     return 0
 
 
-def _human_summary(summary: dict[str, Any], config: TrainConfig) -> str:
+def _human_summary(summary: dict[str, Any]) -> str:
     solved = (f"solved after {summary['time_to_solve_s']:.2f} s ({summary['steps_to_solve']:,} env steps)"
               if summary["solved"] else "not solved")
     return (f"{summary['run_id']}: {summary['status']}, {summary['env_steps']:,} env steps, "
@@ -173,10 +205,77 @@ def cmd_fields(args: argparse.Namespace) -> int:
     return 0
 
 
+def _get_run(store: RunStore, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    if run is None:
+        raise BadInput(f"no run {run_id!r} in {store.home}; `runs list` shows the stored runs")
+    return run
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from cartpole_core.archive import ImportRejected, export_runs, import_runs
+
+    store = _open_store(args.home)
+    command = args.runs_command
+    if command == "list":
+        runs = store.list_runs(algo=args.algo, status=args.status, tag=args.tag)
+        if args.json:
+            print(json.dumps([{k: v for k, v in run.items() if k != "config_json"} for run in runs]))
+            return 0
+        print(f"{'run id':34} {'status':11} {'steps':>9} {'eval':>6} {'solved at':>9}  name")
+        for run in runs:
+            final = "-" if run["final_eval"] is None else f"{run['final_eval']:.0f}"
+            solved = "-" if run["time_to_solve_s"] is None else f"{run['time_to_solve_s']:.2f}s"
+            print(f"{run['id']:34} {run['status']:11} {run['env_steps']:>9,} {final:>6} {solved:>9}  {run['name']}")
+        return 0
+    if command == "import":
+        try:
+            run_ids = import_runs(store, Path(args.file))
+        except ImportRejected as err:
+            raise BadInput(str(err)) from None
+        print(json.dumps({"imported": run_ids}) if args.json else f"imported {len(run_ids)} run(s): "
+                                                                   f"{', '.join(run_ids)}")
+        return 0
+    if command == "export":
+        for run_id in args.run_ids:
+            _get_run(store, run_id)
+        out = Path(args.out or f"{args.run_ids[0]}.zip")
+        export_runs(store, args.run_ids, out)
+        print(json.dumps({"exported": args.run_ids, "file": str(out)}) if args.json else f"wrote {out}")
+        return 0
+    run = _get_run(store, args.run_id)
+    if command == "show":
+        evaluations = store.evaluations(args.run_id)
+        if args.json:
+            print(json.dumps({**run, "evaluations": evaluations}))
+        else:
+            for key, value in run.items():
+                print(f"{key:16} {value}")
+            for row in evaluations[-10:]:
+                print(f"eval @ {row['env_steps']:>9,} steps: {row['mean_return']:6.1f} ± {row['std_return']:.1f}"
+                      f"{'  solved' if row['solved'] else ''}")
+        return 0
+    if command == "cancel":
+        if run["status"] not in ACTIVE_STATUSES:
+            raise BadInput(f"run {args.run_id} is already {run['status']}")
+        store.request_cancel(args.run_id)
+        if run["status"] == "queued":
+            store.set_status(args.run_id, "cancelled")
+        print(f"cancel requested for {args.run_id}")
+        return 0
+    try:
+        store.delete_run(args.run_id)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    print(f"deleted {args.run_id}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"train": cmd_train, "presets": cmd_presets, "fields": cmd_fields}[args.command](args)
+        commands = {"train": cmd_train, "presets": cmd_presets, "fields": cmd_fields, "runs": cmd_runs}
+        return commands[args.command](args)
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -19,6 +19,7 @@ import os
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from cartpole_core.configs import TrainConfig
 from cartpole_core.paths import new_run_id
 from cartpole_core.store import RunStore
+from cartpole_core.training import RunResult
 
 FLUSH_INTERVAL_S = 0.25
 CANCEL_GRACE_S = 1.5
@@ -149,16 +151,18 @@ class _EventWriter:
         return self.cancelled
 
 
-def worker_main(home: str, run_id: str) -> None:
-    """Entry point of a worker process: train one stored run, streaming into the store."""
-    import torch
+def execute_run(store: RunStore, run_id: str, *, on_event: Callable[[Any], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> RunResult | None:
+    """Train a stored run in this process, streaming events and checkpoints into the store.
 
+    Used by worker processes and by the CLI's ``train``. ``on_event`` / ``should_stop`` add a progress display
+    and a local stop request (Ctrl-C) to the store's own. Returns the result, or None when the run failed —
+    the failure is recorded in the store with its reason, and everything flushed before it is kept.
+    """
     from cartpole_core.agent import save_checkpoint
     from cartpole_core.configs import config_from_json
     from cartpole_core.training import train
 
-    torch.set_num_threads(1)
-    store = RunStore(Path(home), recover=False)
     run = store.get_run(run_id)
     writer = _EventWriter(store, run_id)
     run_dir = store.run_dir(run_id)
@@ -168,20 +172,36 @@ def worker_main(home: str, run_id: str) -> None:
         path = save_checkpoint(agent, run_dir / name, env_steps=env_steps, kind=kind)
         store.add_artifact(run_id, kind, env_steps, path)
 
+    def sink(event: Any) -> None:
+        writer(event)
+        if on_event:
+            on_event(event)
+
+    def stop() -> bool:
+        return writer.should_stop() or bool(should_stop and should_stop())
+
     try:
         config = config_from_json(run["config_json"])
         store.mark_running(run_id, os.getpid())
-        _, result = train(config, seed=run["seed"], on_event=writer, should_stop=writer.should_stop,
-                          on_checkpoint=on_checkpoint,
+        _, result = train(config, seed=run["seed"], on_event=sink, should_stop=stop, on_checkpoint=on_checkpoint,
                           checkpoint_every_steps=max(1, config.total_env_steps // CHECKPOINTS_PER_RUN))
         writer.flush()
         store.finish_run(run_id, result, "cancelled" if result.status == "stopped" else "completed")
-    except FloatingPointError as err:
-        writer.flush()
-        store.set_status(run_id, "failed", str(err))
+        return result
     except Exception as err:  # report, don't lose: the data flushed so far stays
         try:
             writer.flush()
         finally:
-            last = traceback.format_exception_only(type(err), err)[-1].strip()
-            store.set_status(run_id, "failed", last)
+            # FloatingPointError carries "diverged at step N"; anything else: its last line.
+            reason = str(err) if isinstance(err, FloatingPointError) else \
+                traceback.format_exception_only(type(err), err)[-1].strip()
+            store.set_status(run_id, "failed", reason)
+        return None
+
+
+def worker_main(home: str, run_id: str) -> None:
+    """Entry point of a worker process: train one stored run on one torch thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    execute_run(RunStore(Path(home), recover=False), run_id)

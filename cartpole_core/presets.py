@@ -127,6 +127,29 @@ PRESETS["dqn"]["fast"] = {
     # Trained past its first solve, this DQN (like SB3's tuned one) can lose the policy again; `fast` keeps it.
     "stop_on_solve": True,
 }
+PRESETS["ppo"]["fast"] = {
+    "description": "Tuned: separate 64-64 tanh actor and critic, 8 envs × 32 steps, one minibatch of 256, "
+                   "10 epochs, lr 4e-3 annealed to 0 over the 25 000-step budget, γ 0.99, GAE λ 0.9.",
+    "hidden_sizes": [64, 64],
+    "activation": "tanh",
+    "shared_network": False,
+    "learning_rate": {"kind": "linear", "start": 4e-3, "end": 0.0, "unit": "steps", "duration": 25_000},
+    "critic_learning_rate": 4e-3,
+    "n_envs": 8,
+    "rollout_steps": 32,
+    "minibatch_size": 256,
+    "epochs": 10,
+    "clip_range": 0.2,
+    "gamma": 0.99,
+    "gae_lambda": 0.9,
+    "bootstrap": True,
+    "normalize_advantage": True,
+    "ent_coef": 0.0,
+    "max_grad_norm": 0.5,
+    "total_env_steps": 25_000,
+    "eval_every_steps": 1000,
+    "stop_on_solve": False,  # runs its whole budget and ends still solved (lr annealed to 0)
+}
 PRESETS["dqn"]["seed-large-batch"] = {
     **PRESETS["dqn"]["seed"],
     "description": "The seed's second DQN setting: lr 1e-3, buffer 1 000, batch 512 (otherwise as 'seed').",

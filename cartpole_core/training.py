@@ -172,6 +172,8 @@ def train(config: TrainConfig, seed: int = 0, on_event: EventSink | None = None,
           should_stop: StopRequest | None = None, on_checkpoint: CheckpointSink | None = None,
           checkpoint_every_steps: int | None = None) -> tuple[Agent, RunResult]:
     """Train one run; returns the final agent and its summary."""
+    import torch._dynamo  # noqa: F401  torch.optim imports it on the first optimizer (~3 s): keep it off the clock
+
     from cartpole_core.algos import ALGORITHM_LOOPS
 
     seed_everything(seed)

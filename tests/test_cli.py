@@ -55,7 +55,7 @@ def test_unwritable_home_is_bad_input(tmp_path):
 
 def test_train_json_prints_result_line_and_checkpoint_loads(tmp_path):
     result = run_cli("train", "--algo", "qlearning", "--preset", "fast", "--seed", "3", "--json",
-                     "--set", "total_env_steps=20000", home=tmp_path)
+                     "--set", "total_env_steps=20000", "--set", "stop_on_solve=false", home=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(summary) >= REQUIRED_KEYS
@@ -82,3 +82,34 @@ def test_train_without_json_shows_progress_and_summary(tmp_path):
 ])
 def test_set_values_parse_like_a_user_means_them(text, value):
     assert parse_value(text) == value
+
+
+def test_cli_runs_are_recorded_listed_exported_imported_and_deleted(tmp_path):
+    trained = run_cli("train", "--algo", "qlearning", "--json", "--tag", "demo", "--name", "first try", home=tmp_path)
+    run_id = json.loads(trained.stdout.splitlines()[-1])["run_id"]
+
+    listed = json.loads(run_cli("runs", "list", "--json", home=tmp_path).stdout)
+    assert [(r["id"], r["name"], r["status"], r["tags"]) for r in listed] == [(run_id, "first try", "completed",
+                                                                               ["demo"])]
+    shown = json.loads(run_cli("runs", "show", run_id, "--json", home=tmp_path).stdout)
+    assert shown["evaluations"] and shown["episodes"] > 0
+
+    archive = tmp_path / "export.zip"
+    assert run_cli("runs", "export", run_id, "--out", str(archive), home=tmp_path).returncode == 0
+    other_home = tmp_path / "other"
+    imported = json.loads(run_cli("runs", "import", str(archive), "--json", home=other_home).stdout)["imported"]
+    assert imported == [run_id]
+    assert json.loads(run_cli("runs", "show", run_id, "--json", home=other_home).stdout)["episodes"] == \
+        shown["episodes"]
+
+    assert run_cli("runs", "delete", run_id, home=tmp_path).returncode == 0
+    assert json.loads(run_cli("runs", "list", "--json", home=tmp_path).stdout) == []
+    assert not (tmp_path / "runs" / run_id).exists()
+
+
+@pytest.mark.parametrize("args", [["runs", "show", "nope"], ["runs", "cancel", "nope"], ["runs", "delete", "nope"],
+                                  ["runs", "import", "missing.zip"], ["runs", "list", "--status", "sleeping"]])
+def test_runs_commands_on_bad_input_exit_2(tmp_path, args):
+    result = run_cli(*args, home=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
