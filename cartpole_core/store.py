@@ -102,8 +102,11 @@ CREATE TABLE artifacts (
 ) WITHOUT ROWID;
 """
 
+# v2: when a worker last flushed metrics, so the UI can tell a quiet run from a stuck one.
+_V1_TO_V2 = "ALTER TABLE runs ADD COLUMN heartbeat_at REAL"
+
 # MIGRATIONS[n] turns schema version n into n + 1. Version 0 is an empty (new) database.
-MIGRATIONS: list[str] = [_SCHEMA_V1]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _V1_TO_V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -287,8 +290,8 @@ class RunStore:
             conn.executemany("INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?)", evals)
             conn.execute(
                 "UPDATE runs SET env_steps = MAX(env_steps, ?), train_seconds = MAX(train_seconds, ?),"
-                " episodes = MAX(episodes, ?) WHERE id = ?",
-                (last.env_steps, last.time_s, episodes[-1][1] if episodes else 0, run_id))
+                " episodes = MAX(episodes, ?), heartbeat_at = ? WHERE id = ?",
+                (last.env_steps, last.time_s, episodes[-1][1] if episodes else 0, time.time(), run_id))
             for e in (e for e in events if isinstance(e, Evaluated)):
                 conn.execute(
                     "UPDATE runs SET best_eval = MAX(COALESCE(best_eval, ?), ?), final_eval = ?,"

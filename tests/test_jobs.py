@@ -91,3 +91,22 @@ def test_concurrent_writers_store_every_episode(tmp_path, runs):
         run = manager.store.get_run(run_id)
         assert run["status"] == "completed", run["error"]
         assert episodes_stored(manager, run_id) == run["episodes"] > 0
+
+
+def test_divergence_fails_the_run_with_the_step_and_keeps_earlier_metrics(tmp_path, monkeypatch):
+    from cartpole_core.algos import ALGORITHM_LOOPS, qlearning
+    from cartpole_core.jobs import execute_run
+    from cartpole_core.store import RunStore
+
+    def diverging_loop(config, run):  # real Q-learning for a while, then the NaN loss a loop would report
+        qlearning.train(config.with_changes(total_env_steps=2000, stop_on_solve=False), run)
+        raise FloatingPointError(f"diverged at step {run.env_steps}")
+
+    monkeypatch.setitem(ALGORITHM_LOOPS, "qlearning", diverging_loop)
+    store = RunStore(tmp_path)
+    store.create_run("r", preset_config("qlearning", "fast").to_json(), "qlearning", 0)
+    assert execute_run(store, "r") is None
+    run = store.get_run("r")
+    assert run["status"] == "failed"
+    assert run["error"].startswith("diverged at step ") and int(run["error"].split()[-1]) >= 2000
+    assert len(store.episodes("r")) == run["episodes"] > 0

@@ -132,3 +132,74 @@ def test_cursor_defaults_read_everything(tmp_path):
     store.append_events("run-1", [episode(i) for i in range(1, 101)])
     new, cursor = store.poll("run-1", Cursor())
     assert len(new["episodes"]) == 100 and cursor.episode == 100
+
+
+def test_database_of_the_previous_schema_version_is_migrated_keeping_its_runs(tmp_path):
+    from cartpole_core.store import APPLICATION_ID, MIGRATIONS
+
+    # A lab created by the previous version: schema v1, one run with metrics.
+    conn = sqlite3.connect(db_path(tmp_path))
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO runs (id, name, algo, config_json, seed, status, created_at, episodes, env_steps)"
+                 " VALUES ('old', 'old run', 'qlearning', ?, 3, 'completed', 1.0, 1, 10)", (CONFIG.to_json(),))
+    conn.execute("INSERT INTO episodes VALUES ('old', 1, 10, 10.0, 10, 0.5, 0.1, 0.01)")
+    conn.commit()
+    conn.close()
+
+    store = RunStore(tmp_path)
+    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    run = store.get_run("old")
+    assert (run["name"], run["status"], run["heartbeat_at"]) == ("old run", "completed", None)
+    assert len(store.episodes("old")) == 1
+    store.append_events("old", [episode(2)])  # the new column is written by the new version
+    assert store.get_run("old")["heartbeat_at"] is not None
+
+
+def test_full_disk_is_a_clear_error_and_keeps_what_was_stored(tmp_path):
+    store = RunStore(tmp_path)
+    new_run(store)
+    store.append_events("run-1", [episode(1)])
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")  # what SQLite sees when the disk is full
+    with pytest.raises(StoreError, match=f"{db_path(tmp_path)}.*full"):
+        store.append_events("run-1", [episode(i) for i in range(2, 5000)])
+    assert [e["episode"] for e in store.episodes("run-1")] == [1]
+
+
+def test_rename_tag_and_delete(tmp_path):
+    store = RunStore(tmp_path)
+    new_run(store)
+    store.append_events("run-1", [episode(1)])
+    (store.run_dir("run-1") / "final.pt").write_bytes(b"x")
+    store.rename("run-1", "  my best run ")
+    store.set_tags("run-1", ["b", "a", "a", " "])
+    run = store.get_run("run-1")
+    assert (run["name"], run["tags"]) == ("my best run", ["a", "b"])
+    with pytest.raises(ValueError, match="queued"):
+        store.delete_run("run-1")
+    store.set_status("run-1", "completed")
+    store.delete_run("run-1")
+    assert store.get_run("run-1") is None and store.episodes("run-1") == []
+    assert not store.run_dir("run-1").exists()
+    with pytest.raises(KeyError):
+        store.rename("run-1", "gone")
+
+
+def test_group_curve_is_the_mean_and_std_across_seeds(tmp_path):
+    from cartpole_core.store import group_curve
+
+    store = RunStore(tmp_path)
+    # Run "a" logs return 10 at steps 150, 250, … 950; run "b" logs 30 at 150, 250, 350 and then stops.
+    for run_id, ret, count in (("a", 10.0, 9), ("b", 30.0, 3)):
+        new_run(store, run_id)
+        store.append_events(run_id, [EpisodeEnded(i, 50 + i * 100, ret, 100, None, 0.1, i * 0.1)
+                                     for i in range(1, count + 1)])
+    curve = group_curve(store, ["a", "b"], x="env_steps", bins=10)
+    assert curve["x"] == pytest.approx([47.5 + 95 * b for b in range(10)])  # bins of 95 steps up to 950
+    assert list(curve["n"]) == [0, 2, 2, 2] + [1] * 6  # nobody finished an episode in bin 0; "b" ends at 350
+    assert curve["mean"][1:4] == pytest.approx([20.0] * 3) and curve["std"][1:4] == pytest.approx([10.0] * 3)
+    assert curve["mean"][4:] == pytest.approx([10.0] * 6) and curve["std"][4:] == pytest.approx([0.0] * 6)
