@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -46,38 +47,39 @@ def _exit_reason(exitcode: int | None) -> str:
 
 @dataclass
 class JobManager:
-    """Starts queued runs in worker processes and watches them. Call ``pump()`` regularly (e.g. each UI poll)."""
+    """Starts queued runs in worker processes and watches them; ``pump()`` does one round (``Scheduler`` loops it).
+
+    With ``warm=True`` one idle worker is kept ready with torch, Gymnasium and the algorithms already imported
+    (a fresh interpreter needs seconds for that), so a launched run starts training at once.
+    """
 
     home: Path
     max_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    warm: bool = False
 
     def __post_init__(self) -> None:
         self.store = RunStore(self.home)
         self._context = mp.get_context("spawn")
         self._workers: dict[str, Any] = {}
         self._cancel_deadline: dict[str, float] = {}
+        self._standby: tuple[Any, Any] | None = None  # (process, connection) of the warm idle worker
 
     def submit(self, config: TrainConfig, seeds: list[int], *, preset: str | None = None, name: str | None = None,
                tags: tuple[str, ...] = ()) -> tuple[str, list[str]]:
         """Queue one run per seed as one group; returns (group_id, run_ids)."""
-        group_id = new_run_id(f"group-{config.algo}")
-        run_ids = []
-        for seed in seeds:
-            run_id = new_run_id(config.algo)
-            label = f"{name or config.algo} · seed {seed}"
-            self.store.create_run(run_id, config.to_json(), config.algo, seed, name=label, preset=preset,
-                                  group_id=group_id, tags=tags)
-            run_ids.append(run_id)
+        group_id, run_ids = submit(self.store, config, seeds, preset=preset, name=name, tags=tags)
         self.pump()
         return group_id, run_ids
 
     def pump(self) -> None:
-        """Reap finished or dead workers, enforce cancel deadlines, start queued runs up to the limit."""
+        """Reap finished or dead workers, enforce cancels, start queued runs up to the limit."""
         for run_id, process in list(self._workers.items()):
             if process.is_alive():
+                if run_id not in self._cancel_deadline and self.store.cancel_requested(run_id):
+                    self._cancel_deadline[run_id] = time.monotonic() + CANCEL_GRACE_S
                 deadline = self._cancel_deadline.get(run_id)
                 if deadline is not None and time.monotonic() > deadline:
-                    process.terminate()
+                    process.terminate()  # cooperative stop did not happen in time: forceful
                 continue
             process.join()
             run = self.store.get_run(run_id)
@@ -89,23 +91,37 @@ class JobManager:
             del self._workers[run_id]
             self._cancel_deadline.pop(run_id, None)
         free = self.max_workers - len(self._workers)
-        if free <= 0:
-            return
-        queued = sorted(self.store.list_runs(status="queued"), key=lambda run: run["created_at"])
-        for run in queued[:free]:
-            process = self._context.Process(target=worker_main, args=(str(self.home), run["id"]),
-                                            name=f"cartpole-lab-{run['id']}", daemon=False)
-            process.start()
-            self.store.mark_running(run["id"], process.pid)
-            self._workers[run["id"]] = process
+        if free > 0:
+            queued = sorted(self.store.list_runs(status="queued"), key=lambda run: run["created_at"])
+            for run in queued[:free]:
+                if self.store.claim(run["id"]):  # another lab process may have taken it
+                    self._start(run["id"])
+        if self.warm and (self._standby is None or not self._standby[0].is_alive()):
+            self._standby = self._spawn_standby()
+
+    def _spawn_standby(self) -> tuple[Any, Any]:
+        receiver, sender = self._context.Pipe(duplex=False)
+        process = self._context.Process(target=standby_main, args=(str(self.home), receiver), daemon=True,
+                                        name="cartpole-lab-worker")
+        process.start()
+        return process, sender
+
+    def _start(self, run_id: str) -> None:
+        if self._standby is not None and self._standby[0].is_alive():
+            process, sender = self._standby
+            self._standby = None
+            sender.send(run_id)
+        else:
+            process, sender = self._spawn_standby()
+            sender.send(run_id)
+        self.store.mark_running(run_id, process.pid)
+        self._workers[run_id] = process
 
     def cancel(self, run_id: str) -> None:
-        """Ask the run to stop; a queued run is cancelled at once, a running one within ~CANCEL_GRACE_S."""
-        self.store.request_cancel(run_id)
-        run = self.store.get_run(run_id)
-        if run and run["status"] == "queued":
-            self.store.set_status(run_id, "cancelled")
-        elif run_id in self._workers:
+        """Ask the run to stop: queued → cancelled at once; running → stops at its next update, or is
+        terminated after CANCEL_GRACE_S. Any lab process may call ``cancel_run``; this one also enforces it."""
+        cancel_run(self.store, run_id)
+        if run_id in self._workers:
             self._cancel_deadline[run_id] = time.monotonic() + CANCEL_GRACE_S
 
     @property
@@ -122,6 +138,59 @@ class JobManager:
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(poll_s)
+
+    def shutdown(self) -> None:
+        """Stop the warm worker (running workers are left to finish; daemonic ones end with this process)."""
+        if self._standby is not None:
+            self._standby[1].close()
+            self._standby[0].join(timeout=5)
+            self._standby = None
+
+
+def submit(store: RunStore, config: TrainConfig, seeds: list[int], *, preset: str | None = None,
+           name: str | None = None, tags: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+    """Queue one run per seed as one group in the store (a scheduler starts them); returns (group_id, run_ids)."""
+    group_id = new_run_id(f"group-{config.algo}")
+    run_ids = []
+    for seed in seeds:
+        run_id = new_run_id(config.algo)
+        label = f"{name or config.algo + '/' + (preset or 'custom')} · seed {seed}"
+        store.create_run(run_id, config.to_json(), config.algo, seed, name=label, preset=preset,
+                         group_id=group_id, tags=tags)
+        run_ids.append(run_id)
+    return group_id, run_ids
+
+
+def cancel_run(store: RunStore, run_id: str) -> None:
+    store.request_cancel(run_id)
+    run = store.get_run(run_id)
+    if run and run["status"] == "queued":
+        store.set_status(run_id, "cancelled")
+
+
+class Scheduler(threading.Thread):
+    """A daemon thread that pumps a JobManager — the dashboard's queue runner. It only starts and watches
+    processes; training never runs in it. The JobManager (and its SQLite connection) lives in this thread."""
+
+    def __init__(self, home: Path, max_workers: int | None = None, interval_s: float = 0.2):
+        super().__init__(name="cartpole-lab-scheduler", daemon=True)
+        self.home, self.max_workers, self.interval_s = home, max_workers, interval_s
+        self.error: str | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        manager = JobManager(self.home, self.max_workers or os.cpu_count() or 1, warm=True)
+        while not self._stop_event.is_set():
+            try:
+                manager.pump()
+                self.error = None
+            except Exception as err:  # keep scheduling; the UI shows the last error
+                self.error = f"{type(err).__name__}: {err}"
+            self._stop_event.wait(self.interval_s)
+        manager.shutdown()
+
+    def stop(self) -> None:
+        self._stop_event.set()
 
 
 class _EventWriter:
@@ -199,9 +268,16 @@ def execute_run(store: RunStore, run_id: str, *, on_event: Callable[[Any], None]
         return None
 
 
-def worker_main(home: str, run_id: str) -> None:
-    """Entry point of a worker process: train one stored run on one torch thread."""
+def standby_main(home: str, receiver: Any) -> None:
+    """Entry point of a worker process: import everything, wait for a run id, train that run on one thread."""
     import torch
+    import torch._dynamo  # noqa: F401  (imported by the first optimizer: seconds)
+
+    import cartpole_core.algos  # noqa: F401
 
     torch.set_num_threads(1)
+    try:
+        run_id = receiver.recv()
+    except EOFError:  # the manager shut down before handing over a run
+        return
     execute_run(RunStore(Path(home), recover=False), run_id)

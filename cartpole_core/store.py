@@ -240,6 +240,13 @@ class RunStore:
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
 
+    def claim(self, run_id: str) -> bool:
+        """Atomically move a queued run to running; False when another process claimed (or cancelled) it."""
+        with self.transaction() as conn:
+            # The claimer's pid until the worker reports its own, so recovery never mistakes it for a dead run.
+            return conn.execute("UPDATE runs SET status = 'running', started_at = ?, pid = ?"
+                                " WHERE id = ? AND status = 'queued'", (time.time(), os.getpid(), run_id)).rowcount == 1
+
     def mark_running(self, run_id: str, pid: int) -> None:
         with self.transaction() as conn:
             conn.execute("UPDATE runs SET status = 'running', started_at = ?, pid = ? WHERE id = ?",

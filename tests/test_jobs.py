@@ -24,8 +24,8 @@ def wait_for(predicate, timeout_s: float, manager: JobManager | None = None, wha
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def episodes_stored(manager: JobManager, run_id: str) -> int:
-    return len(manager.store.episodes(run_id))
+def episodes_stored(store, run_id: str) -> int:
+    return len(store.episodes(run_id))
 
 
 def test_group_of_seeds_trains_to_completion_with_metrics_and_checkpoints(tmp_path):
@@ -38,7 +38,7 @@ def test_group_of_seeds_trains_to_completion_with_metrics_and_checkpoints(tmp_pa
     for run in manager.store.list_runs(group_id=group_id):
         assert run["status"] == "completed", run["error"]
         assert run["env_steps"] >= 20_000
-        assert episodes_stored(manager, run["id"]) == run["episodes"] > 0
+        assert episodes_stored(manager.store, run["id"]) == run["episodes"] > 0
         kinds = {a["kind"] for a in manager.store.artifacts(run["id"])}
         assert {"periodic", "best", "final"} <= kinds
         assert all(a["path"].is_file() for a in manager.store.artifacts(run["id"]))
@@ -47,13 +47,13 @@ def test_group_of_seeds_trains_to_completion_with_metrics_and_checkpoints(tmp_pa
 def test_cancel_keeps_metrics_and_ends_cancelled_quickly(tmp_path):
     manager = JobManager(tmp_path, max_workers=1)
     _, (run_id,) = manager.submit(LONG, [0])
-    wait_for(lambda: episodes_stored(manager, run_id) > 0, 120, manager, "first episodes")
+    wait_for(lambda: episodes_stored(manager.store, run_id) > 0, 120, manager, "first episodes")
     started = time.monotonic()
     manager.cancel(run_id)
     wait_for(lambda: manager.store.get_run(run_id)["status"] == "cancelled", 10, manager, "cancelled")
     assert time.monotonic() - started < 2.5
     run = manager.store.get_run(run_id)
-    assert episodes_stored(manager, run_id) == run["episodes"] > 0
+    assert episodes_stored(manager.store, run_id) == run["episodes"] > 0
     assert any(a["kind"] == "final" for a in manager.store.artifacts(run_id))
 
 
@@ -70,7 +70,7 @@ def test_queued_run_cancels_at_once(tmp_path):
 def test_killed_worker_is_failed_with_reason_and_data_kept(tmp_path):
     manager = JobManager(tmp_path, max_workers=1)
     _, (run_id,) = manager.submit(LONG, [0])
-    wait_for(lambda: episodes_stored(manager, run_id) > 0, 120, manager, "first episodes")
+    wait_for(lambda: episodes_stored(manager.store, run_id) > 0, 120, manager, "first episodes")
     pid = manager.store.get_run(run_id)["pid"]
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
@@ -78,7 +78,7 @@ def test_killed_worker_is_failed_with_reason_and_data_kept(tmp_path):
     assert time.monotonic() - killed < 5
     run = manager.store.get_run(run_id)
     assert "SIGKILL" in run["error"]
-    assert episodes_stored(manager, run_id) > 0
+    assert episodes_stored(manager.store, run_id) > 0
 
 
 @pytest.mark.parametrize("runs", [8])
@@ -90,7 +90,7 @@ def test_concurrent_writers_store_every_episode(tmp_path, runs):
     for run_id in run_ids:
         run = manager.store.get_run(run_id)
         assert run["status"] == "completed", run["error"]
-        assert episodes_stored(manager, run_id) == run["episodes"] > 0
+        assert episodes_stored(manager.store, run_id) == run["episodes"] > 0
 
 
 def test_divergence_fails_the_run_with_the_step_and_keeps_earlier_metrics(tmp_path, monkeypatch):
@@ -110,3 +110,23 @@ def test_divergence_fails_the_run_with_the_step_and_keeps_earlier_metrics(tmp_pa
     assert run["status"] == "failed"
     assert run["error"].startswith("diverged at step ") and int(run["error"].split()[-1]) >= 2000
     assert len(store.episodes("r")) == run["episodes"] > 0
+
+
+def test_scheduler_thread_runs_what_another_store_handle_queues_and_honours_its_cancel(tmp_path):
+    from cartpole_core.jobs import Scheduler, cancel_run, submit
+    from cartpole_core.store import RunStore
+
+    scheduler = Scheduler(tmp_path, max_workers=2, interval_s=0.05)
+    scheduler.start()
+    try:
+        ui = RunStore(tmp_path)  # the dashboard's own handle: it only writes queued runs and cancel requests
+        _, (short,) = submit(ui, preset_config("qlearning", "fast"), [0], preset="fast")
+        _, (long,) = submit(ui, LONG, [1])
+        wait_for(lambda: ui.get_run(short)["status"] == "completed", 120, what="the short run to complete")
+        wait_for(lambda: episodes_stored(ui, long) > 0, 120, what="the long run to train")
+        cancel_run(ui, long)
+        wait_for(lambda: ui.get_run(long)["status"] == "cancelled", 10, what="the long run to be cancelled")
+        assert scheduler.error is None
+    finally:
+        scheduler.stop()
+        scheduler.join(timeout=10)

@@ -1,0 +1,142 @@
+"""Pure functions from metrics to Plotly figures — what the dashboard draws, testable without a browser.
+
+Raw per-episode returns are drawn faint with a smoothed line over them (EMA or a moving window: a display
+choice, the store keeps raw numbers); evaluations are markers; groups of seeds are a mean line in a ± std band.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from cartpole_core.envs import SOLVED_RETURN
+
+X_TITLES = {"env_steps": "env steps", "episode": "episode", "time_s": "training time (s)"}
+PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
+
+
+def smooth(values: Sequence[float], method: str = "ema", amount: float = 0.9) -> np.ndarray:
+    """EMA with weight ``amount`` on the past (0 = raw), or a trailing window of ``int(amount)`` episodes."""
+    y = np.asarray(values, dtype=float)
+    if len(y) == 0 or method == "none":
+        return y
+    if method == "window":
+        window = max(1, int(amount))
+        cumulative = np.cumsum(np.insert(y, 0, 0.0))
+        counts = np.minimum(np.arange(1, len(y) + 1), window)
+        return (cumulative[1:] - cumulative[np.maximum(0, np.arange(1, len(y) + 1) - window)]) / counts
+    if not 0 <= amount < 1:
+        raise ValueError(f"EMA weight must be in [0, 1), got {amount}")
+    out = np.empty_like(y)
+    running = y[0]
+    for i, value in enumerate(y):  # debiased start: the first point is the first value, not 0
+        running = amount * running + (1 - amount) * value
+        out[i] = running
+    return out
+
+
+def _rgba(color: str, alpha: float) -> str:
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _layout(fig: go.Figure, x: str, y_title: str, height: int = 380) -> go.Figure:
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="x unified",
+                      legend={"orientation": "h", "y": 1.12}, xaxis_title=X_TITLES.get(x, x), yaxis_title=y_title,
+                      uirevision="keep")  # keeps the user's zoom across live refreshes
+    return fig
+
+
+def reward_figure(episodes: list[dict[str, Any]], evaluations: list[dict[str, Any]], *, x: str = "env_steps",
+                  method: str = "ema", amount: float = 0.9, name: str = "", color: str = PALETTE[0]) -> go.Figure:
+    """One run: raw episode returns (faint), the smoothed curve, evaluation means with their std."""
+    fig = go.Figure()
+    add_run_traces(fig, episodes, evaluations, x=x, method=method, amount=amount, name=name, color=color)
+    fig.add_hline(y=SOLVED_RETURN, line_dash="dot", line_color="#6b7280", annotation_text="solved (475)",
+                  annotation_position="bottom right")
+    return _layout(fig, x, "episode return")
+
+
+def add_run_traces(fig: go.Figure, episodes: list[dict[str, Any]], evaluations: list[dict[str, Any]], *,
+                   x: str, method: str, amount: float, name: str, color: str, raw: bool = True) -> None:
+    xs = [row[x] for row in episodes]
+    returns = [row["episode_return"] for row in episodes]
+    label = f"{name} " if name else ""
+    if raw:
+        fig.add_trace(go.Scatter(x=xs, y=returns, mode="lines", name=f"{label}return", line={"width": 1},
+                                 line_color=_rgba(color, 0.25), showlegend=not name))
+    fig.add_trace(go.Scatter(x=xs, y=smooth(returns, method, amount), mode="lines", name=f"{label}smoothed",
+                             line={"width": 2.5, "color": color}))
+    if evaluations:
+        eval_x = [row[x if x != "episode" else "episodes"] for row in evaluations]
+        fig.add_trace(go.Scatter(
+            x=eval_x, y=[row["mean_return"] for row in evaluations], mode="markers", name=f"{label}evaluation",
+            marker={"symbol": "diamond", "size": 9, "color": color, "line": {"width": 1, "color": "white"}},
+            error_y={"type": "data", "array": [row["std_return"] for row in evaluations], "visible": True,
+                     "color": _rgba(color, 0.5)}))
+
+
+def group_figure(groups: list[dict[str, Any]], *, x: str = "env_steps", method: str = "ema", amount: float = 0.9,
+                 seeds: bool = True) -> go.Figure:
+    """Several groups, each ``{"name", "curve": group_curve(...), "runs": [(episodes, evaluations), ...]}``:
+    each seed's smoothed curve faint (when ``seeds``) and the group's mean ± std band."""
+    fig = go.Figure()
+    for index, group in enumerate(groups):
+        color = PALETTE[index % len(PALETTE)]
+        if seeds:
+            for episodes, _ in group.get("runs", []):
+                fig.add_trace(go.Scatter(x=[row[x] for row in episodes],
+                                         y=smooth([row["episode_return"] for row in episodes], method, amount),
+                                         mode="lines", line={"width": 1, "color": _rgba(color, 0.3)},
+                                         showlegend=False, hoverinfo="skip"))
+        curve = group["curve"]
+        present = curve["n"] > 0
+        cx, mean, std = curve["x"][present], smooth(curve["mean"][present], method, amount), curve["std"][present]
+        fig.add_trace(go.Scatter(x=np.concatenate([cx, cx[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                                 fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0},
+                                 name=f"{group['name']} ± std", hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=cx, y=mean, mode="lines", name=f"{group['name']} mean",
+                                 line={"width": 2.5, "color": color}))
+    fig.add_hline(y=SOLVED_RETURN, line_dash="dot", line_color="#6b7280")
+    return _layout(fig, x, "episode return (mean ± std across seeds)")
+
+
+def series_figure(rows: list[dict[str, Any]], keys: Sequence[str], *, x: str = "env_steps",
+                  y_title: str = "", log_y: bool = False) -> go.Figure:
+    """Lines of ``keys`` from rows such as per-update diagnostics or per-episode ε / learning rate."""
+    fig = go.Figure()
+    for index, key in enumerate(keys):
+        points = [(row[x], row[key]) for row in rows if row.get(key) is not None]
+        if points:
+            xs, ys = zip(*points)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=key,
+                                     line={"color": PALETTE[index % len(PALETTE)]}))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return _layout(fig, x, y_title, height=300)
+
+
+def schedule_figure(t: np.ndarray, values: np.ndarray, unit: str, title: str) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=t, y=values, mode="lines", line={"color": PALETTE[0], "width": 2.5}))
+    fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title=title,
+                      xaxis_title=unit, yaxis_title=None)
+    return fig
+
+
+def bin_edges_figure(edges: list[np.ndarray], names: Sequence[str], low: Sequence[float],
+                     high: Sequence[float]) -> go.Figure:
+    """One row per observation dimension: its bin edges as ticks between its bounds."""
+    fig = go.Figure()
+    for row, (name, dim_edges, lo, hi) in enumerate(zip(names, edges, low, high)):
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[row, row], mode="lines", line={"color": "#9ca3af", "width": 6},
+                                 showlegend=False, hoverinfo="skip"))
+        if len(dim_edges):
+            fig.add_trace(go.Scatter(x=dim_edges, y=[row] * len(dim_edges), mode="markers", showlegend=False,
+                                     marker={"symbol": "line-ns-open", "size": 18, "color": PALETTE[0]},
+                                     hovertemplate=f"{name}: %{{x:.3f}}<extra></extra>"))
+    fig.update_layout(height=60 + 45 * len(names), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      yaxis={"tickvals": list(range(len(names))), "ticktext": list(names), "autorange": "reversed"})
+    return fig
