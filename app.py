@@ -4,7 +4,12 @@ import streamlit as st
 
 st.set_page_config(page_title="CartPole Lab", page_icon=":material/science:", layout="wide")
 
-navigation = st.navigation(
-    {"Lab": [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)]}
-)
+navigation = st.navigation({
+    "Lab": [
+        st.Page("pages/train.py", title="Train", icon=":material/rocket_launch:", default=True),
+        st.Page("pages/live.py", title="Live view", icon=":material/monitoring:"),
+        st.Page("pages/runs.py", title="Runs & compare", icon=":material/stacked_line_chart:"),
+    ],
+})
+st.sidebar.caption("CartPole Lab · tune, train and watch RL agents balance a pole")
 navigation.run()

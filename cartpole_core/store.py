@@ -402,18 +402,21 @@ class RunStore:
 
 def group_curve(store: RunStore, run_ids: Sequence[str], x: str = "env_steps", y: str = "episode_return",
                 bins: int = 100) -> dict[str, np.ndarray]:
+    """Mean and std across the stored runs of ``y`` per bin of ``x``; see ``binned_mean_std``."""
+    if x not in ("env_steps", "episode", "time_s"):
+        raise ValueError(f"x must be env_steps, episode or time_s, got {x!r}")
+    return binned_mean_std([store.episodes(run_id) for run_id in run_ids], x, y, bins)
+
+
+def binned_mean_std(runs: Sequence[Sequence[dict[str, Any]]], x: str = "env_steps", y: str = "episode_return",
+                    bins: int = 100) -> dict[str, np.ndarray]:
     """Mean and std across runs of ``y`` per bin of ``x`` (``env_steps``, ``episode`` or ``time_s``).
 
     Each run contributes its mean of ``y`` within a bin, carried forward over bins where it logged nothing
     (a run that has ended keeps its last value only up to its own last x). ``n`` counts contributing runs.
     """
-    if x not in ("env_steps", "episode", "time_s"):
-        raise ValueError(f"x must be env_steps, episode or time_s, got {x!r}")
-    series = []
-    for run_id in run_ids:
-        rows = store.episodes(run_id)
-        if rows:
-            series.append((np.array([r[x] for r in rows], dtype=float), np.array([r[y] for r in rows], dtype=float)))
+    series = [(np.array([r[x] for r in rows], dtype=float), np.array([r[y] for r in rows], dtype=float))
+              for rows in runs if rows]
     if not series:
         empty = np.array([])
         return {"x": empty, "mean": empty, "std": empty, "n": empty}
@@ -432,8 +435,7 @@ def group_curve(store: RunStore, run_ids: Sequence[str], x: str = "env_steps", y
             elif edges[b] <= xs[-1] and np.isfinite(last):
                 per_bin[b] = last
         values[row] = per_bin
-    present = ~np.isnan(values)
-    n = present.sum(axis=0)
+    n = (~np.isnan(values)).sum(axis=0)
     with np.errstate(invalid="ignore"):
         mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), np.nan)
         std = np.sqrt(np.where(n > 0, np.nansum((values - mean) ** 2, axis=0) / np.maximum(n, 1), np.nan))

@@ -1,12 +1,150 @@
-"""The Streamlit app renders for a new user (AppTest runs the real script, no browser)."""
+"""Every dashboard page through Streamlit's AppTest (the real scripts, no browser), on a temporary data home."""
 
+import json
+import time
+
+import plotly.io
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from cartpole_core.jobs import execute_run, submit
+from cartpole_core.presets import preset_config
+from cartpole_core.store import RunStore
 
-def test_overview_page_lists_every_algorithm_and_its_presets():
-    app = AppTest.from_file("../app.py", default_timeout=60).run()
-    assert not app.exception
-    assert app.title[0].value == "CartPole Lab"
-    assert [h.value for h in app.subheader] == ["Tabular Q-learning", "DQN", "PPO"]
-    shown = " ".join(str(table.value) for table in app.table)
-    assert "seed" in shown and "fast" in shown
+APP = "../app.py"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARTPOLE_LAB_HOME", str(tmp_path))
+    return tmp_path
+
+
+def app(page: str | None = None, **query: str) -> AppTest:
+    test = AppTest.from_file(APP, default_timeout=60)
+    for key, value in query.items():
+        test.query_params[key] = value
+    if page:
+        test.switch_page(page)
+    return test.run()
+
+
+def trained_group(home, seeds=(0, 1), total_env_steps=4000) -> list[str]:
+    store = RunStore(home)
+    config = preset_config("qlearning", "fast", total_env_steps=total_env_steps, stop_on_solve=False)
+    _, run_ids = submit(store, config, list(seeds), preset="fast")
+    for run_id in run_ids:
+        store.claim(run_id)
+        execute_run(store, run_id)
+    return run_ids
+
+
+def figure(element) -> dict:
+    return json.loads(element.proto.spec)
+
+
+@pytest.mark.parametrize("algo", ["qlearning", "dqn", "ppo"])
+def test_train_page_renders_a_form_for_every_field_of_each_algorithm(home, algo):
+    test = app(algo=algo)
+    assert not test.exception
+    keys = {w.key for w in [*test.number_input, *test.selectbox, *test.toggle, *test.text_input]}
+    assert f"cfg.{algo}.total_env_steps" in keys and f"cfg.{algo}.learning_rate.start" in keys
+    assert not test.error
+    charts = [figure(chart) for chart in test.get("plotly_chart")]
+    assert charts, "schedule preview"
+    if algo == "qlearning":
+        assert any("Q-table" in caption.value for caption in test.caption)
+
+
+def test_invalid_input_shows_the_error_inline_and_launches_nothing(home):
+    test = app(algo="dqn")
+    test.number_input(key="cfg.dqn.batch_size").set_value(512).run()
+    test.number_input(key="cfg.dqn.buffer_size").set_value(256).run()
+    messages = [error.value for error in test.error]
+    assert any("batch_size (512) must not exceed buffer_size (256)" in message for message in messages)
+    launch = next(button for button in test.button if "Launch" in button.label)
+    assert launch.disabled  # a browser user cannot click it
+    test.run()
+    assert RunStore(home).list_runs() == []
+
+
+def test_launch_creates_runs_in_the_store_and_opens_the_live_view(home):
+    test = app(algo="qlearning")
+    test.number_input(key="n_seeds").set_value(2).run()
+    next(button for button in test.button if "Launch" in button.label).click().run()
+    runs = RunStore(home).list_runs()
+    assert len(runs) == 2 and {run["seed"] for run in runs} == {0, 1}
+    assert len({run["group_id"] for run in runs}) == 1
+    assert all(run["algo"] == "qlearning" and run["preset"] == "fast" for run in runs)
+    assert not test.exception
+    assert "2 seeds" in test.title[0].value  # the live view of the group
+
+
+def test_configuration_round_trips_through_the_url(home):
+    test = app(algo="ppo", preset="fast", cfg=json.dumps({"gamma": 0.97, "hidden_sizes": [32, 32]}))
+    assert test.number_input(key="cfg.ppo.gamma").value == pytest.approx(0.97)
+    assert test.text_input(key="cfg.ppo.hidden_sizes").value == "32, 32"
+    shared = json.loads(test.query_params["cfg"][0] if isinstance(test.query_params["cfg"], list)
+                        else test.query_params["cfg"])
+    assert shared == {"gamma": 0.97, "hidden_sizes": [32, 32]}
+
+
+def test_live_view_of_a_finished_run_plots_every_episode_and_evaluation(home):
+    (run_id,) = trained_group(home, seeds=(3,))
+    test = app("pages/live.py", run=run_id)
+    assert not test.exception
+    stored = RunStore(home)
+    reward = figure(test.get("plotly_chart")[0])
+    raw = next(trace for trace in reward["data"] if trace.get("name") == "return")
+    assert len(raw["x"]) == len(stored.episodes(run_id)) > 0
+    evaluations = next(trace for trace in reward["data"] if trace.get("name") == "evaluation")
+    assert len(evaluations["y"]) == len(stored.evaluations(run_id))
+
+
+def test_live_view_of_a_group_shows_each_seed_and_the_mean_band(home):
+    run_ids = trained_group(home, seeds=(0, 1, 2))
+    group = RunStore(home).get_run(run_ids[0])["group_id"]
+    test = app("pages/live.py", group=group)
+    assert not test.exception
+    names = [trace.get("name") for trace in figure(test.get("plotly_chart")[0])["data"]]
+    assert any(name and name.endswith("mean") for name in names)
+    assert any(name and name.endswith("± std") for name in names)
+
+
+def test_live_view_stop_button_cancels_a_running_run(home):
+    store = RunStore(home)
+    config = preset_config("qlearning", "seed", total_env_steps=10_000_000, max_episodes=None)
+    _, (run_id,) = submit(store, config, [0])
+    test = app("pages/live.py", run=run_id)
+    deadline = time.monotonic() + 60
+    while store.get_run(run_id)["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)  # the page's scheduler starts the queued run
+    test.run()
+    next(button for button in test.button if button.label.startswith("Stop")).click().run()
+    while store.get_run(run_id)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert store.get_run(run_id)["status"] == "cancelled"
+
+
+def test_compare_overlays_the_selected_groups(home):
+    first = trained_group(home, seeds=(0, 1))
+    second = trained_group(home, seeds=(5, 6))
+    test = app("pages/runs.py", select=",".join(first + second))
+    assert not test.exception
+    compare = figure(test.get("plotly_chart")[0])
+    means = [trace["name"] for trace in compare["data"] if trace.get("name", "").endswith("mean")]
+    assert len(means) == 2  # one band per group, not per seed
+    assert len(test.dataframe) >= 1
+
+
+def test_runs_page_without_runs_says_how_to_start(home):
+    test = app("pages/runs.py")
+    assert not test.exception
+    assert any("Launch one from" in info.value for info in test.info)
+
+
+def test_plotly_specs_are_valid_figures(home):
+    (run_id,) = trained_group(home, seeds=(1,))
+    test = app("pages/live.py", run=run_id)
+    for chart in test.get("plotly_chart"):
+        plotly.io.from_json(chart.proto.spec)  # raises on an invalid figure

@@ -1,0 +1,250 @@
+"""Shared dashboard pieces: the store and scheduler handles, the config form generated from field metadata,
+URL sharing of a configuration, and small display helpers. Pages stay thin and call into this and
+``cartpole_core``; nothing here trains or touches SQL directly."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import streamlit as st
+
+from cartpole_core.configs import OBS_NAMES, ConfigError, FieldSpec, TrainConfig, field_specs, with_overrides
+from cartpole_core.jobs import Scheduler
+from cartpole_core.paths import data_home
+from cartpole_core.presets import preset_config, preset_names
+from cartpole_core.store import RunStore
+
+ALGORITHM_TITLES = {"qlearning": "Tabular Q-learning", "dqn": "DQN", "ppo": "PPO"}
+STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "failed": "❌", "cancelled": "⏹️",
+                "interrupted": "⚠️"}
+COMMON_FIELDS = ("total_env_steps", "max_episodes", "max_episode_steps", "n_envs", "eval_every_steps",
+                 "stop_on_solve")
+QTABLE_FIELDS = ("bins", "low", "high")
+
+
+# ------------------------------------------------------------------------------------------------ handles
+
+
+@st.cache_resource
+def scheduler(home: str) -> Scheduler:
+    """One queue runner per server process and data home: starts queued runs in worker processes."""
+    runner = Scheduler(data_home(home))
+    runner.start()
+    return runner
+
+
+def store() -> RunStore:
+    """This session's handle on the run store (SQLite connections are not shared between sessions)."""
+    home = str(data_home())
+    if st.session_state.get("_store_home") != home:
+        st.session_state["_store"] = RunStore(data_home(home))
+        st.session_state["_store_home"] = home
+    scheduler(home)
+    return st.session_state["_store"]
+
+
+# ---------------------------------------------------------------------------------------------- formatting
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def run_label(run: dict[str, Any]) -> str:
+    return f"{STATUS_ICONS.get(run['status'], '')} {run['name']}"
+
+
+def sidebar_active_runs() -> None:
+    """Runs queued or training now, refreshed every two seconds, each a link to its live view."""
+
+    @st.fragment(run_every=2)
+    def active() -> None:
+        runs = [r for r in store().list_runs() if r["status"] in ("queued", "running")]
+        st.caption(f"**Active runs** ({len(runs)})")
+        for run in runs[:12]:
+            st.page_link("pages/live.py", label=f"{run_label(run)} · {run['env_steps']:,} steps",
+                         query_params={"run": run["id"]})
+        if not runs:
+            st.caption("Nothing training. Launch a run from **Train**.")
+
+    with st.sidebar:
+        active()
+
+
+# ------------------------------------------------------------------------------------------------ the form
+
+
+def _key(algo: str, name: str) -> str:
+    return f"cfg.{algo}.{name}"
+
+
+def _flat(config: TrainConfig) -> dict[str, Any]:
+    """Dotted field name → value, as the specs name them."""
+    out: dict[str, Any] = {}
+    for name, value in config.model_dump().items():
+        if isinstance(value, dict):
+            out.update({f"{name}.{k}": v for k, v in value.items()})
+        else:
+            out[name] = value
+    return out
+
+
+def load_preset(algo: str, preset: str, overrides: dict[str, Any] | None = None) -> None:
+    """Put the preset's values (and any overrides) into the form's widget state."""
+    config = preset_config(algo, preset)
+    if overrides:
+        try:
+            config = with_overrides(config, overrides)
+        except ConfigError as err:
+            st.session_state["_url_problem"] = f"The shared link's configuration was not applied: {err}"
+    for name, value in _flat(config).items():
+        st.session_state[_key(algo, name)] = _widget_value(value)
+    st.session_state[f"_loaded.{algo}"] = preset
+
+
+def _widget_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return value
+
+
+def _parse_list(text: Any, kind: str) -> Any:
+    if not isinstance(text, str):
+        return text
+    parts = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    try:
+        return [int(p) if kind == "int_list" else float(p) for p in parts]
+    except ValueError:
+        return text  # validation names it
+
+
+def form_values(algo: str) -> dict[str, Any]:
+    """The form's current values as dotted overrides for a config."""
+    values = {}
+    for spec in field_specs(type(preset_config(algo, preset_names(algo)[0]))):
+        key = _key(algo, spec.name)
+        if key in st.session_state:
+            value = st.session_state[key]
+            values[spec.name] = _parse_list(value, spec.kind) if spec.kind.endswith("list") else value
+    return values
+
+
+def validate(algo: str, preset: str) -> tuple[TrainConfig | None, dict[str, str]]:
+    """The config the form describes, or the problems per field (``{field: message}``)."""
+    try:
+        return with_overrides(preset_config(algo, preset), form_values(algo)), {}
+    except ConfigError as err:
+        return None, dict(err.problems)
+
+
+def _help(spec: FieldSpec) -> str:
+    parts = [spec.description + "."]
+    if spec.typical:
+        parts.append(f"Typical: {spec.typical[0]:g} – {spec.typical[1]:g}.")
+    parts.append(f"Allowed: {spec.allowed()}.")
+    if spec.log:
+        parts.append("Log-scaled: change it by factors, not steps.")
+    return " ".join(parts)
+
+
+def field_widget(algo: str, spec: FieldSpec, problems: dict[str, str], label: str | None = None) -> None:
+    """One widget for one field, bounded by its hard limits, with its inline error underneath."""
+    key, label, help_text = _key(algo, spec.name), label or spec.name.split(".")[-1].replace("_", " "), _help(spec)
+    if spec.kind == "bool":
+        st.toggle(label, key=key, help=help_text)
+    elif spec.kind == "choice":
+        st.selectbox(label, spec.choices, key=key, help=help_text)
+    elif spec.kind in ("int", "optional_int"):
+        st.number_input(label, min_value=None if spec.low is None else int(spec.low + spec.low_open),
+                        max_value=None if spec.high is None else int(spec.high), step=1, key=key, help=help_text,
+                        placeholder="no limit" if spec.kind == "optional_int" else None)
+    elif spec.kind in ("float", "optional_float"):
+        small = spec.log or (spec.high is not None and spec.high <= 1e-2)
+        st.number_input(label, min_value=None if spec.low is None or spec.low_open else float(spec.low),
+                        max_value=None if spec.high is None else float(spec.high), key=key, help=help_text,
+                        format="%.2e" if small else "%.4g" if spec.high is None or spec.high > 10 else "%.4f",
+                        step=None, placeholder="none" if spec.kind == "optional_float" else None)
+    else:  # lists, e.g. hidden sizes "64, 64"
+        st.text_input(label, key=key, help=help_text + " Comma-separated.")
+    if spec.name in problems:
+        st.error(problems[spec.name], icon=":material/error:")
+
+
+def share_url_state(algo: str, preset: str) -> None:
+    """Write the configuration into the URL (algo, preset, and only the fields that differ from the preset)."""
+    overrides = {}
+    base = _flat(preset_config(algo, preset))
+    for name, value in form_values(algo).items():
+        if name in base and value != base[name]:
+            overrides[name] = value
+    st.query_params["algo"] = algo
+    st.query_params["preset"] = preset
+    if overrides:
+        st.query_params["cfg"] = json.dumps(overrides, separators=(",", ":"))
+    elif "cfg" in st.query_params:
+        del st.query_params["cfg"]
+
+
+def default_preset(algo: str) -> str:
+    names = preset_names(algo)
+    return "fast" if "fast" in names else names[0]
+
+
+def restore_url_state(algorithms: tuple[str, ...]) -> None:
+    """On a session's first run, take algo, preset and overrides from the URL (a shared link)."""
+    if st.session_state.get("_url_restored"):
+        return
+    st.session_state["_url_restored"] = True
+    algo = st.query_params.get("algo")
+    if algo not in algorithms:
+        return
+    preset = st.query_params.get("preset")
+    preset = preset if preset in preset_names(algo) else default_preset(algo)
+    try:
+        overrides = json.loads(st.query_params.get("cfg", "{}"))
+    except ValueError:
+        overrides = {}
+        st.session_state["_url_problem"] = "The shared link's configuration is not valid JSON; preset loaded."
+    st.session_state["algo"] = algo
+    st.session_state[f"preset.{algo}"] = preset
+    load_preset(algo, preset, overrides if isinstance(overrides, dict) else {})
+
+
+def bins_editor(algo: str, problems: dict[str, str]) -> None:
+    """Bins and bounds per observation dimension as one table, parsed back into the bins/low/high fields."""
+    import pandas as pd
+
+    bins = _parse_list(st.session_state[_key(algo, "bins")], "int_list")
+    low = _parse_list(st.session_state[_key(algo, "low")], "float_list")
+    high = _parse_list(st.session_state[_key(algo, "high")], "float_list")
+    if not (isinstance(bins, list) and isinstance(low, list) and isinstance(high, list)):
+        bins, low, high = [1, 1, 6, 12], [-2.4, -3.0, -0.42, -0.87], [2.4, 3.0, 0.42, 0.87]
+    table = pd.DataFrame({"dimension": list(OBS_NAMES), "bins": bins, "low": low, "high": high})
+    editor_key = f"bins_editor.{algo}.{st.session_state.get(f'_loaded.{algo}')}"
+
+    def apply_edits() -> None:  # runs before the script, so this rerun validates the edited table
+        values = {"bins": list(bins), "low": list(low), "high": list(high)}
+        for row, changes in st.session_state[editor_key].get("edited_rows", {}).items():
+            for column, value in changes.items():
+                if column in values and value is not None:
+                    values[column][int(row)] = value
+        for column, column_values in values.items():
+            st.session_state[_key(algo, column)] = _widget_value(column_values)
+
+    st.data_editor(
+        table, key=editor_key, on_change=apply_edits, hide_index=True,
+        disabled=["dimension"], width="stretch",
+        column_config={"bins": st.column_config.NumberColumn("bins", min_value=1, max_value=64, step=1,
+                                                             help="1 ignores the dimension"),
+                       "low": st.column_config.NumberColumn("low", format="%.3f"),
+                       "high": st.column_config.NumberColumn("high", format="%.3f")})
+    for name in QTABLE_FIELDS:
+        if name in problems:
+            st.error(problems[name], icon=":material/error:")

@@ -1,0 +1,116 @@
+"""Live view: one run (``?run=ID``) or a group of seeds (``?group=ID``), refreshed from the store every second."""
+
+import streamlit as st
+
+import lab_ui as ui
+from cartpole_core.configs import config_from_json
+from cartpole_core.jobs import cancel_run
+from cartpole_core.plots import group_figure, reward_figure, series_figure
+from cartpole_core.store import Cursor, binned_mean_std
+
+store = ui.store()
+run_id, group_id = st.query_params.get("run"), st.query_params.get("group")
+if not run_id and not group_id:
+    latest = store.list_runs()
+    if not latest:
+        st.title("Live view")
+        st.info("No runs yet. Launch one from **Train**.", icon=":material/info:")
+        st.page_link("pages/train.py", label="Train an agent", icon=":material/rocket_launch:")
+        st.stop()
+    run_id = latest[0]["id"]
+run_ids = [run_id] if run_id else [run["id"] for run in store.list_runs(group_id=group_id)]
+if not run_ids or store.get_run(run_ids[0]) is None:
+    st.title("Live view")
+    st.error(f"No run or group {run_id or group_id!r} in {store.home}. It may have been deleted.")
+    st.stop()
+
+first = store.get_run(run_ids[0])
+title = first["name"] if run_id else f"{first['algo']}/{first['preset'] or 'custom'} · {len(run_ids)} seeds"
+st.title(title)
+st.caption(f"{ui.ALGORITHM_TITLES[first['algo']]} · preset {first['preset'] or 'custom'} · "
+           f"{'run ' + run_id if run_id else 'group ' + group_id}")
+
+controls = st.columns([1, 1, 1, 1])
+method = controls[0].selectbox("Smoothing", ["ema", "window", "none"], key="smooth_method",
+                               format_func={"ema": "EMA", "window": "moving window", "none": "none"}.get)
+amount = (controls[1].slider("EMA weight", 0.0, 0.99, 0.9, key="smooth_ema") if method == "ema" else
+          controls[1].number_input("Window (episodes)", 1, 1000, 20, key="smooth_window") if method == "window"
+          else 0)
+x_axis = controls[2].selectbox("x axis", ["env_steps", "episode", "time_s"], key="x_axis",
+                               format_func={"env_steps": "env steps", "episode": "episodes",
+                                            "time_s": "training time"}.get)
+paused = controls[3].toggle("Pause live updates", key="paused", help="Keeps your zoom while you explore.")
+
+
+def fetch(run_id: str) -> dict:
+    """This run's metrics, fetched incrementally: only rows newer than what this session already has."""
+    cache = st.session_state.setdefault(f"live.{run_id}", {"cursor": Cursor(), "episodes": [], "updates": [],
+                                                          "evaluations": []})
+    new, cache["cursor"] = store.poll(run_id, cache["cursor"])
+    for kind, rows in new.items():
+        cache[kind].extend(rows)
+    return cache
+
+
+def progress_line(run: dict) -> None:
+    config = config_from_json(run["config_json"])
+    fraction = run["env_steps"] / config.total_env_steps
+    if config.max_episodes:
+        fraction = max(fraction, run["episodes"] / config.max_episodes)
+    rate = run["env_steps"] / run["train_seconds"] if run["train_seconds"] else 0.0
+    eta = (config.total_env_steps - run["env_steps"]) / rate if rate and run["status"] == "running" else None
+    solved = f" · solved in {ui.fmt_duration(run['time_to_solve_s'])}" if run["solved"] else ""
+    st.progress(min(1.0, fraction), text=f"{ui.run_label(run)} · {run['env_steps']:,} / {config.total_env_steps:,} "
+                                         f"env steps · {run['episodes']:,} episodes · {rate:,.0f} steps/s · "
+                                         f"ETA {ui.fmt_duration(eta)}{solved}")
+    if run["status"] == "failed":
+        st.error(f"Failed: {run['error']}", icon=":material/error:")
+    elif run["status"] == "interrupted":
+        st.warning(f"Interrupted: {run['error']}", icon=":material/warning:")
+
+
+@st.fragment(run_every=None if paused else 1.0)
+def live() -> None:
+    runs = [store.get_run(rid) for rid in run_ids]
+    data = {rid: fetch(rid) for rid in run_ids}
+    active = [run for run in runs if run["status"] in ("queued", "running")]
+    for run in runs:
+        progress_line(run)
+    if active and st.button(f"Stop {'run' if len(run_ids) == 1 else f'{len(active)} active runs'}",
+                            icon=":material/stop_circle:", key="stop"):
+        for run in active:
+            cancel_run(store, run["id"])
+        st.toast("Stop requested: the run ends at its next update, keeping all its data.")
+
+    reward_tab, schedule_tab, diagnostics_tab = st.tabs(["Reward", "Exploration & learning rate", "Diagnostics"])
+    with reward_tab:
+        if len(run_ids) == 1:
+            rid = run_ids[0]
+            figure = reward_figure(data[rid]["episodes"], data[rid]["evaluations"], x=x_axis, method=method,
+                                   amount=amount)
+        else:
+            episodes = [data[rid]["episodes"] for rid in run_ids]
+            figure = group_figure([{"name": title, "curve": binned_mean_std(episodes, x_axis),
+                                    "runs": [(rows, []) for rows in episodes]}], x=x_axis, method=method,
+                                  amount=amount)
+        st.plotly_chart(figure, key="reward_chart")
+        points = sum(len(data[rid]["episodes"]) for rid in run_ids)
+        st.caption(f"{points:,} episodes plotted" + (" — waiting for the first episode…" if not points else ""))
+    shown = data[run_ids[0]]
+    with schedule_tab:
+        st.plotly_chart(series_figure(shown["episodes"], ["epsilon"], x=x_axis, y_title="exploration ε"),
+                        key="epsilon_chart")
+        st.plotly_chart(series_figure(shown["episodes"], ["learning_rate"], x=x_axis, y_title="learning rate"),
+                        key="lr_chart")
+    with diagnostics_tab:
+        keys = sorted({key for row in shown["updates"] for key in row} -
+                      {"update", "env_steps", "time_s", "epsilon", "learning_rate"})
+        if not keys:
+            st.caption("No updates yet.")
+        for key in keys:
+            st.plotly_chart(series_figure(shown["updates"], [key], x=x_axis if x_axis != "episode" else "env_steps",
+                                          y_title=key.replace("_", " ")), key=f"diag.{key}")
+
+
+live()
+ui.sidebar_active_runs()
