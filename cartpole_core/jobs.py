@@ -199,7 +199,7 @@ class _EventWriter:
     def __init__(self, store: RunStore, run_id: str):
         self.store, self.run_id = store, run_id
         self.buffer: list = []
-        self.next_flush = time.monotonic() + FLUSH_INTERVAL_S
+        self.next_flush = 0.0  # the first event is written at once: a fresh run shows its first point quickly
         self.cancelled = False
 
     def __call__(self, event: Any) -> None:

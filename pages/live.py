@@ -8,6 +8,8 @@ from cartpole_core.jobs import cancel_run
 from cartpole_core.plots import group_figure, reward_figure, series_figure
 from cartpole_core.store import Cursor, binned_mean_std
 
+LIVE_REFRESH_S = 0.5  # twice a second: the first point shows soon after launch, the curve moves smoothly
+
 store = ui.store()
 run_id, group_id = st.query_params.get("run"), st.query_params.get("group")
 if not run_id and not group_id:
@@ -69,7 +71,7 @@ def progress_line(run: dict) -> None:
         st.warning(f"Interrupted: {run['error']}", icon=":material/warning:")
 
 
-@st.fragment(run_every=None if paused else 1.0)
+@st.fragment(run_every=None if paused else LIVE_REFRESH_S)
 def live() -> None:
     runs = [store.get_run(rid) for rid in run_ids]
     data = {rid: fetch(rid) for rid in run_ids}
@@ -82,8 +84,11 @@ def live() -> None:
             cancel_run(store, run["id"])
         st.toast("Stop requested: the run ends at its next update, keeping all its data.")
 
-    reward_tab, schedule_tab, diagnostics_tab = st.tabs(["Reward", "Exploration & learning rate", "Diagnostics"])
-    with reward_tab:
+    # One view at a time (not tabs, which render every chart on every refresh): the server and the browser
+    # redraw only what is shown, so a watched run keeps its training speed.
+    view = st.segmented_control("View", ["Reward", "Exploration & learning rate", "Diagnostics"], key="view",
+                                default="Reward", required=True, label_visibility="collapsed")
+    if view == "Reward":
         if len(run_ids) == 1:
             rid = run_ids[0]
             figure = reward_figure(data[rid]["episodes"], data[rid]["evaluations"], x=x_axis, method=method,
@@ -97,12 +102,12 @@ def live() -> None:
         points = sum(len(data[rid]["episodes"]) for rid in run_ids)
         st.caption(f"{points:,} episodes plotted" + (" — waiting for the first episode…" if not points else ""))
     shown = data[run_ids[0]]
-    with schedule_tab:
+    if view == "Exploration & learning rate":
         st.plotly_chart(series_figure(shown["episodes"], ["epsilon"], x=x_axis, y_title="exploration ε"),
                         key="epsilon_chart")
         st.plotly_chart(series_figure(shown["episodes"], ["learning_rate"], x=x_axis, y_title="learning rate"),
                         key="lr_chart")
-    with diagnostics_tab:
+    if view == "Diagnostics":
         keys = sorted({key for row in shown["updates"] for key in row} -
                       {"update", "env_steps", "time_s", "epsilon", "learning_rate"})
         if not keys:

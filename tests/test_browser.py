@@ -1,0 +1,165 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run` on a free port.
+
+A new user opens the app, launches PPO `fast`, watches the reward chart gain points, stops a second run and
+compares two runs. Screenshots go to docs/img/ (shown in the README); the timings asked of the dashboard
+(launch → first point, refresh rate) are printed for docs/BENCHMARKS.md, not asserted as hard limits.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cartpole_core.store import RunStore
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "docs" / "img"
+WARM_UP_S = 15
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
+                                reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("lab-home")
+    port = free_port()
+    env = {**os.environ, "CARTPOLE_LAB_HOME": str(home)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not become healthy within 90 s")
+    yield url, home
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def chromium_browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        yield chromium
+        chromium.close()
+
+
+def reward_points(page) -> int:
+    """Points in the first Plotly chart's raw-return trace, read from the live figure in the page."""
+    return page.evaluate("""() => {
+        const plot = document.querySelector('.js-plotly-plot');
+        if (!plot || !plot.data) return 0;
+        const raw = plot.data.find(t => t.name === 'return' || (t.name || '').endsWith('mean'));
+        return raw && raw.x ? raw.x.length : 0;
+    }""")
+
+
+def open_page(chromium_browser, url: str):
+    page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_text("Train an agent").wait_for(timeout=60_000)
+    return page
+
+
+def test_new_user_launches_ppo_and_watches_the_reward_curve_grow(server, chromium_browser):
+    url, home = server
+    page = open_page(chromium_browser, url)  # PPO with its `fast` preset is what a new user sees first
+    page.get_by_text("separate 64-64 tanh actor and critic").wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "train.png"), full_page=True)
+    # A user reads the form before launching; meanwhile the lab warms a worker (torch imported), which is what
+    # makes a launch start training at once. The first launch within seconds of the server starting is slower.
+    page.wait_for_timeout(WARM_UP_S * 1000)
+
+    page.get_by_role("button", name="Launch training").click()
+    clicked = time.monotonic()
+    page.wait_for_url("**/live?run=*", timeout=30_000)
+    while reward_points(page) == 0 and time.monotonic() - clicked < 60:
+        page.wait_for_timeout(50)
+    first_point_s = time.monotonic() - clicked
+    assert reward_points(page) > 0, "the reward chart never got a point"
+
+    counts, refreshes = [reward_points(page)], 0
+    for _ in range(40):  # watch for 4 s: the chart must keep gaining points while training
+        page.wait_for_timeout(100)
+        counts.append(reward_points(page))
+        refreshes += counts[-1] != counts[-2]
+    assert counts[-1] > counts[0], f"no new points in 4 s: {counts}"
+    page.screenshot(path=str(SCREENSHOTS / "live.png"), full_page=True)
+
+    store = RunStore(home)
+    run = store.list_runs()[0]
+    assert run["algo"] == "ppo" and run["preset"] == "fast"
+
+    # Throughput with the live page open vs the same run headless (printed for docs/BENCHMARKS.md).
+    deadline = time.monotonic() + 120
+    while store.get_run(run["id"])["status"] == "running" and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    page.close()
+    watched = store.get_run(run["id"])
+    live_rate = watched["env_steps"] / watched["train_seconds"]
+    headless = subprocess.run([sys.executable, "-m", "cartpole_core", "train", "--algo", "ppo", "--json",
+                               "--seed", str(watched["seed"])], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "CARTPOLE_LAB_HOME": str(home / "headless")}, timeout=300)
+    headless_rate = json.loads(headless.stdout.splitlines()[-1])["env_steps_per_s"]
+    timings = {"launch_to_first_point_s": round(first_point_s, 2), "chart_changes_in_4_s": refreshes,
+               "steps_per_s_live_page_open": round(live_rate), "steps_per_s_headless": round(headless_rate),
+               "live_over_headless": round(live_rate / headless_rate, 3)}
+    print(f"BROWSER {timings}")
+    (SCREENSHOTS.parent / "browser-timings.json").write_text(json.dumps(timings) + "\n")
+
+
+def test_user_stops_a_second_run_from_its_live_view(server, chromium_browser):
+    url, home = server
+    page = open_page(chromium_browser, f"{url}/?algo=qlearning&preset=seed")
+    page.get_by_role("button", name="Launch training").click()
+    page.wait_for_url("**/live?run=*", timeout=30_000)
+    page.get_by_role("button", name="Stop run").click(timeout=60_000)
+    run_id = page.url.split("run=")[1].split("&")[0]
+    store = RunStore(home)
+    deadline = time.monotonic() + 10
+    while store.get_run(run_id)["status"] not in ("cancelled", "completed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert store.get_run(run_id)["status"] == "cancelled"
+    page.get_by_text("⏹️").first.wait_for(timeout=10_000)
+
+
+def test_user_compares_two_runs(server, chromium_browser):
+    url, home = server
+    store = RunStore(home)
+    deadline = time.monotonic() + 120
+    while any(r["status"] in ("queued", "running") for r in store.list_runs()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run_ids = [run["id"] for run in store.list_runs()][:2]
+    page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/runs?select={','.join(run_ids)}")
+    page.get_by_text("Compare", exact=True).wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot') && "
+                           "document.querySelector('.js-plotly-plot').data", timeout=30_000)
+    names = page.evaluate("() => document.querySelector('.js-plotly-plot').data.map(t => t.name)")
+    assert sum(1 for name in names if name and name.endswith("mean")) == 2
+    page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
