@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ run: $(VENV)/.installed-app
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
-test: lint
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here); installed when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "note: no chromium; run 'sudo apt-get install chromium' or the browser tests are skipped"; fi; }
+
+test: lint chromium
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
