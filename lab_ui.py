@@ -17,8 +17,8 @@ from cartpole_core.presets import preset_config, preset_names
 from cartpole_core.store import RunStore
 
 ALGORITHM_TITLES = {"qlearning": "Tabular Q-learning", "dqn": "DQN", "ppo": "PPO"}
-STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "failed": "❌", "cancelled": "⏹️",
-                "interrupted": "⚠️"}
+# Plain symbols every font has (emoji are missing on many Linux machines).
+STATUS_ICONS = {"queued": "…", "running": "▶", "completed": "✓", "failed": "✗", "cancelled": "■", "interrupted": "!"}
 COMMON_FIELDS = ("total_env_steps", "max_episodes", "max_episode_steps", "n_envs", "eval_every_steps",
                  "stop_on_solve")
 QTABLE_FIELDS = ("bins", "low", "high")

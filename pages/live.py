@@ -62,9 +62,10 @@ def progress_line(run: dict) -> None:
     rate = run["env_steps"] / run["train_seconds"] if run["train_seconds"] else 0.0
     eta = (config.total_env_steps - run["env_steps"]) / rate if rate and run["status"] == "running" else None
     solved = f" · solved in {ui.fmt_duration(run['time_to_solve_s'])}" if run["solved"] else ""
-    st.progress(min(1.0, fraction), text=f"{ui.run_label(run)} · {run['env_steps']:,} / {config.total_env_steps:,} "
-                                         f"env steps · {run['episodes']:,} episodes · {rate:,.0f} steps/s · "
-                                         f"ETA {ui.fmt_duration(eta)}{solved}")
+    status = f"{ui.STATUS_ICONS[run['status']]} {run['status']}"
+    st.progress(min(1.0, fraction), text=f"{status} · {run['name']} · {run['env_steps']:,} / "
+                                         f"{config.total_env_steps:,} env steps · {run['episodes']:,} episodes · "
+                                         f"{rate:,.0f} steps/s · ETA {ui.fmt_duration(eta)}{solved}")
     if run["status"] == "failed":
         st.error(f"Failed: {run['error']}", icon=":material/error:")
     elif run["status"] == "interrupted":

@@ -145,7 +145,7 @@ def test_user_stops_a_second_run_from_its_live_view(server, chromium_browser):
     while store.get_run(run_id)["status"] not in ("cancelled", "completed") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert store.get_run(run_id)["status"] == "cancelled"
-    page.get_by_text("⏹️").first.wait_for(timeout=10_000)
+    page.get_by_text("■ cancelled").first.wait_for(timeout=10_000)  # the live view shows the new status
 
 
 def test_user_compares_two_runs(server, chromium_browser):
