@@ -43,7 +43,7 @@ from cartpole_core.configs import DQNConfig
 from cartpole_core.envs import make_vec_env
 from cartpole_core.nets import OBS_DIM
 from cartpole_core.schedules import value_at
-from cartpole_core.training import Run
+from cartpole_core.training import EpisodeTracker, Run
 
 LOG_EVERY_GRADIENT_STEPS = 100  # one Updated event per this many gradient steps keeps the UI's event volume low
 
@@ -138,9 +138,7 @@ def train(config: DQNConfig, run: Run) -> DQNAgent:
     learning_starts = max(config.learning_starts, config.batch_size)
 
     obs, _ = env.reset(seed=run.seed)
-    episode_return = np.zeros(n)
-    episode_length = np.zeros(n, dtype=np.int64)
-    prev_done = np.zeros(n, dtype=bool)
+    episodes = EpisodeTracker(run, n)
     gradient_steps_done = 0
     loss_sum, q_sum, grad_norm_sum, logged_steps = 0.0, 0.0, 0.0, 0
 
@@ -162,19 +160,10 @@ def train(config: DQNConfig, run: Run) -> DQNAgent:
 
         # NEXT_STEP autoreset: a copy that ended last step was only reset now (reward 0, action ignored), so
         # this is not a transition. On the done step itself, next_obs is the true final observation.
-        live = ~prev_done
+        live = episodes.live
         buffer.add(obs[live], actions[live], reward[live], next_obs[live], terminated[live])
         steps_before = run.env_steps
-        run.add_steps(int(live.sum()))
-
-        episode_return += reward * live
-        episode_length += live
-        done = terminated | truncated
-        for i in np.flatnonzero(done):
-            run.log_episode(episode_return[i], episode_length[i], epsilon, lr)
-            episode_return[i] = 0.0
-            episode_length[i] = 0
-        prev_done = done
+        episodes.record(reward, terminated, truncated, epsilon, lr)
         obs = next_obs
 
         # train_freq counts env steps: one vector step of N envs may cross several train_freq boundaries.

@@ -39,7 +39,7 @@ from cartpole_core.configs import PPOConfig
 from cartpole_core.envs import make_vec_env
 from cartpole_core.nets import OBS_DIM
 from cartpole_core.schedules import value_at
-from cartpole_core.training import Run
+from cartpole_core.training import EpisodeTracker, Run
 
 METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 
@@ -107,9 +107,7 @@ def train(config: PPOConfig, run: Run) -> PPOAgent:
     real_buf = np.zeros((steps, n), dtype=bool)
 
     obs, _ = env.reset(seed=run.seed)
-    episode_return = np.zeros(n)
-    episode_length = np.zeros(n, dtype=np.int64)
-    prev_done = np.zeros(n, dtype=bool)
+    episodes = EpisodeTracker(run, n)
 
     while not run.done:
         lr = value_at(config.learning_rate, run.episodes if config.learning_rate.unit == "episodes"
@@ -127,16 +125,10 @@ def train(config: PPOConfig, run: Run) -> PPOAgent:
 
             # NEXT_STEP autoreset: an env whose episode ended last step was only reset now (reward 0, action
             # ignored). That slot is no transition: it is not counted and is masked out of the loss.
-            real = ~prev_done
             actions_buf[t], log_probs_buf[t], values_buf[t] = actions, log_probs, values.numpy()
-            rewards_buf[t], terminated_buf[t], truncated_buf[t], real_buf[t] = reward, terminated, truncated, real
-            run.add_steps(int(real.sum()))
-            episode_return += reward
-            episode_length += real
-            prev_done = terminated | truncated
-            for i in np.flatnonzero(prev_done):
-                run.log_episode(episode_return[i], episode_length[i], None, lr)
-                episode_return[i], episode_length[i] = 0.0, 0
+            rewards_buf[t], terminated_buf[t], truncated_buf[t] = reward, terminated, truncated
+            real_buf[t] = episodes.live
+            episodes.record(reward, terminated, truncated, None, lr)
 
         # ---- advantages: GAE over the rollout, bootstrapped from the value of the observation after it
         with torch.no_grad():

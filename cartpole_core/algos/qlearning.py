@@ -23,7 +23,7 @@ from cartpole_core.agent import QTableAgent
 from cartpole_core.configs import QLearningConfig
 from cartpole_core.envs import make_vec_env
 from cartpole_core.schedules import value_at
-from cartpole_core.training import Run
+from cartpole_core.training import EpisodeTracker, Run
 
 DIAGNOSTICS_EVERY_STEPS = 2000
 
@@ -50,9 +50,7 @@ def train(config: QLearningConfig, run: Run) -> QTableAgent:
 
     obs, _ = env.reset(seed=run.seed)
     state = discretizer.state_index(obs)
-    episode_return = np.zeros(n)
-    episode_length = np.zeros(n, dtype=np.int64)
-    prev_done = np.zeros(n, dtype=bool)
+    episodes = EpisodeTracker(run, n)
     td_abs_sum, td_count, next_diagnostics = 0.0, 0, DIAGNOSTICS_EVERY_STEPS
 
     def progress(unit: str) -> int:
@@ -68,24 +66,15 @@ def train(config: QLearningConfig, run: Run) -> QTableAgent:
         next_state = discretizer.state_index(obs)
 
         # The vector env's NEXT_STEP autoreset: a copy that ended last step was only reset now — no transition.
-        live = ~prev_done
+        live = episodes.live
         s = state[live]
         td_error = td_update(q, s, actions[live], reward[live], next_state[live], terminated[live], alpha,
                              config.gamma)
         np.add.at(visits, s, 1)
 
-        live_steps = int(live.sum())
-        run.add_steps(live_steps)
+        episodes.record(reward, terminated, truncated, epsilon, alpha)
         td_abs_sum += float(np.abs(td_error).sum())
-        td_count += live_steps
-        episode_return += reward * live
-        episode_length += live
-        done = terminated | truncated
-        for i in np.flatnonzero(done):
-            run.log_episode(episode_return[i], episode_length[i], epsilon, alpha)
-            episode_return[i] = 0.0
-            episode_length[i] = 0
-        prev_done = done
+        td_count += len(td_error)
         state = next_state
 
         if run.env_steps >= next_diagnostics:
