@@ -2,9 +2,10 @@
 
 The queue *is* the store: ``submit`` writes runs with status ``queued``; a ``JobManager`` (held by whichever lab
 process is up — the dashboard or the CLI) starts queued runs in worker processes, at most ``max_workers`` at
-once, and notices workers that die. Workers are started with the ``spawn`` context from this importable module
-(never ``fork``: the parent may hold torch threads and a Streamlit server) and each sets
-``torch.set_num_threads(1)`` so N workers use N cores.
+once, and notices workers that die. Workers are fresh interpreters running the importable module
+``cartpole_core.worker`` — not ``fork`` (the parent may hold torch threads and a Streamlit server), and not
+multiprocessing's ``spawn``, which re-imports the parent's ``__main__`` (under Streamlit: the app script) in
+every child. Each sets ``torch.set_num_threads(1)`` so N workers use N cores.
 
 A worker streams events into the store in batched transactions (every ``FLUSH_INTERVAL_S``, at least twice a
 second), saves periodic / best / final checkpoints under ``runs/<run_id>/``, and polls the run's cancel flag at
@@ -14,9 +15,10 @@ forceful second (terminate after ``CANCEL_GRACE_S``).
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -59,10 +61,9 @@ class JobManager:
 
     def __post_init__(self) -> None:
         self.store = RunStore(self.home)
-        self._context = mp.get_context("spawn")
         self._workers: dict[str, Any] = {}
         self._cancel_deadline: dict[str, float] = {}
-        self._standby: tuple[Any, Any] | None = None  # (process, connection) of the warm idle worker
+        self._standby: subprocess.Popen | None = None  # the warm idle worker
 
     def submit(self, config: TrainConfig, seeds: list[int], *, preset: str | None = None, name: str | None = None,
                tags: tuple[str, ...] = ()) -> tuple[str, list[str]]:
@@ -74,20 +75,19 @@ class JobManager:
     def pump(self) -> None:
         """Reap finished or dead workers, enforce cancels, start queued runs up to the limit."""
         for run_id, process in list(self._workers.items()):
-            if process.is_alive():
+            if process.poll() is None:
                 if run_id not in self._cancel_deadline and self.store.cancel_requested(run_id):
                     self._cancel_deadline[run_id] = time.monotonic() + CANCEL_GRACE_S
                 deadline = self._cancel_deadline.get(run_id)
                 if deadline is not None and time.monotonic() > deadline:
                     process.terminate()  # cooperative stop did not happen in time: forceful
                 continue
-            process.join()
             run = self.store.get_run(run_id)
             if run and run["status"] in ("queued", "running"):
                 if run_id in self._cancel_deadline:
                     self.store.set_status(run_id, "cancelled")
                 else:
-                    self.store.set_status(run_id, "failed", _exit_reason(process.exitcode))
+                    self.store.set_status(run_id, "failed", _exit_reason(process.returncode))
             del self._workers[run_id]
             self._cancel_deadline.pop(run_id, None)
         free = self.max_workers - len(self._workers)
@@ -96,24 +96,21 @@ class JobManager:
             for run in queued[:free]:
                 if self.store.claim(run["id"]):  # another lab process may have taken it
                     self._start(run["id"])
-        if self.warm and (self._standby is None or not self._standby[0].is_alive()):
-            self._standby = self._spawn_standby()
+        if self.warm and (self._standby is None or self._standby.poll() is not None):
+            self._standby = self._spawn_worker()
 
-    def _spawn_standby(self) -> tuple[Any, Any]:
-        receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=standby_main, args=(str(self.home), receiver), daemon=True,
-                                        name="cartpole-lab-worker")
-        process.start()
-        return process, sender
+    def _spawn_worker(self) -> subprocess.Popen:
+        # A fresh interpreter running an importable module. (multiprocessing's spawn would also re-import the
+        # parent's __main__ — under Streamlit, the app script itself — in every worker.)
+        return subprocess.Popen([sys.executable, "-m", "cartpole_core.worker", str(self.home)],
+                                stdin=subprocess.PIPE, text=True)
 
     def _start(self, run_id: str) -> None:
-        if self._standby is not None and self._standby[0].is_alive():
-            process, sender = self._standby
-            self._standby = None
-            sender.send(run_id)
-        else:
-            process, sender = self._spawn_standby()
-            sender.send(run_id)
+        process = self._standby if self._standby is not None and self._standby.poll() is None else None
+        self._standby = None
+        process = process or self._spawn_worker()
+        process.stdin.write(run_id + "\n")
+        process.stdin.close()
         self.store.mark_running(run_id, process.pid)
         self._workers[run_id] = process
 
@@ -142,8 +139,8 @@ class JobManager:
     def shutdown(self) -> None:
         """Stop the warm worker (running workers are left to finish; daemonic ones end with this process)."""
         if self._standby is not None:
-            self._standby[1].close()
-            self._standby[0].join(timeout=5)
+            self._standby.stdin.close()  # end of input: the idle worker exits
+            self._standby.wait(timeout=10)
             self._standby = None
 
 
@@ -266,18 +263,3 @@ def execute_run(store: RunStore, run_id: str, *, on_event: Callable[[Any], None]
                 traceback.format_exception_only(type(err), err)[-1].strip()
             store.set_status(run_id, "failed", reason)
         return None
-
-
-def standby_main(home: str, receiver: Any) -> None:
-    """Entry point of a worker process: import everything, wait for a run id, train that run on one thread."""
-    import torch
-    import torch._dynamo  # noqa: F401  (imported by the first optimizer: seconds)
-
-    import cartpole_core.algos  # noqa: F401
-
-    torch.set_num_threads(1)
-    try:
-        run_id = receiver.recv()
-    except EOFError:  # the manager shut down before handing over a run
-        return
-    execute_run(RunStore(Path(home), recover=False), run_id)

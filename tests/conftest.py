@@ -1,4 +1,4 @@
-import logging
+import streamlit.logger
 
 # AppTest runs scripts "bare": Streamlit logs a harmless warning for every element. Keep test output readable.
-logging.getLogger("streamlit").setLevel(logging.ERROR)
+streamlit.logger.set_log_level("error")
