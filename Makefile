@@ -32,8 +32,11 @@ chromium:
 test: lint chromium
 	$(BIN)/python -m pytest
 
+# The tables in docs/BENCHMARKS.md. For the SB3 comparison: pip install -r requirements-bench.txt, add --vs-sb3.
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/solve.py --algos qlearning,dqn,ppo --seeds 5
+	$(BIN)/python bench/solve.py --seeds 5
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/store.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -32,9 +32,9 @@ from cartpole_core.store import Cursor, RunStore
 from cartpole_core.training import train
 
 
-def logging_overhead(repeats: int = 3) -> list[tuple[str, str]]:
+def logging_overhead(repeats: int = 5) -> list[tuple[str, str]]:
     rows = []
-    for algo, steps in (("qlearning", 300_000), ("ppo", 25_000)):
+    for algo, steps in (("qlearning", 300_000), ("ppo", 60_000)):
         config = preset_config(algo, "fast", total_env_steps=steps, stop_on_solve=False, eval_every_steps=steps)
         headless, stored = [], []
         with tempfile.TemporaryDirectory() as home:
