@@ -161,6 +161,12 @@ def field_widget(algo: str, spec: FieldSpec, problems: dict[str, str], label: st
         st.toggle(label, key=key, help=help_text)
     elif spec.kind == "choice":
         st.selectbox(label, spec.choices, key=key, help=help_text)
+    elif spec.log and spec.kind in ("int", "float") and spec.high is not None:
+        # Log-scaled: a slider over 1-2-5 steps per decade (plus the current value), so 1e-4 → 1e-3 is as far
+        # as 1e-3 → 1e-2.
+        options = log_options(spec, st.session_state.get(key))
+        st.select_slider(label, options, key=key, help=help_text,
+                         format_func=lambda v: f"{v:,}" if isinstance(v, int) else f"{v:g}")
     elif spec.kind in ("int", "optional_int"):
         st.number_input(label, min_value=None if spec.low is None else int(spec.low + spec.low_open),
                         max_value=None if spec.high is None else int(spec.high), step=1, key=key, help=help_text,
@@ -175,6 +181,21 @@ def field_widget(algo: str, spec: FieldSpec, problems: dict[str, str], label: st
         st.text_input(label, key=key, help=help_text + " Comma-separated.")
     if spec.name in problems:
         st.error(problems[spec.name], icon=":material/error:")
+
+
+def log_options(spec: FieldSpec, current: Any) -> list:
+    """1-2-5 values per decade within the field's bounds (open zero bounds start two decades below typical)."""
+    low = spec.low if spec.low and spec.low > 0 else (spec.typical[0] / 100 if spec.typical and spec.typical[0]
+                                                      else 1e-6)
+    values = []
+    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(spec.high)) + 1):
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10.0**exponent
+            if low <= value <= spec.high and not (spec.low_open and value <= spec.low):
+                values.append(int(value) if spec.kind == "int" else float(f"{value:.6g}"))
+    if current is not None and current not in values:
+        values.append(current)
+    return sorted(set(values))
 
 
 def share_url_state(algo: str, preset: str) -> None:

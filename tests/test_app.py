@@ -47,7 +47,8 @@ def figure(element) -> dict:
 def test_train_page_renders_a_form_for_every_field_of_each_algorithm(home, algo):
     test = app(algo=algo)
     assert not test.exception
-    keys = {w.key for w in [*test.number_input, *test.selectbox, *test.toggle, *test.text_input]}
+    keys = {w.key for w in [*test.number_input, *test.select_slider, *test.selectbox, *test.toggle,
+                            *test.text_input]}
     assert f"cfg.{algo}.total_env_steps" in keys and f"cfg.{algo}.learning_rate.start" in keys
     assert not test.error
     charts = [figure(chart) for chart in test.get("plotly_chart")]
@@ -58,10 +59,10 @@ def test_train_page_renders_a_form_for_every_field_of_each_algorithm(home, algo)
 
 def test_invalid_input_shows_the_error_inline_and_launches_nothing(home):
     test = app(algo="dqn")
-    test.number_input(key="cfg.dqn.batch_size").set_value(512).run()
-    test.number_input(key="cfg.dqn.buffer_size").set_value(256).run()
+    test.select_slider(key="cfg.dqn.batch_size").set_value(500).run()  # log-scaled fields are 1-2-5 sliders
+    test.select_slider(key="cfg.dqn.buffer_size").set_value(200).run()
     messages = [error.value for error in test.error]
-    assert any("batch_size (512) must not exceed buffer_size (256)" in message for message in messages)
+    assert any("batch_size (500) must not exceed buffer_size (200)" in message for message in messages)
     launch = next(button for button in test.button if "Launch" in button.label)
     assert launch.disabled  # a browser user cannot click it
     test.run()
