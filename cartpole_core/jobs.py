@@ -96,7 +96,9 @@ class JobManager:
             for run in queued[:free]:
                 if self.store.claim(run["id"]):  # another lab process may have taken it
                     self._start(run["id"])
-        if self.warm and (self._standby is None or self._standby.poll() is not None):
+        # Warm the next worker only while nothing trains: its imports take a core for seconds, which would slow
+        # the runs being watched; the launch that matters most for latency is the one from an idle lab.
+        if self.warm and not self._workers and (self._standby is None or self._standby.poll() is not None):
             self._standby = self._spawn_worker()
 
     def _spawn_worker(self) -> subprocess.Popen:
