@@ -17,14 +17,6 @@ SMALL = {"hidden_sizes": [16, 16], "learning_starts": 200, "batch_size": 32, "tr
          "target_update_interval": 50, "total_env_steps": 1500, "eval_every_steps": 100_000}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def rows(values: list[int]) -> tuple[np.ndarray, ...]:
     """Transitions whose every field encodes the row's number, so a stored row can be recognised."""
     v = np.asarray(values)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from cartpole_core.algos.ppo import compute_gae
 from cartpole_core.configs import PPOConfig
@@ -12,17 +11,8 @@ from cartpole_core.events import EpisodeEnded, Updated
 from cartpole_core.presets import preset_config
 from cartpole_core.training import train
 
-# The tuned ``fast`` preset (to be kept identical to PRESETS["ppo"]["fast"] in cartpole_core/presets.py).
 TINY = {"hidden_sizes": [16], "n_envs": 4, "rollout_steps": 16, "minibatch_size": 32, "epochs": 2,
         "total_env_steps": 1000, "eval_every_steps": 100_000}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _train_recording(config: PPOConfig, seed: int = 0, **kwargs):
