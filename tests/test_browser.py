@@ -90,6 +90,8 @@ def test_new_user_launches_ppo_and_watches_the_reward_curve_grow(server, chromiu
     url, home = server
     page = open_page(chromium_browser, url)  # PPO with its `fast` preset is what a new user sees first
     page.get_by_text("separate 64-64 tanh actor and critic").wait_for()
+    page.get_by_role("button", name="Launch training").wait_for()
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot')?.data")  # the schedule preview
     page.screenshot(path=str(SCREENSHOTS / "train.png"), full_page=True)
     # A user reads the form before launching; meanwhile the lab warms a worker (torch imported), which is what
     # makes a launch start training at once. The first launch within seconds of the server starting is slower.
