@@ -10,7 +10,15 @@ from typing import Any
 
 import streamlit as st
 
-from cartpole_core.configs import OBS_NAMES, ConfigError, FieldSpec, TrainConfig, field_specs, with_overrides
+from cartpole_core.configs import (
+    OBS_NAMES,
+    ConfigError,
+    FieldSpec,
+    TrainConfig,
+    config_class,
+    field_specs,
+    with_overrides,
+)
 from cartpole_core.jobs import Scheduler
 from cartpole_core.paths import data_home
 from cartpole_core.presets import preset_config, preset_names
@@ -128,7 +136,7 @@ def _parse_list(text: Any, kind: str) -> Any:
 def form_values(algo: str) -> dict[str, Any]:
     """The form's current values as dotted overrides for a config."""
     values = {}
-    for spec in field_specs(type(preset_config(algo, preset_names(algo)[0]))):
+    for spec in field_specs(config_class(algo)):
         key = _key(algo, spec.name)
         if key in st.session_state:
             value = st.session_state[key]

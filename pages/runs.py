@@ -1,6 +1,5 @@
 """Runs & Compare: every stored run; overlay groups or runs with mean ± std bands; diff configs; manage runs."""
 
-import io
 import json
 import tempfile
 from pathlib import Path
@@ -12,7 +11,7 @@ import lab_ui as ui
 from cartpole_core import ALGORITHMS
 from cartpole_core.archive import EPISODE_COLUMNS, ImportRejected, export_runs, import_runs
 from cartpole_core.plots import group_figure
-from cartpole_core.store import STATUSES, binned_mean_std
+from cartpole_core.store import STATUSES, RunStore, binned_mean_std
 
 store = ui.store()
 st.title("Runs & compare")
@@ -101,14 +100,25 @@ if len(selected) > 1:
 
 st.subheader("Manage")
 manage = st.columns(3)
-metrics = pd.concat([pd.DataFrame(store.episodes(run["id"]), columns=EPISODE_COLUMNS).assign(run_id=run["id"])
-                     for run in selected])
-manage[0].download_button("Metrics CSV", metrics.to_csv(index=False), file_name="cartpole-lab-metrics.csv",
-                          mime="text/csv", icon=":material/download:", key="download_csv")
-with tempfile.TemporaryDirectory() as folder:
-    zip_path = export_runs(store, [run["id"] for run in selected], Path(folder) / "runs.zip")
-    manage[1].download_button("Export zip", io.BytesIO(zip_path.read_bytes()), file_name="cartpole-lab-runs.zip",
-                              mime="application/zip", icon=":material/archive:", key="download_zip")
+selected_ids = [run["id"] for run in selected]
+
+
+# Downloads are built when clicked (on Streamlit's download thread, with its own store handle), not on every rerun.
+def metrics_csv() -> str:
+    reader = RunStore(store.home, recover=False)
+    return pd.concat([pd.DataFrame(reader.episodes(run_id), columns=EPISODE_COLUMNS).assign(run_id=run_id)
+                      for run_id in selected_ids]).to_csv(index=False)
+
+
+def runs_zip() -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        return export_runs(RunStore(store.home, recover=False), selected_ids, Path(folder) / "runs.zip").read_bytes()
+
+
+manage[0].download_button("Metrics CSV", metrics_csv, file_name="cartpole-lab-metrics.csv", mime="text/csv",
+                          icon=":material/download:", key="download_csv")
+manage[1].download_button("Export zip", runs_zip, file_name="cartpole-lab-runs.zip", mime="application/zip",
+                          icon=":material/archive:", key="download_zip")
 
 if len(selected) == 1:
     run = selected[0]
