@@ -158,9 +158,15 @@ class RunStore:
                                    check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+            # One read transaction, so the three reads see one snapshot: read one by one, another process's
+            # first migration could commit between them and a fresh lab database would look foreign.
+            conn.execute("BEGIN")
+            try:
+                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path} is not a CartPole Lab database ({err}); move it away or set "
                              f"CARTPOLE_LAB_HOME to another folder — it was left untouched") from None
@@ -172,15 +178,22 @@ class RunStore:
             conn.close()
             raise StoreError(f"{self.path} has schema version {version}, newer than this CartPole Lab "
                              f"({SCHEMA_VERSION}); upgrade CartPole Lab to open it")
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate(conn, version)
-        except sqlite3.OperationalError as err:
-            conn.close()
-            raise StoreError(f"cannot write the run store {self.path}: {err}") from None
-        return conn
+        # Switching a new file to WAL can report "locked" while another handle does the same, without waiting
+        # on the busy timeout; retry within that budget instead of failing the second handle.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                self._migrate(conn, version)
+                return conn
+            except sqlite3.OperationalError as err:
+                if "locked" in str(err) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                conn.close()
+                raise StoreError(f"cannot write the run store {self.path}: {err}") from None
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection, version: int) -> None:

@@ -90,6 +90,31 @@ def test_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path):
     assert conn.execute("SELECT total FROM invoices").fetchall() == [(9.5,)]
 
 
+def test_many_handles_opening_a_new_home_at_once_all_succeed(tmp_path):
+    # The dashboard's scheduler thread and its page open a fresh home together; none may see a half-made file.
+    import threading
+
+    failures = []
+    for trial in range(10):
+        home = tmp_path / f"home-{trial}"
+        barrier = threading.Barrier(8)
+
+        def open_store(home=home, barrier=barrier):
+            barrier.wait()
+            try:
+                RunStore(home).close()
+            except StoreError as err:
+                failures.append(str(err))
+
+        threads = [threading.Thread(target=open_store) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert RunStore(tmp_path / "home-0").list_runs() == []
+
+
 def test_database_from_a_newer_version_is_refused(tmp_path):
     RunStore(tmp_path).close()
     conn = sqlite3.connect(db_path(tmp_path))
