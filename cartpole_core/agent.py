@@ -34,6 +34,7 @@ class Agent:
     """Greedy policy over batched observations; subclasses implement ``action_values`` on (N, 4) arrays."""
 
     config: TrainConfig
+    value_kind = "Q"  # what action_values returns: "Q" (Q-values) or "P" (action probabilities)
 
     def _values(self, obs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -125,6 +126,8 @@ class DQNAgent(Agent):
 
 class PPOAgent(Agent):
     """Greedy = the most probable action; ``action_values`` are the action probabilities."""
+
+    value_kind = "P"
 
     def __init__(self, config: PPOConfig, model: ActorCritic | None = None):
         self.config = config

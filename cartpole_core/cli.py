@@ -99,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     presets.add_argument("--algo", choices=ALGORITHMS)
     fields = commands.add_parser("fields", help="list an algorithm's config fields with bounds and typical ranges")
     fields.add_argument("--algo", required=True, choices=ALGORITHMS)
+    replay = commands.add_parser("replay", help="roll out a run's greedy policy and write an MP4 or GIF")
+    replay.add_argument("run_id")
+    replay.add_argument("--checkpoint", help="final, best, step-N (a periodic one) or a file name "
+                                             "(default: final, else best, else the latest)")
+    replay.add_argument("--seed", type=int, default=0, help="episode seed: the start state (default 0)")
+    replay.add_argument("--out", required=True, help="file to write: .mp4 (H.264) or .gif")
+    replay.add_argument("--physics", action="append", default=[], metavar="NAME=VALUE",
+                        help="changed physics (gravity, masscart, masspole, length, force_mag); repeatable")
+    replay.add_argument("--obs-noise", type=float, default=0.0, help="Gaussian noise std on what the agent sees")
+    replay.add_argument("--max-steps", type=int, default=500, help="episode length cap (default 500)")
+    replay.add_argument("--no-overlay", action="store_true", help="plain frames, without step/action/values")
+    replay.add_argument("--home", help=HOME_HELP)
+    replay.add_argument("--json", action="store_true", help="print one JSON result line")
     return parser
 
 
@@ -271,10 +284,47 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    import time
+
+    from cartpole_core.agent import CheckpointError, load_agent
+    from cartpole_core.replay import ReplayError, choose_checkpoint, encode_gif, encode_mp4, rollout
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".mp4", ".gif"):
+        raise BadInput(f"--out must end in .mp4 or .gif, got {args.out!r}")
+    physics = {}
+    for name, value in parse_overrides(args.physics).items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise BadInput(f"--physics {name} needs a number, got {value!r}")
+        physics[name] = float(value)
+    store = _open_store(args.home)
+    _get_run(store, args.run_id)
+    started = time.perf_counter()
+    try:
+        artifact = choose_checkpoint(store.artifacts(args.run_id), args.checkpoint)
+        agent = load_agent(artifact["path"])
+        episode = rollout(agent, args.seed, physics=physics, obs_noise=args.obs_noise, max_steps=args.max_steps)
+        encode = encode_mp4 if out.suffix.lower() == ".mp4" else encode_gif
+        encode(episode, out, overlay=not args.no_overlay)
+    except (ReplayError, CheckpointError) as err:
+        raise BadInput(str(err)) from None
+    except OSError as err:
+        raise BadInput(f"cannot write {out}: {err}") from None
+    summary = {"run_id": args.run_id, "checkpoint": artifact["path"].name, "seed": args.seed,
+               "steps": episode.steps, "return": episode.total_return, "terminated": episode.terminated,
+               "file": str(out), "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - started, 3)}
+    print(json.dumps(summary) if args.json else
+          f"wrote {out} ({summary['bytes'] / 1024:.0f} KB): {artifact['path'].name}, seed {args.seed}, "
+          f"return {episode.total_return:.0f} — {episode.outcome()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        commands = {"train": cmd_train, "presets": cmd_presets, "fields": cmd_fields, "runs": cmd_runs}
+        commands = {"train": cmd_train, "presets": cmd_presets, "fields": cmd_fields, "runs": cmd_runs,
+                    "replay": cmd_replay}
         return commands[args.command](args)
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)

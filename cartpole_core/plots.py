@@ -140,3 +140,39 @@ def bin_edges_figure(edges: list[np.ndarray], names: Sequence[str], low: Sequenc
     fig.update_layout(height=60 + 45 * len(names), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       yaxis={"tickvals": list(range(len(names))), "ticktext": list(names), "autorange": "reversed"})
     return fig
+
+
+TRACE_ROWS = (  # state variable, axis title, CartPole-v1's termination limit (None: unbounded)
+    ("cart_position", "cart position (m)", 2.4),
+    ("cart_velocity", "cart velocity (m/s)", None),
+    ("pole_angle", "pole angle (rad)", 12 * 2 * np.pi / 360),
+    ("pole_angular_velocity", "angular velocity (rad/s)", None),
+)
+
+
+def episode_trace_figure(episodes: Sequence[tuple[str, Any]], cursor: int | None = None) -> go.Figure:
+    """The four state variables over an episode (one colour per labelled ``replay.Episode``), the termination
+    limits dashed, and a vertical cursor at frame ``cursor`` (the scrubber's position)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(TRACE_ROWS), cols=1, shared_xaxes=True, vertical_spacing=0.04)
+    for i, (label, episode) in enumerate(episodes):
+        table = episode.state_table()
+        color = PALETTE[i % len(PALETTE)]
+        for row, (name, _, _) in enumerate(TRACE_ROWS, start=1):
+            fig.add_trace(go.Scatter(x=table["step"].tolist(), y=table[name].tolist(), mode="lines", name=label,
+                                     legendgroup=label, showlegend=row == 1, line={"color": color, "width": 1.6},
+                                     hovertemplate=f"{name.replace('_', ' ')} %{{y:.3f}} at step %{{x}}"
+                                                   "<extra>" + label + "</extra>"),
+                          row=row, col=1)
+    for row, (_, title, limit) in enumerate(TRACE_ROWS, start=1):
+        fig.update_yaxes(title_text=title, title_font={"size": 11}, row=row, col=1)
+        if limit is not None:
+            for sign in (-1, 1):
+                fig.add_hline(y=sign * limit, line={"dash": "dash", "color": "#9ca3af", "width": 1}, row=row, col=1)
+    if cursor is not None:
+        fig.add_vline(x=cursor, line={"color": "#111827", "width": 1.5})
+    fig.update_xaxes(title_text="step", row=len(TRACE_ROWS), col=1)
+    fig.update_layout(height=520, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="x unified",
+                      legend={"orientation": "h", "y": 1.04, "x": 0}, template="plotly_white")
+    return fig

@@ -1,0 +1,370 @@
+"""Replays: roll out a greedy policy, render ``rgb_array`` frames with overlays, encode H.264 MP4 and GIF.
+
+A rollout records the states, actions and the agent's action values, not pixels: CartPole's frame is a pure
+function of its 4-number state, so any frame is re-rendered on demand (scrubbing costs one render, and a 500-step
+episode does not hold 360 MB of frames). Videos stream frames straight into ffmpeg (libx264, yuv420p — what
+browsers play). The overlay on frame ``t`` describes the observation the agent saw at ``t``: the step, the action
+it took there, its action values for that observation, and the return collected before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cartpole_core.configs import OBS_NAMES
+from cartpole_core.envs import MAX_EPISODE_STEPS, PHYSICS_DEFAULTS, make_env
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen; no display needed
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+FPS = 50  # CartPole's own render_fps: one second of video is 50 steps, real time
+ACTION_NAMES = ("push left", "push right")
+ACTION_ARROWS = ("\u2190", "\u2192")
+OVERLAY_VERSION = 1  # bump when the overlay's look changes, so cached videos are re-made
+
+
+class ReplayError(ValueError):
+    """Bad replay input (seed, physics, noise, output file)."""
+
+
+@dataclass
+class Episode:
+    """One greedy episode: ``observations[t]`` is the state at step t (t = 0 … steps), ``actions[t]`` and
+    ``action_values[t]`` what the agent chose and returned for the observation it saw at t (t < steps)."""
+
+    observations: np.ndarray  # (steps + 1, 4) true states
+    seen: np.ndarray  # (steps + 1, 4) what the agent saw (observations plus noise, if any)
+    actions: np.ndarray  # (steps,)
+    action_values: np.ndarray  # (steps, 2)
+    rewards: np.ndarray  # (steps,)
+    terminated: bool
+    truncated: bool
+    seed: int
+    value_kind: str  # "Q" for Q-values, "P" for action probabilities
+    physics: dict[str, float] = field(default_factory=dict)
+    obs_noise: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        return len(self.actions)
+
+    @property
+    def total_return(self) -> float:
+        return float(self.rewards.sum())
+
+    def return_before(self, t: int) -> float:
+        return float(self.rewards[:t].sum())
+
+    def outcome(self) -> str:
+        if self.terminated:
+            return f"the pole fell (or the cart left the track) after {self.steps} steps"
+        if self.truncated:
+            return f"balanced for all {self.steps} steps"
+        return f"stopped after {self.steps} steps"
+
+    def state_table(self) -> dict[str, np.ndarray]:
+        """Per-step columns for a trace plot: step, the four state variables, action, values, return so far."""
+        steps = np.arange(self.steps + 1)
+        table = {"step": steps}
+        for d, name in enumerate(OBS_NAMES):
+            table[name] = self.observations[:, d]
+        table["action"] = np.append(self.actions, -1)
+        table["return"] = np.concatenate([[0.0], np.cumsum(self.rewards)])
+        return table
+
+
+def check_physics(physics: dict[str, float] | None) -> dict[str, float]:
+    physics = dict(physics or {})
+    for name, value in physics.items():
+        if name not in PHYSICS_DEFAULTS:
+            raise ReplayError(f"unknown physics parameter {name!r}; allowed: {', '.join(PHYSICS_DEFAULTS)}")
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+            raise ReplayError(f"physics {name} must be a positive number, got {value!r}")
+    return {name: float(value) for name, value in physics.items()}
+
+
+def rollout(agent: Any, seed: int = 0, *, physics: dict[str, float] | None = None, obs_noise: float = 0.0,
+            max_steps: int = MAX_EPISODE_STEPS) -> Episode:
+    """Run the greedy policy for one episode on ``seed`` (same seed, same start state) and record it.
+
+    ``obs_noise`` adds Gaussian noise (std) to what the agent sees, from a generator seeded by ``seed``.
+    """
+    if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**31:
+        raise ReplayError(f"episode seed must be an integer in [0, 2**31), got {seed!r}")
+    if not (np.isfinite(obs_noise) and obs_noise >= 0):
+        raise ReplayError(f"observation noise must be ≥ 0, got {obs_noise!r}")
+    if not 1 <= int(max_steps) <= 100_000:
+        raise ReplayError(f"max_steps must be in [1, 100000], got {max_steps!r}")
+    physics = check_physics(physics)
+    env = make_env(**physics)
+    rng = np.random.default_rng(int(seed))
+    obs, _ = env.reset(seed=int(seed))
+    observations, seen, actions, values, rewards = [obs], [], [], [], []
+    terminated = truncated = False
+    for _ in range(int(max_steps)):
+        view = obs + rng.normal(0.0, obs_noise, size=obs.shape).astype(obs.dtype) if obs_noise else obs
+        q = np.asarray(agent.action_values(view), dtype=np.float64)
+        action = int(q.argmax())
+        obs, reward, terminated, truncated, _ = env.step(action)
+        seen.append(view)
+        actions.append(action)
+        values.append(q)
+        rewards.append(reward)
+        observations.append(obs)
+        if terminated or truncated:
+            break
+    env.close()
+    seen.append(observations[-1])
+    kind = getattr(agent, "value_kind", "Q")
+    return Episode(np.array(observations, dtype=np.float64), np.array(seen, dtype=np.float64),
+                   np.array(actions, dtype=np.int64), np.array(values).reshape(-1, 2), np.array(rewards),
+                   bool(terminated), bool(truncated), int(seed), kind, physics, float(obs_noise))
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+class Renderer:
+    """Renders CartPole states to (400, 600, 3) uint8 frames; thread-safe, reusable across episodes."""
+
+    def __init__(self, physics: dict[str, float] | None = None):
+        self.physics = check_physics(physics)
+        self._env = make_env(render_mode="rgb_array", **self.physics)
+        self._env.reset(seed=0)
+        self._lock = threading.Lock()
+
+    def frame(self, state: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self._env.unwrapped.state = np.asarray(state, dtype=np.float64)
+            return self._env.render()
+
+    def close(self) -> None:
+        self._env.close()
+
+
+_renderers: dict[str, Renderer] = {}
+_renderers_lock = threading.Lock()
+
+
+def renderer_for(physics: dict[str, float] | None = None) -> Renderer:
+    """A shared renderer per physics (only the pole length changes the picture, but keep them apart anyway)."""
+    key = json.dumps(check_physics(physics), sort_keys=True)
+    with _renderers_lock:
+        if key not in _renderers:
+            _renderers[key] = Renderer(physics)
+        return _renderers[key]
+
+
+def overlay_lines(episode: Episode, t: int) -> list[str]:
+    """The text drawn on frame ``t``: step, the action taken there, the action values behind it, return so far."""
+    if not 0 <= t <= episode.steps:
+        raise ReplayError(f"frame {t} is outside this episode; allowed: 0 … {episode.steps}")
+    lines = [f"step {t} / {episode.steps}"]
+    if t < episode.steps:
+        action = int(episode.actions[t])
+        left, right = episode.action_values[t]
+        name = "Q" if episode.value_kind == "Q" else "P"
+        fmt = "{:.2f}" if episode.value_kind == "Q" else "{:.3f}"
+        lines.append(f"action {ACTION_ARROWS[action]} {ACTION_NAMES[action]}")
+        lines.append(f"{name}(left) {fmt.format(left)}   {name}(right) {fmt.format(right)}")
+    else:
+        lines.append("episode over: " + ("terminated" if episode.terminated else "time limit"
+                                         if episode.truncated else "stopped"))
+    lines.append(f"return {episode.return_before(t):.0f}")
+    return lines
+
+
+_font_cache: dict[int, Any] = {}
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+    if size not in _font_cache:
+        _font_cache[size] = ImageFont.load_default(size=size)
+    return _font_cache[size]
+
+
+def draw_overlay(frame: np.ndarray, lines: list[str], action: int | None = None,
+                 values: np.ndarray | None = None, value_kind: str = "Q") -> np.ndarray:
+    """Text box at the top left and a left/right preference bar at the top right, drawn into a copy.
+
+    Only the two small regions go through PIL (converting the whole frame would cost more than rendering it).
+    """
+    from PIL import Image, ImageDraw
+    out = np.array(frame)  # writable copy
+    height, width = frame.shape[:2]
+    size = max(11, height // 26)
+    font, small = _font(size), _font(max(9, size - 3))
+    pad, line_h = 6, size + 4
+    box_w = min(width - 8, max(int(font.getlength(line)) for line in lines) + 2 * pad)
+    box_h = min(height - 8, len(lines) * line_h + pad)
+    region = Image.fromarray(out[4:4 + box_h + 1, 4:4 + box_w + 1])
+    draw = ImageDraw.Draw(region, "RGBA")
+    draw.rectangle([0, 0, box_w, box_h], fill=(255, 255, 255, 215), outline=(120, 120, 120, 255))
+    for i, line in enumerate(lines):
+        draw.text((pad, pad // 2 + i * line_h), line, fill=(20, 20, 20), font=font)
+    out[4:4 + box_h + 1, 4:4 + box_w + 1] = np.asarray(region)
+    if values is not None and action is not None:
+        # Preference bar: share of "right" (the probability, or a logistic of Q(right) - Q(left)).
+        v = np.asarray(values, dtype=np.float64)
+        right = float(v[1]) if value_kind == "P" else float(1.0 / (1.0 + np.exp(np.clip(v[0] - v[1], -50, 50))))
+        bar_w, bar_h = width // 4, size
+        x0, y0 = width - bar_w - 10, 10
+        region = Image.fromarray(out[y0:y0 + bar_h + size + 4, x0:x0 + bar_w + 1])
+        draw = ImageDraw.Draw(region, "RGBA")
+        draw.rectangle([0, 0, bar_w, bar_h], fill=(230, 230, 230, 230), outline=(120, 120, 120, 255))
+        split = int(round(bar_w * (1 - right)))
+        if action == 1:
+            draw.rectangle([split, 0, bar_w, bar_h], fill=(31, 119, 180, 255))
+        else:
+            draw.rectangle([0, 0, split, bar_h], fill=(214, 39, 40, 255))
+        draw.text((0, bar_h + 2), "left", fill=(60, 60, 60), font=small)
+        draw.text((bar_w - small.getlength("right"), bar_h + 2), "right", fill=(60, 60, 60), font=small)
+        out[y0:y0 + bar_h + size + 4, x0:x0 + bar_w + 1] = np.asarray(region)
+    return out
+
+
+def render_frame(episode: Episode, t: int, *, overlay: bool = True) -> np.ndarray:
+    """Frame ``t`` of the episode (state after t steps), with the overlay unless ``overlay=False``."""
+    lines = overlay_lines(episode, t)  # validates t
+    frame = renderer_for(episode.physics).frame(episode.observations[t])
+    if not overlay:
+        return frame
+    acting = t < episode.steps
+    return draw_overlay(frame, lines, int(episode.actions[t]) if acting else None,
+                        episode.action_values[t] if acting else None, episode.value_kind)
+
+
+def frames(episode: Episode, *, overlay: bool = True, every: int = 1) -> Iterator[np.ndarray]:
+    for t in range(0, episode.steps + 1, every):
+        yield render_frame(episode, t, overlay=overlay)
+
+
+# ----------------------------------------------------------------------------------------------- encoding
+
+
+def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, fps: int = FPS, overlay: bool = True,
+               scale: float = 1.0) -> bytes:
+    """H.264 (libx264, yuv420p, faststart) MP4 of every frame; written to ``path`` if given. Returns the bytes."""
+    import imageio_ffmpeg
+    from PIL import Image
+
+    first = render_frame(episode, 0, overlay=overlay)
+    height, width = first.shape[:2]
+    if scale != 1.0:
+        width, height = (int(round(width * scale / 2)) * 2, int(round(height * scale / 2)) * 2)
+    target = Path(path) if path is not None else None
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "replay.mp4"
+        writer = imageio_ffmpeg.write_frames(str(out), (width, height), fps=fps, codec="libx264",
+                                             pix_fmt_out="yuv420p", macro_block_size=2, quality=None,
+                                             output_params=["-preset", "veryfast", "-crf", "23",
+                                                            "-movflags", "+faststart"])
+        writer.send(None)
+        for frame in frames(episode, overlay=overlay):
+            if frame.shape[:2] != (height, width):
+                frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
+        data = out.read_bytes()
+    if target is not None:
+        _write_atomic(target, data)
+    return data
+
+
+def encode_gif(episode: Episode, path: str | os.PathLike | None = None, *, width: int = 320, fps: int = 25,
+               overlay: bool = True) -> bytes:
+    """An animated GIF ``width`` pixels wide (Streamlit shows only the first frame of GIFs wider than the page,
+    so keep it small), at ``fps`` (every other step at the default 25). Loops forever."""
+    from PIL import Image
+
+    if not 64 <= width <= 1200:
+        raise ReplayError(f"GIF width must be in [64, 1200] pixels, got {width}")
+    every = max(1, round(FPS / fps))
+    images = []
+    for frame in frames(episode, overlay=overlay, every=every):
+        image = Image.fromarray(frame)
+        image = image.resize((width, round(frame.shape[0] * width / frame.shape[1])), Image.BILINEAR)
+        images.append(image.quantize(colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=int(1000 * every / FPS), optimize=False, disposal=1)
+    data = buffer.getvalue()
+    if path is not None:
+        _write_atomic(Path(path), data)
+    return data
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# -------------------------------------------------------------------------------------- cached replay files
+
+
+def replay_key(checkpoint: Path, seed: int, physics: dict[str, float] | None, obs_noise: float,
+               max_steps: int, kind: str) -> str:
+    """A file name for a replay of this checkpoint version and these conditions (checkpoints can be rewritten)."""
+    stat = checkpoint.stat()
+    blob = json.dumps([checkpoint.name, stat.st_mtime_ns, stat.st_size, int(seed), check_physics(physics),
+                       float(obs_noise), int(max_steps), OVERLAY_VERSION], sort_keys=True)
+    digest = hashlib.sha1(blob.encode()).hexdigest()[:12]
+    return f"{checkpoint.stem}-seed{int(seed)}-{digest}.{kind}"
+
+
+def cached_video(agent: Any, checkpoint: Path, seed: int = 0, *, physics: dict[str, float] | None = None,
+                 obs_noise: float = 0.0, max_steps: int = MAX_EPISODE_STEPS, kind: str = "mp4",
+                 folder: Path | None = None) -> tuple[Path, Episode | None]:
+    """The replay video file under ``<run dir>/replays/``, made if missing. Returns (path, episode or None if the
+    file already existed)."""
+    if kind not in ("mp4", "gif"):
+        raise ReplayError(f"video format must be mp4 or gif, got {kind!r}")
+    folder = folder or checkpoint.parent / "replays"
+    path = folder / replay_key(checkpoint, seed, physics, obs_noise, max_steps, kind)
+    if path.exists():
+        return path, None
+    episode = rollout(agent, seed, physics=physics, obs_noise=obs_noise, max_steps=max_steps)
+    (encode_mp4 if kind == "mp4" else encode_gif)(episode, path)
+    return path, episode
+
+
+# ------------------------------------------------------------------------------------- choosing checkpoints
+
+
+def choose_checkpoint(artifacts: list[dict[str, Any]], name: str | None = None) -> dict[str, Any]:
+    """The stored checkpoint called ``name``: ``final``, ``best``, ``step-N`` / ``N`` (a periodic one at N env
+    steps) or a file name; without a name the final one, else the best, else the latest periodic."""
+    if not artifacts:
+        raise ReplayError("this run has no checkpoint yet (checkpoints are saved during training and at its end)")
+
+    def label(a: dict[str, Any]) -> str:
+        return a["kind"] if a["kind"] in ("final", "best") else f"step-{a['env_steps']}"
+
+    available = ", ".join(dict.fromkeys(label(a) for a in artifacts))
+    if name is None:
+        for kind in ("final", "best"):
+            found = [a for a in artifacts if a["kind"] == kind]
+            if found:
+                return found[-1]
+        return max(artifacts, key=lambda a: a["env_steps"])
+    wanted = name.strip()
+    steps = wanted.removeprefix("step-").replace("_", "").replace(",", "")
+    for a in reversed(artifacts):
+        periodic_match = a["kind"] == "periodic" and steps.isdigit() and int(steps) == a["env_steps"]
+        if wanted == a["kind"] != "periodic" or wanted == Path(a["path"]).name or periodic_match:
+            return a
+    raise ReplayError(f"no checkpoint {name!r}; this run has: {available}")
