@@ -10,6 +10,11 @@ navigation = st.navigation({
         st.Page("pages/live.py", title="Live view", icon=":material/monitoring:"),
         st.Page("pages/runs.py", title="Runs & compare", icon=":material/stacked_line_chart:"),
     ],
+    "Watch": [
+        st.Page("pages/replay.py", title="Replay", icon=":material/movie:"),
+        st.Page("pages/inspect.py", title="Inspect policy", icon=":material/grid_on:"),
+        st.Page("pages/robustness.py", title="Robustness", icon=":material/tune:"),
+    ],
 })
 st.sidebar.caption("CartPole Lab · tune, train and watch RL agents balance a pole")
 navigation.run()
