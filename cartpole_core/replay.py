@@ -30,8 +30,7 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 FPS = 50  # CartPole's own render_fps: one second of video is 50 steps, real time
 ACTION_NAMES = ("push left", "push right")
-ACTION_ARROWS = ("\u2190", "\u2192")
-OVERLAY_VERSION = 1  # bump when the overlay's look changes, so cached videos are re-made
+OVERLAY_VERSION = 2  # bump when the overlay's look changes, so cached videos are re-made
 
 
 class ReplayError(ValueError):
@@ -176,8 +175,8 @@ def overlay_lines(episode: Episode, t: int) -> list[str]:
         left, right = episode.action_values[t]
         name = "Q" if episode.value_kind == "Q" else "P"
         fmt = "{:.2f}" if episode.value_kind == "Q" else "{:.3f}"
-        lines.append(f"action {ACTION_ARROWS[action]} {ACTION_NAMES[action]}")
-        lines.append(f"{name}(left) {fmt.format(left)}   {name}(right) {fmt.format(right)}")
+        lines.append(f"action: {ACTION_NAMES[action]}")
+        lines.append(f"{name}(left) {fmt.format(left)}  {name}(right) {fmt.format(right)}")
     else:
         lines.append("episode over: " + ("terminated" if episode.terminated else "time limit"
                                          if episode.truncated else "stopped"))
@@ -204,7 +203,7 @@ def draw_overlay(frame: np.ndarray, lines: list[str], action: int | None = None,
     from PIL import Image, ImageDraw
     out = np.array(frame)  # writable copy
     height, width = frame.shape[:2]
-    size = max(11, height // 26)
+    size = max(11, height // 20)
     font, small = _font(size), _font(max(9, size - 3))
     pad, line_h = 6, size + 4
     box_w = min(width - 8, max(int(font.getlength(line)) for line in lines) + 2 * pad)
@@ -317,28 +316,30 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def replay_key(checkpoint: Path, seed: int, physics: dict[str, float] | None, obs_noise: float,
-               max_steps: int, kind: str) -> str:
+               max_steps: int, kind: str, scale: float = 1.0) -> str:
     """A file name for a replay of this checkpoint version and these conditions (checkpoints can be rewritten)."""
     stat = checkpoint.stat()
     blob = json.dumps([checkpoint.name, stat.st_mtime_ns, stat.st_size, int(seed), check_physics(physics),
-                       float(obs_noise), int(max_steps), OVERLAY_VERSION], sort_keys=True)
+                       float(obs_noise), int(max_steps), float(scale), OVERLAY_VERSION], sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:12]
     return f"{checkpoint.stem}-seed{int(seed)}-{digest}.{kind}"
 
 
 def cached_video(agent: Any, checkpoint: Path, seed: int = 0, *, physics: dict[str, float] | None = None,
-                 obs_noise: float = 0.0, max_steps: int = MAX_EPISODE_STEPS, kind: str = "mp4",
-                 folder: Path | None = None) -> tuple[Path, Episode | None]:
-    """The replay video file under ``<run dir>/replays/``, made if missing. Returns (path, episode or None if the
-    file already existed)."""
+                 obs_noise: float = 0.0, max_steps: int = MAX_EPISODE_STEPS, kind: str = "mp4", scale: float = 1.0,
+                 folder: Path | None = None) -> tuple[Path, Episode]:
+    """The episode and its replay video under ``<run dir>/replays/`` (encoded only if not there yet: the rollout
+    is cheap, the encoding is not)."""
     if kind not in ("mp4", "gif"):
         raise ReplayError(f"video format must be mp4 or gif, got {kind!r}")
     folder = folder or checkpoint.parent / "replays"
-    path = folder / replay_key(checkpoint, seed, physics, obs_noise, max_steps, kind)
-    if path.exists():
-        return path, None
+    path = folder / replay_key(checkpoint, seed, physics, obs_noise, max_steps, kind, scale)
     episode = rollout(agent, seed, physics=physics, obs_noise=obs_noise, max_steps=max_steps)
-    (encode_mp4 if kind == "mp4" else encode_gif)(episode, path)
+    if not path.exists():
+        if kind == "mp4":
+            encode_mp4(episode, path, scale=scale)
+        else:
+            encode_gif(episode, path, width=int(600 * scale))
     return path, episode
 
 

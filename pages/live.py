@@ -1,14 +1,20 @@
 """Live view: one run (``?run=ID``) or a group of seeds (``?group=ID``), refreshed from the store every second."""
 
+import time
+
 import streamlit as st
 
 import lab_ui as ui
 from cartpole_core.configs import config_from_json
 from cartpole_core.jobs import cancel_run
 from cartpole_core.plots import group_figure, reward_figure, series_figure
+from cartpole_core.replay import ReplayError, cached_video
 from cartpole_core.store import Cursor, binned_mean_std
 
 LIVE_REFRESH_S = 1.0  # once a second, as asked; faster refreshes cost the watched run its speed on 2 cores
+CLIP_EVERY_S = 10.0  # a new clip of the current policy at most this often (encoding takes CPU from training)
+CLIP_STEPS = 200  # four seconds of CartPole at 50 fps
+CLIP_SCALE = 0.5
 
 store = ui.store()
 run_id, group_id = st.query_params.get("run"), st.query_params.get("group")
@@ -72,6 +78,35 @@ def progress_line(run: dict) -> None:
         st.warning(f"Interrupted: {run['error']}", icon=":material/warning:")
 
 
+def policy_clip(run: dict) -> None:
+    """A short clip of the latest checkpoint's greedy policy, remade when a newer checkpoint exists (at most
+    every CLIP_EVERY_S), so users watch the agent learn; the last clip stays on screen meanwhile."""
+    artifacts = store.artifacts(run["id"])
+    state = st.session_state.setdefault(f"clip.{run['id']}", {})
+    if artifacts:
+        latest = max(artifacts, key=lambda a: (a["created_at"], a["env_steps"]))
+        stale = state.get("source") != (latest["path"], latest["created_at"])
+        if stale and time.monotonic() - state.get("made", -CLIP_EVERY_S) >= CLIP_EVERY_S:
+            try:
+                agent = ui.load_checkpoint(latest)
+                video, episode = cached_video(agent, latest["path"], 0, max_steps=CLIP_STEPS, scale=CLIP_SCALE)
+            except (ReplayError, OSError) as err:  # e.g. the run was deleted meanwhile
+                st.caption(f"No clip: {err}")
+                return
+            state.update(source=(latest["path"], latest["created_at"]), made=time.monotonic(), video=str(video),
+                         text=f"{ui.checkpoint_label(latest)} · episode seed 0 · return {episode.total_return:.0f}"
+                              f"{'' if episode.terminated else ' (clip ends at ' + str(CLIP_STEPS) + ' steps)'}")
+    st.caption("**Current policy**")
+    if "video" in state:
+        st.video(state["video"], autoplay=True, loop=True, muted=True)
+        st.caption(state["text"])
+        st.page_link("pages/replay.py", label="Full replay", icon=":material/movie:",
+                     query_params={"run": run["id"]})
+    else:
+        st.caption("The first checkpoint is saved a tenth of the way into training; a clip of the policy "
+                   "appears here then.")
+
+
 @st.fragment(run_every=None if paused else LIVE_REFRESH_S)
 def live() -> None:
     runs = [store.get_run(rid) for rid in run_ids]
@@ -99,9 +134,13 @@ def live() -> None:
             figure = group_figure([{"name": title, "curve": binned_mean_std(episodes, x_axis),
                                     "runs": [(rows, []) for rows in episodes]}], x=x_axis, method=method,
                                   amount=amount)
-        st.plotly_chart(figure, key="reward_chart")
+        chart, clip = st.columns([3, 1]) if len(run_ids) == 1 else (st.container(), None)
+        chart.plotly_chart(figure, key="reward_chart")
         points = sum(len(data[rid]["episodes"]) for rid in run_ids)
-        st.caption(f"{points:,} episodes plotted" + (" — waiting for the first episode…" if not points else ""))
+        chart.caption(f"{points:,} episodes plotted" + (" — waiting for the first episode…" if not points else ""))
+        if clip is not None:
+            with clip:
+                policy_clip(runs[0])
     shown = data[run_ids[0]]
     if view == "Exploration & learning rate":
         st.plotly_chart(series_figure(shown["episodes"], ["epsilon"], x=x_axis, y_title="exploration ε"),

@@ -3,7 +3,6 @@ state trace — optionally next to a second checkpoint on the same episode, unde
 
 import math
 
-import numpy as np
 import streamlit as st
 
 import lab_ui as ui
@@ -16,7 +15,6 @@ from cartpole_core.replay import (
     encode_gif,
     render_frame,
     replay_key,
-    rollout,
 )
 from cartpole_core.robustness import FACTORS, NOISE
 
@@ -74,8 +72,7 @@ def episode_for(artifact: dict, agent) -> tuple:
     episodes = st.session_state.setdefault("replay_episodes", {})
     if key not in episodes:
         with st.spinner("Rolling out and encoding the replay …"):
-            video, episode = cached_video(agent, path, seed, physics=physics, obs_noise=noise)
-            episodes[key] = (video, episode or rollout(agent, seed, physics=physics, obs_noise=noise))
+            episodes[key] = cached_video(agent, path, seed, physics=physics, obs_noise=noise)
         while len(episodes) > KEPT_EPISODES:
             episodes.pop(next(iter(episodes)))
     return episodes[key]
@@ -93,48 +90,47 @@ for run, artifact in [pick for pick in picks if pick is not None]:
 
 # ------------------------------------------------------------------------------------------------- videos
 
-columns = st.columns(len(shown))
-for column, (run, artifact, video, episode) in zip(columns, shown):
-    with column:
-        st.markdown(f"**{run['name']}** · {ui.checkpoint_label(artifact)}")
-        st.video(str(video), autoplay=True, loop=True, muted=True)
-        st.caption(f"Return **{episode.total_return:.0f}** — {episode.outcome()}. {FPS} frames per second: "
-                   f"real time.")
-        downloads = st.columns(2)
-        stem = f"{run['name']}-{artifact['path'].stem}-seed{seed}"
-        downloads[0].download_button("MP4", video.read_bytes(), f"{stem}.mp4", "video/mp4",
-                                     icon=":material/download:", key=f"mp4_{video.name}", on_click="ignore")
-        downloads[1].download_button("GIF", lambda episode=episode: encode_gif(episode), f"{stem}.gif",
-                                     "image/gif", icon=":material/download:", key=f"gif_{video.name}",
-                                     on_click="ignore", help="320 px wide, 25 frames per second; made on click.")
 
-# ------------------------------------------------------------------------------------------ frame scrubber
+def video_panel(run: dict, artifact: dict, video, episode) -> None:
+    st.markdown(f"**{run['name']}** · {ui.checkpoint_label(artifact)}")
+    st.video(str(video), autoplay=True, loop=True, muted=True)
+    st.caption(f"Return **{episode.total_return:.0f}** — {episode.outcome()}. {FPS} frames per second: real time.")
+    downloads = st.columns(2)
+    stem = f"{run['name']}-{artifact['path'].stem}-seed{seed}"
+    downloads[0].download_button("MP4", video.read_bytes(), f"{stem}.mp4", "video/mp4", icon=":material/download:",
+                                 key=f"mp4_{video.name}", on_click="ignore", width="stretch")
+    downloads[1].download_button("GIF", lambda: encode_gif(episode), f"{stem}.gif", "image/gif",
+                                 icon=":material/download:", key=f"gif_{video.name}", on_click="ignore",
+                                 width="stretch", help="320 px wide, 25 frames per second; made on click.")
 
 
 @st.fragment
 def scrubber() -> None:
-    """Only this part reruns while scrubbing: one render per episode and the trace's cursor."""
+    """The slider, the frame(s) at its position and the state trace with its cursor. Only this fragment reruns
+    while scrubbing: one render per episode and a light trace figure."""
     longest = max(episode.steps for *_, episode in shown)
     step = st.slider("Frame", 0, longest, 0, key="replay_frame",
                      help="Step through the episode; the overlay shows the action taken at this frame, the "
                           "agent's values for this observation and the return so far.")
-    columns = st.columns(len(shown))
-    for column, (run, _, _, episode) in zip(columns, shown):
+    frames = st.columns(len(shown))
+    for column, (run, _, _, episode) in zip(frames, shown):
         t = min(step, episode.steps)
         column.image(render_frame(episode, t), caption=f"{run['name']} · frame {t} of {episode.steps}",
                      width="stretch")
     st.plotly_chart(episode_trace_figure([(f"{run['name']} · {ui.checkpoint_label(artifact)}", episode)
                                           for run, artifact, _, episode in shown], cursor=step),
                     key="replay_trace")
-    if len(shown) == 1:
-        episode = shown[0][3]
-        t = min(step, episode.steps - 1)
-        if episode.steps:
-            values = np.round(episode.action_values[t], 4)
-            name = "Q" if episode.value_kind == "Q" else "P"
-            st.caption(f"At frame {t}: {name}(left) = {values[0]}, {name}(right) = {values[1]}; state "
-                       + ", ".join(f"{v:+.3f}" for v in episode.observations[t]))
 
 
-scrubber()
+if len(shown) == 1:
+    left, right = st.columns(2, gap="large")
+    with left:
+        video_panel(*shown[0])
+    with right:
+        scrubber()
+else:
+    for column, replay in zip(st.columns(len(shown), gap="large"), shown):
+        with column:
+            video_panel(*replay)
+    scrubber()
 ui.sidebar_active_runs()

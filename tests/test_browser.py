@@ -79,6 +79,16 @@ def reward_points(page) -> int:
     }""")
 
 
+def video_times(page, samples: int = 6, every_ms: int = 500) -> list[float]:
+    """The first video's currentTime sampled every ``every_ms`` (after it is ready to play)."""
+    page.wait_for_function("() => document.querySelector('video')?.readyState >= 2", timeout=30_000)
+    times = []
+    for _ in range(samples):
+        times.append(page.evaluate("() => document.querySelector('video').currentTime"))
+        page.wait_for_timeout(every_ms)
+    return times
+
+
 def open_page(chromium_browser, url: str):
     page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
@@ -127,12 +137,16 @@ def test_new_user_launches_ppo_and_watches_the_reward_curve_grow(server, chromiu
     page.get_by_role("button", name="Launch training").click()
     page.wait_for_url("**/live?run=*", timeout=30_000)
     watched_id = page.url.split("run=")[1].split("&")[0]
+    # The current policy's clip appears once the first checkpoint exists and keeps playing across refreshes.
+    page.locator("video").first.wait_for(timeout=120_000)
+    clip_times = video_times(page, samples=6)
     deadline = time.monotonic() + 300
     while store.get_run(watched_id)["status"] in ("queued", "running") and time.monotonic() < deadline:
         page.wait_for_timeout(500)
     page.close()
     watched = store.get_run(watched_id)
     assert watched["env_steps"] >= steps
+    assert clip_times[-1] > clip_times[0], f"the live clip did not play: currentTime {clip_times}"
     live_rate = watched["env_steps"] / watched["train_seconds"]
     headless = subprocess.run([sys.executable, "-m", "cartpole_core", "train", "--algo", "ppo", "--json",
                                "--set", f"total_env_steps={steps}", "--seed", str(watched["seed"])], cwd=ROOT,
@@ -176,3 +190,21 @@ def test_user_compares_two_runs(server, chromium_browser):
     names = page.evaluate("() => document.querySelector('.js-plotly-plot').data.map(t => t.name)")
     assert sum(1 for name in names if name and name.endswith("mean")) == 2
     page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+
+
+def test_user_replays_a_trained_run_and_the_video_plays(server, chromium_browser):
+    url, home = server
+    store = RunStore(home)
+    run = next(r for r in store.list_runs(status="completed") if r["algo"] == "ppo")
+    page = chromium_browser.new_page(viewport={"width": 1400, "height": 1100})
+    opened = time.monotonic()
+    page.goto(f"{url}/replay?run={run['id']}")
+    page.locator("video").first.wait_for(timeout=60_000)
+    times = video_times(page)  # autoplay (muted) and loop: current time advances without a click
+    ready_s = time.monotonic() - opened
+    assert times[-1] > times[0], f"the replay video did not play: currentTime {times}"
+    assert page.evaluate("() => document.querySelector('video').videoWidth") == 600
+    page.get_by_text("Frame", exact=True).wait_for()
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot')?.data")  # the state trace
+    page.screenshot(path=str(SCREENSHOTS / "replay.png"), full_page=True)
+    print(f"BROWSER replay page → video playing in {ready_s:.2f} s (includes rollout and encoding)")
