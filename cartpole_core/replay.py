@@ -88,7 +88,7 @@ def check_physics(physics: dict[str, float] | None) -> dict[str, float]:
     for name, value in physics.items():
         if name not in PHYSICS_DEFAULTS:
             raise ReplayError(f"unknown physics parameter {name!r}; allowed: {', '.join(PHYSICS_DEFAULTS)}")
-        if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
             raise ReplayError(f"physics {name} must be a positive number, got {value!r}")
     return {name: float(value) for name, value in physics.items()}
 
@@ -101,7 +101,8 @@ def rollout(agent: Any, seed: int = 0, *, physics: dict[str, float] | None = Non
     """
     if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**31:
         raise ReplayError(f"episode seed must be an integer in [0, 2**31), got {seed!r}")
-    if not (np.isfinite(obs_noise) and obs_noise >= 0):
+    if isinstance(obs_noise, bool) or not isinstance(obs_noise, (int, float)) or not (np.isfinite(obs_noise)
+                                                                                     and obs_noise >= 0):
         raise ReplayError(f"observation noise must be ≥ 0, got {obs_noise!r}")
     if not 1 <= int(max_steps) <= 100_000:
         raise ReplayError(f"max_steps must be in [1, 100000], got {max_steps!r}")
@@ -185,6 +186,7 @@ def overlay_lines(episode: Episode, t: int) -> list[str]:
 
 
 _font_cache: dict[int, Any] = {}
+_glyph_cache: dict[tuple[int, str], tuple[np.ndarray, float]] = {}
 
 
 def _font(size: int) -> Any:
@@ -194,43 +196,87 @@ def _font(size: int) -> Any:
     return _font_cache[size]
 
 
+def _glyph(size: int, char: str) -> tuple[np.ndarray, float]:
+    """A character's coverage mask (line height × advance + overhang, 0–1) and its advance, drawn once."""
+    key = (size, char)
+    if key not in _glyph_cache:
+        from PIL import Image, ImageDraw
+        font = _font(size)
+        advance = font.getlength(char)
+        image = Image.new("L", (int(np.ceil(advance)) + 3, size + size // 3 + 2))
+        ImageDraw.Draw(image).text((0, 0), char, fill=255, font=font)
+        _glyph_cache[key] = (np.asarray(image, dtype=np.float32) / 255.0, advance)
+    return _glyph_cache[key]
+
+
+def text_mask(text: str, size: int) -> np.ndarray:
+    """Coverage mask of one line of text, composed from cached glyphs: drawing text with PIL on every frame cost
+    more than rendering the frame itself."""
+    glyphs = [_glyph(size, char) for char in text]
+    width = int(np.ceil(sum(advance for _, advance in glyphs))) + 4
+    height = glyphs[0][0].shape[0] if glyphs else size
+    mask = np.zeros((height, width), dtype=np.float32)
+    x = 0.0
+    for glyph, advance in glyphs:
+        left = int(round(x))
+        w = min(glyph.shape[1], width - left)
+        np.maximum(mask[:, left:left + w], glyph[:, :w], out=mask[:, left:left + w])
+        x += advance
+    return mask
+
+
+def _blend(out: np.ndarray, y: int, x: int, mask: np.ndarray, color: tuple[int, int, int]) -> None:
+    h, w = min(mask.shape[0], out.shape[0] - y), min(mask.shape[1], out.shape[1] - x)
+    if h <= 0 or w <= 0:
+        return
+    region = out[y:y + h, x:x + w].astype(np.float32)
+    alpha = mask[:h, :w, None]
+    out[y:y + h, x:x + w] = (region * (1 - alpha) + np.asarray(color, np.float32) * alpha).astype(np.uint8)
+
+
+def _box(out: np.ndarray, y0: int, x0: int, y1: int, x1: int, fill: tuple[int, int, int], opacity: float = 1.0,
+         outline: tuple[int, int, int] | None = (120, 120, 120)) -> None:
+    y1, x1 = min(y1, out.shape[0] - 1), min(x1, out.shape[1] - 1)
+    region = out[y0:y1 + 1, x0:x1 + 1]
+    if opacity >= 1.0:
+        region[:] = fill
+    else:
+        region[:] = (region.astype(np.float32) * (1 - opacity) + np.asarray(fill, np.float32) * opacity).astype(
+            np.uint8)
+    if outline is not None:
+        region[[0, -1], :] = outline
+        region[:, [0, -1]] = outline
+
+
 def draw_overlay(frame: np.ndarray, lines: list[str], action: int | None = None,
                  values: np.ndarray | None = None, value_kind: str = "Q") -> np.ndarray:
-    """Text box at the top left and a left/right preference bar at the top right, drawn into a copy.
-
-    Only the two small regions go through PIL (converting the whole frame would cost more than rendering it).
-    """
-    from PIL import Image, ImageDraw
+    """Text box at the top left and a left/right preference bar at the top right, drawn into a copy."""
     out = np.array(frame)  # writable copy
     height, width = frame.shape[:2]
     size = max(11, height // 20)
-    font, small = _font(size), _font(max(9, size - 3))
+    small = max(9, size - 4)
     pad, line_h = 6, size + 4
-    box_w = min(width - 8, max(int(font.getlength(line)) for line in lines) + 2 * pad)
-    box_h = min(height - 8, len(lines) * line_h + pad)
-    region = Image.fromarray(out[4:4 + box_h + 1, 4:4 + box_w + 1])
-    draw = ImageDraw.Draw(region, "RGBA")
-    draw.rectangle([0, 0, box_w, box_h], fill=(255, 255, 255, 215), outline=(120, 120, 120, 255))
-    for i, line in enumerate(lines):
-        draw.text((pad, pad // 2 + i * line_h), line, fill=(20, 20, 20), font=font)
-    out[4:4 + box_h + 1, 4:4 + box_w + 1] = np.asarray(region)
+    masks = [text_mask(line, size) for line in lines]
+    box_w = min(width - 9, max(mask.shape[1] for mask in masks) + 2 * pad)
+    box_h = min(height - 9, len(lines) * line_h + pad)
+    _box(out, 4, 4, 4 + box_h, 4 + box_w, (255, 255, 255), opacity=0.85)
+    for i, mask in enumerate(masks):
+        _blend(out, 4 + pad // 2 + i * line_h, 4 + pad, mask, (20, 20, 20))
     if values is not None and action is not None:
         # Preference bar: share of "right" (the probability, or a logistic of Q(right) - Q(left)).
         v = np.asarray(values, dtype=np.float64)
         right = float(v[1]) if value_kind == "P" else float(1.0 / (1.0 + np.exp(np.clip(v[0] - v[1], -50, 50))))
         bar_w, bar_h = width // 4, size
         x0, y0 = width - bar_w - 10, 10
-        region = Image.fromarray(out[y0:y0 + bar_h + size + 4, x0:x0 + bar_w + 1])
-        draw = ImageDraw.Draw(region, "RGBA")
-        draw.rectangle([0, 0, bar_w, bar_h], fill=(230, 230, 230, 230), outline=(120, 120, 120, 255))
-        split = int(round(bar_w * (1 - right)))
-        if action == 1:
-            draw.rectangle([split, 0, bar_w, bar_h], fill=(31, 119, 180, 255))
-        else:
-            draw.rectangle([0, 0, split, bar_h], fill=(214, 39, 40, 255))
-        draw.text((0, bar_h + 2), "left", fill=(60, 60, 60), font=small)
-        draw.text((bar_w - small.getlength("right"), bar_h + 2), "right", fill=(60, 60, 60), font=small)
-        out[y0:y0 + bar_h + size + 4, x0:x0 + bar_w + 1] = np.asarray(region)
+        _box(out, y0, x0, y0 + bar_h, x0 + bar_w, (230, 230, 230))
+        split = x0 + int(round(bar_w * (1 - right)))
+        if action == 1 and split < x0 + bar_w:
+            _box(out, y0 + 1, split, y0 + bar_h - 1, x0 + bar_w - 1, (31, 119, 180), outline=None)
+        elif action == 0 and split > x0:
+            _box(out, y0 + 1, x0 + 1, y0 + bar_h - 1, split, (214, 39, 40), outline=None)
+        _blend(out, y0 + bar_h + 2, x0, text_mask("left", small), (60, 60, 60))
+        label = text_mask("right", small)
+        _blend(out, y0 + bar_h + 2, x0 + bar_w - label.shape[1] + 4, label, (60, 60, 60))
     return out
 
 
@@ -290,6 +336,8 @@ def encode_gif(episode: Episode, path: str | os.PathLike | None = None, *, width
 
     if not 64 <= width <= 1200:
         raise ReplayError(f"GIF width must be in [64, 1200] pixels, got {width}")
+    if not 1 <= fps <= FPS:
+        raise ReplayError(f"GIF frame rate must be in [1, {FPS}] per second, got {fps}")
     every = max(1, round(FPS / fps))
     images = []
     for frame in frames(episode, overlay=overlay, every=every):
@@ -339,7 +387,7 @@ def cached_video(agent: Any, checkpoint: Path, seed: int = 0, *, physics: dict[s
         if kind == "mp4":
             encode_mp4(episode, path, scale=scale)
         else:
-            encode_gif(episode, path, width=int(600 * scale))
+            encode_gif(episode, path, width=int(320 * scale))
     return path, episode
 
 

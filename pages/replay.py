@@ -18,6 +18,7 @@ from cartpole_core.replay import (
 )
 from cartpole_core.robustness import FACTORS, NOISE
 
+MAX_SEED = 2**31 - 1
 KEPT_EPISODES = 16  # rollouts kept per session (a few KB each: states, not frames)
 
 st.title("Replay")
@@ -30,7 +31,12 @@ picks = [ui.pick_checkpoint("replay", container=pick_columns[0])]
 if picks[0] is None:
     st.stop()
 if side_by_side:
-    picks.append(ui.pick_checkpoint("replay_b", label="Second run", container=pick_columns[1]))
+    second = ui.pick_checkpoint("replay_b", label="Second run", container=pick_columns[1])
+    if second is not None and second[1]["path"] == picks[0][1]["path"]:
+        pick_columns[1].info("Both sides show the same checkpoint: pick another run or checkpoint to compare.",
+                             icon=":material/info:")
+    else:
+        picks.append(second)
 
 # ------------------------------------------------------------------------------------------- conditions
 
@@ -44,10 +50,12 @@ def url_number(name: str, default: float) -> float:
 
 
 settings = st.columns([1, 3])
-seed = settings[0].number_input("Episode seed", 0, 2**31 - 1, int(url_number("seed", 0)), key="replay_seed",
+seed = settings[0].number_input("Episode seed", 0, MAX_SEED, min(max(int(url_number("seed", 0)), 0), MAX_SEED),
+                                key="replay_seed",
                                 help="Fixes the start state: the same seed is the same episode for every checkpoint.")
-url_conditions = {name: url_number(name, spec.default) for name, spec in FACTORS.items()
-                  if name in st.query_params}
+url_conditions = {name: url_number(name, spec.default) for name, spec in FACTORS.items()}
+url_conditions = {name: value for name, value in url_conditions.items()
+                  if not math.isclose(value, FACTORS[name].default)}
 with settings[1].expander("Physics and observation noise" + (" (changed)" if url_conditions else ""),
                           expanded=bool(url_conditions), icon=":material/tune:"):
     sliders = st.columns(len(FACTORS))

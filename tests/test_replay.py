@@ -1,0 +1,542 @@
+"""Replays: greedy rollouts, their frames and overlays, MP4/GIF files, the cached video, checkpoint choice, the
+``replay`` command and the Replay page — all with real agents, real encoders and real decoders."""
+
+import json
+import math
+import os
+
+import gymnasium as gym
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_app import app, figure, home, trained_group  # noqa: F401  (home is a fixture)
+from test_cli import run_cli
+
+from cartpole_core import replay
+from cartpole_core.agent import PPOAgent, QTableAgent, load_agent, save_checkpoint
+from cartpole_core.cli import main
+from cartpole_core.envs import SOLVED_RETURN, make_env
+from cartpole_core.presets import preset_config
+from cartpole_core.replay import (
+    ACTION_NAMES,
+    ReplayError,
+    cached_video,
+    choose_checkpoint,
+    encode_gif,
+    encode_mp4,
+    overlay_lines,
+    render_frame,
+    replay_key,
+    rollout,
+)
+from cartpole_core.store import RunStore
+from cartpole_core.training import train
+
+HEIGHT, WIDTH = 400, 600
+
+
+# ------------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def solver():
+    """Tabular Q-learning, fast preset: solves CartPole in a fraction of a second."""
+    agent, result = train(preset_config("qlearning", "fast"), seed=0)
+    assert result.final_eval_mean >= SOLVED_RETURN
+    return agent
+
+
+@pytest.fixture(scope="module")
+def solved(solver):
+    return rollout(solver, 0)
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    """All-zero Q-table: always pushes left, the pole falls after a few steps."""
+    return QTableAgent(preset_config("qlearning", "fast"))
+
+
+@pytest.fixture(scope="module")
+def ppo_agent():
+    """A real (freshly initialised) PPO actor-critic: its action values are probabilities."""
+    torch.manual_seed(0)
+    return PPOAgent(preset_config("ppo", "fast"))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A data home with two stored Q-learning runs, each with periodic, best and final checkpoints."""
+    folder = tmp_path_factory.mktemp("lab")
+    run_ids = trained_group(folder, seeds=(1, 0))  # the newest run (the default) balances longest
+    return folder, run_ids
+
+
+@pytest.fixture
+def lab_home(lab, monkeypatch):
+    monkeypatch.setenv("CARTPOLE_LAB_HOME", str(lab[0]))
+    return lab
+
+
+def decode(path) -> tuple[dict, list[np.ndarray]]:
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    width, height = meta["size"]
+    return meta, [np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3) for data in reader]
+
+
+def artifact(folder, run_id, kind):
+    return next(a for a in RunStore(folder).artifacts(run_id) if a["kind"] == kind)
+
+
+# --------------------------------------------------------------------------------------------------- frames
+
+
+def test_frames_have_the_environments_shape_and_equal_what_gym_renders(solved):
+    env = make_env(render_mode="rgb_array")
+    env.reset(seed=0)
+    reference = env.render()
+    env.close()
+    assert reference.shape == (HEIGHT, WIDTH, 3) and reference.dtype == np.uint8
+    for overlay in (False, True):
+        frame = render_frame(solved, 0, overlay=overlay)
+        assert frame.shape == reference.shape and frame.dtype == reference.dtype
+
+    gym_env = gym.make("CartPole-v1", render_mode="rgb_array")  # replay the recorded actions in a plain env
+    gym_env.reset(seed=0)
+    checked = {0, 1, 137, solved.steps}
+    for t in range(solved.steps + 1):
+        if t in checked:
+            np.testing.assert_array_equal(render_frame(solved, t, overlay=False), gym_env.render(), err_msg=f"t={t}")
+        if t < solved.steps:
+            gym_env.step(int(solved.actions[t]))
+    gym_env.close()
+
+
+def test_overlay_changes_only_the_text_box_and_the_preference_bar(solved):
+    plain = render_frame(solved, 10, overlay=False)
+    changed = np.any(render_frame(solved, 10) != plain, axis=2)
+    scene = np.any(plain != 255, axis=2)  # cart, pole and track on the white background
+    assert scene.any() and not (changed & scene).any()  # the overlay never hides the cart or the pole
+    rows, cols = np.nonzero(changed)
+    assert rows.min() >= 4 and rows.max() < HEIGHT // 2  # both overlays sit at the top
+    bar_x0 = WIDTH - WIDTH // 4 - 10
+    left, right = cols[cols < WIDTH // 2], cols[cols >= WIDTH // 2]
+    assert left.size and left.min() >= 4  # the text box at the top left
+    assert right.size and right.min() >= bar_x0  # the preference bar at the top right
+    assert not changed[:, WIDTH // 2:bar_x0].any()  # nothing in between
+
+    last_plain = render_frame(solved, solved.steps, overlay=False)
+    last = np.any(render_frame(solved, solved.steps) != last_plain, axis=2)
+    assert last[:, :WIDTH // 2].any() and not last[:, WIDTH // 2:].any()  # episode over: no action, no bar
+
+
+def test_the_preference_bar_follows_the_action(solver):
+    episode = rollout(solver, 0, max_steps=40)
+    left_t = int(np.flatnonzero(episode.actions == 0)[0])
+    right_t = int(np.flatnonzero(episode.actions == 1)[0])
+    bar = (slice(10, 26), slice(WIDTH - WIDTH // 4 - 10, WIDTH - 10))
+    red, blue = np.array([214, 39, 40]), np.array([31, 119, 180])
+    left_bar, right_bar = render_frame(episode, left_t)[bar], render_frame(episode, right_t)[bar]
+    assert np.all(left_bar == red, axis=2).any() and not np.all(left_bar == blue, axis=2).any()
+    assert np.all(right_bar == blue, axis=2).any() and not np.all(right_bar == red, axis=2).any()
+
+
+def test_every_overlay_character_has_a_glyph_in_the_overlay_font(solved, untrained, ppo_agent):
+    """A character the font lacks is drawn as a box (this once hit the action arrows '←'/'→')."""
+    font = replay._font(max(11, HEIGHT // 26))  # the size draw_overlay uses on a 400-pixel-high frame
+    missing = bytes(font.getmask("\uffff"))
+    episodes = [solved, rollout(untrained, 0), rollout(ppo_agent, 0)]
+    text = "".join(line for episode in episodes for t in (0, episode.steps) for line in overlay_lines(episode, t))
+    boxes = {char for char in set(text) - {" "} if bytes(font.getmask(char)) == missing}
+    assert not boxes
+
+
+# -------------------------------------------------------------------------------------------------- episodes
+
+
+def test_same_seed_same_episode_and_the_start_is_gyms_reset_state(solver):
+    first, again, other = rollout(solver, 5), rollout(solver, 5), rollout(solver, 6)
+    for name in ("observations", "seen", "actions", "action_values", "rewards"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
+    assert (first.terminated, first.truncated) == (again.terminated, again.truncated)
+    assert not np.array_equal(first.observations[0], other.observations[0])
+    for seed in (0, 5, 6):
+        start, _ = gym.make("CartPole-v1").reset(seed=seed)
+        np.testing.assert_array_equal(rollout(solver, seed, max_steps=1).observations[0], start)
+
+
+def test_a_solving_agent_balances_for_500_steps(solved):
+    assert solved.steps == 500 and solved.total_return == 500.0
+    assert solved.truncated and not solved.terminated
+    assert solved.observations.shape == (501, 4) and solved.action_values.shape == (500, 2)
+    assert solved.outcome() == "balanced for all 500 steps"
+    table = solved.state_table()
+    assert list(table["return"][[0, 1, 250, 500]]) == [0, 1, 250, 500]
+    assert table["action"][-1] == -1 and len(table["step"]) == 501
+
+
+@pytest.mark.parametrize("which", ["solver", "ppo_agent"])
+def test_recorded_values_are_what_the_agent_returns_and_actions_their_argmax(which, request):
+    agent = request.getfixturevalue(which)
+    episode = rollout(agent, 3)
+    assert episode.value_kind == ("P" if which == "ppo_agent" else "Q")
+    np.testing.assert_array_equal(episode.seen, episode.observations)  # no noise: it saw the true state
+    for t in range(episode.steps):
+        values = agent.action_values(episode.observations[t])
+        np.testing.assert_array_equal(episode.action_values[t], values)
+        assert episode.actions[t] == int(np.argmax(values))
+
+
+@pytest.mark.parametrize("which", ["solver", "ppo_agent"])
+def test_overlay_text_shows_step_action_values_and_return(which, request):
+    agent = request.getfixturevalue(which)
+    episode = rollout(agent, 0)
+    fmt, name = ("{:.3f}", "P") if which == "ppo_agent" else ("{:.2f}", "Q")
+    for t in sorted({0, 1, episode.steps // 2, episode.steps - 1}):
+        left, right = agent.action_values(episode.observations[t])
+        action = int(np.argmax([left, right]))
+        lines = overlay_lines(episode, t)
+        text = "\n".join(lines)
+        assert lines[0] == f"step {t} / {episode.steps}" and lines[-1] == f"return {t}"  # 1 point per step so far
+        assert f"{name}(left) {fmt.format(left)}" in text and f"{name}(right) {fmt.format(right)}" in text
+        assert ACTION_NAMES[action] in text and ACTION_NAMES[1 - action] not in text
+    last = overlay_lines(episode, episode.steps)
+    assert any(line.startswith("episode over") for line in last)
+    assert f"return {episode.steps}" in last
+
+
+def test_the_last_frame_says_how_the_episode_ended(solved, untrained, solver):
+    assert "episode over: time limit" in overlay_lines(solved, 500)
+    fallen = rollout(untrained, 0)
+    assert fallen.terminated and fallen.steps < 20 and set(fallen.actions) == {0}
+    assert "episode over: terminated" in overlay_lines(fallen, fallen.steps)
+    assert fallen.outcome() == f"the pole fell (or the cart left the track) after {fallen.steps} steps"
+    cut = rollout(solver, 0, max_steps=30)
+    assert cut.steps == 30 and not (cut.terminated or cut.truncated)
+    assert "episode over: stopped" in overlay_lines(cut, 30)
+
+
+def test_observation_noise_changes_what_the_agent_sees_reproducibly(solver):
+    noisy, again = rollout(solver, 0, obs_noise=0.1), rollout(solver, 0, obs_noise=0.1)
+    np.testing.assert_array_equal(noisy.seen, again.seen)
+    assert not np.array_equal(noisy.seen[:-1], noisy.observations[:-1])
+    for t in (0, noisy.steps - 1):  # it acted on what it saw, not on the true state
+        values = solver.action_values(noisy.seen[t])
+        np.testing.assert_array_equal(noisy.action_values[t], values)
+        assert noisy.actions[t] == int(np.argmax(values))
+
+
+def test_a_longer_pole_is_a_different_episode_and_picture(solver, solved):
+    longer = rollout(solver, 0, physics={"length": 1.0})
+    assert longer.physics == {"length": 1.0}
+    np.testing.assert_array_equal(longer.observations[0], solved.observations[0])  # same start
+    n = min(longer.steps, solved.steps) + 1
+    assert not np.array_equal(longer.observations[:n], solved.observations[:n])
+    twin = rollout(solver, 0)  # a default-physics episode whose frame 0 shows the same state
+    assert not np.array_equal(render_frame(longer, 0, overlay=False), render_frame(twin, 0, overlay=False))
+
+
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"physics": {"gravity": -1.0}}, "gravity must be a positive number, got -1.0"),
+    ({"physics": {"length": 0}}, "length must be a positive number, got 0"),
+    ({"physics": {"masspole": float("nan")}}, "masspole must be a positive number, got nan"),
+    ({"physics": {"wind": 1.0}}, "unknown physics parameter 'wind'"),
+    ({"obs_noise": -0.1}, "observation noise must be ≥ 0, got -0.1"),
+    ({"obs_noise": "lots"}, "observation noise must be ≥ 0, got 'lots'"),
+    ({"physics": {"length": True}}, "length must be a positive number, got True"),
+    ({"seed": -1}, "got -1"),
+    ({"seed": 2**31}, f"got {2**31}"),
+    ({"seed": 1.5}, "got 1.5"),
+    ({"max_steps": 0}, "max_steps must be in [1, 100000], got 0"),
+])
+def test_invalid_replay_input_names_the_value(untrained, kwargs, named):
+    kwargs = {"seed": 0, **kwargs}
+    with pytest.raises(ReplayError) as err:
+        rollout(untrained, kwargs.pop("seed"), **kwargs)
+    assert named in str(err.value)
+
+
+def test_frame_index_outside_the_episode_is_rejected(untrained):
+    episode = rollout(untrained, 0)
+    for t in (-1, episode.steps + 1):
+        with pytest.raises(ReplayError, match=rf"frame {t} is outside this episode; allowed: 0 … {episode.steps}"):
+            render_frame(episode, t)
+    with pytest.raises(ReplayError, match="GIF width must be in"):
+        encode_gif(episode, width=10)
+    with pytest.raises(ReplayError, match=r"GIF frame rate must be in \[1, 50\] per second, got 0"):
+        encode_gif(episode, fps=0)
+
+
+# ---------------------------------------------------------------------------------------------------- videos
+
+
+def test_mp4_is_h264_yuv420p_with_one_frame_per_state(solved, tmp_path):
+    path = tmp_path / "solved.mp4"
+    data = encode_mp4(solved, path)
+    assert path.read_bytes() == data
+    meta, decoded = decode(path)
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+    assert meta["size"] == (WIDTH, HEIGHT) and meta["fps"] == 50
+    assert len(decoded) == solved.steps + 1 == 501
+    for t in (0, 250, 500):  # lossy, but it is the right picture
+        error = np.abs(decoded[t].astype(int) - render_frame(solved, t).astype(int)).mean()
+        assert error < 4, (t, error)
+
+
+def test_short_episodes_give_short_videos(untrained, solver, tmp_path):
+    fallen = rollout(untrained, 0)
+    weak = rollout(solver, 0, physics={"force_mag": 0.1})  # a hundredth of the push: it cannot hold the pole
+    assert weak.terminated and weak.steps < 500
+    for name, episode in (("fallen", fallen), ("weak", weak)):
+        path = tmp_path / f"{name}.mp4"
+        encode_mp4(episode, path)
+        assert len(decode(path)[1]) == episode.steps + 1
+
+
+def test_gif_is_animated_small_and_loops(untrained, tmp_path):
+    episode = rollout(untrained, 0)
+    path = tmp_path / "fallen.gif"
+    encode_gif(episode, path)
+    with Image.open(path) as gif:
+        assert gif.format == "GIF" and gif.is_animated
+        assert gif.n_frames == math.ceil((episode.steps + 1) / 2)  # every other step at 25 fps
+        assert gif.size == (320, round(HEIGHT * 320 / WIDTH))
+        assert gif.info["loop"] == 0 and gif.info["duration"] == 40
+
+
+# ------------------------------------------------------------------------------------------ the cached video
+
+
+def test_cached_video_is_made_once_per_checkpoint_version_and_conditions(solver, tmp_path):
+    checkpoint = save_checkpoint(solver, tmp_path / "final.pt")
+    path, episode = cached_video(solver, checkpoint, 0, max_steps=40)
+    assert episode.steps == 40
+    np.testing.assert_array_equal(episode.observations, rollout(solver, 0, max_steps=40).observations)
+    assert path.parent == tmp_path / "replays" and path.suffix == ".mp4"
+    assert len(decode(path)[1]) == 41
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+
+    again, same = cached_video(solver, checkpoint, 0, max_steps=40)
+    assert again == path
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before  # not encoded again
+    np.testing.assert_array_equal(same.observations, episode.observations)
+
+    other_seed, _ = cached_video(solver, checkpoint, 1, max_steps=40)
+    other_physics, _ = cached_video(solver, checkpoint, 0, max_steps=40, physics={"length": 1.0})
+    gif, _ = cached_video(solver, checkpoint, 0, max_steps=40, kind="gif")
+    assert len({path, other_seed, other_physics, gif}) == 4 and gif.suffix == ".gif"
+
+    key = replay_key(checkpoint, 0, None, 0.0, 40, "mp4")
+    assert key == path.name
+    save_checkpoint(solver, checkpoint)  # training rewrote the checkpoint
+    stat = checkpoint.stat()
+    os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert replay_key(checkpoint, 0, None, 0.0, 40, "mp4") != key
+    rewritten, _ = cached_video(solver, checkpoint, 0, max_steps=40)
+    assert rewritten != path and rewritten.exists() and path.exists()
+
+    with pytest.raises(ReplayError, match="mp4 or gif, got 'avi'"):
+        cached_video(solver, checkpoint, 0, kind="avi")
+
+
+# -------------------------------------------------------------------------------------- choosing checkpoints
+
+
+def test_choose_checkpoint_by_name_on_a_stored_run(lab):
+    folder, (run_id, _) = lab
+    artifacts = RunStore(folder).artifacts(run_id)
+    kinds = {a["kind"] for a in artifacts}
+    assert kinds == {"periodic", "best", "final"}
+    assert choose_checkpoint(artifacts)["kind"] == "final"
+    assert choose_checkpoint(artifacts, "final")["path"].name == "final.pt"
+    assert choose_checkpoint(artifacts, "best")["path"].name == "best.pt"
+    periodic = [a for a in artifacts if a["kind"] == "periodic"][2]
+    for name in (f"step-{periodic['env_steps']}", str(periodic["env_steps"]), periodic["path"].name):
+        assert choose_checkpoint(artifacts, name) == periodic, name
+    assert choose_checkpoint([a for a in artifacts if a["kind"] != "final"])["kind"] == "best"
+    only_periodic = [a for a in artifacts if a["kind"] == "periodic"]
+    assert choose_checkpoint(only_periodic) == max(only_periodic, key=lambda a: a["env_steps"])
+
+    with pytest.raises(ReplayError) as err:
+        choose_checkpoint(artifacts, "step-7")
+    message = str(err.value)
+    assert message.startswith("no checkpoint 'step-7'; this run has: ")
+    assert all(name in message for name in ("final", "best", f"step-{periodic['env_steps']}"))
+    with pytest.raises(ReplayError, match="no checkpoint yet"):
+        choose_checkpoint([])
+
+
+# ------------------------------------------------------------------------------------------- the command line
+
+
+def replay_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["replay", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_replay_writes_an_mp4_and_a_json_line(lab, tmp_path, capsys):
+    folder, (run_id, _) = lab
+    out = tmp_path / "videos" / "run.mp4"
+    code, stdout, stderr = replay_cli(capsys, run_id, "--seed", "3", "--max-steps", "120", "--out", str(out),
+                                      "--json", "--home", str(folder))
+    assert code == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    expected = rollout(load_agent(artifact(folder, run_id, "final")["path"]), 3, max_steps=120)
+    assert summary["checkpoint"] == "final.pt" and summary["seed"] == 3
+    assert summary["steps"] == expected.steps and summary["return"] == expected.total_return
+    assert summary["file"] == str(out) and summary["bytes"] == out.stat().st_size
+    assert len(decode(out)[1]) == expected.steps + 1
+
+    gif = tmp_path / "best.gif"
+    code, stdout, stderr = replay_cli(capsys, run_id, "--checkpoint", "best", "--physics", "length=1.0",
+                                      "--max-steps", "40", "--out", str(gif), "--home", str(folder))
+    assert code == 0, stderr
+    assert "best.pt" in stdout and str(gif) in stdout
+    expected = rollout(load_agent(artifact(folder, run_id, "best")["path"]), 0, physics={"length": 1.0},
+                       max_steps=40)
+    with Image.open(gif) as image:
+        assert image.n_frames == math.ceil((expected.steps + 1) / 2)
+
+
+def test_replay_command_runs_as_a_user_runs_it(lab, tmp_path):
+    folder, (run_id, _) = lab
+    out = tmp_path / "replay.mp4"
+    result = run_cli("replay", run_id, "--checkpoint", "best", "--seed", "2", "--max-steps", "30", "--out", str(out),
+                     "--json", home=folder)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["checkpoint"] == "best.pt" and summary["file"] == str(out)
+    assert len(decode(out)[1]) == summary["steps"] + 1
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--out", "{tmp}/x.avi"], "--out must end in .mp4 or .gif, got"),
+    (["--checkpoint", "step-7", "--out", "{tmp}/x.mp4"], "no checkpoint 'step-7'; this run has: "),
+    (["--physics", "gravity=-1", "--out", "{tmp}/x.mp4"], "gravity must be a positive number, got -1.0"),
+    (["--physics", "wind=3", "--out", "{tmp}/x.mp4"], "unknown physics parameter 'wind'"),
+    (["--physics", "gravity=heavy", "--out", "{tmp}/x.mp4"], "--physics gravity needs a number, got 'heavy'"),
+    (["--physics", "gravity", "--out", "{tmp}/x.mp4"], "expects field=value"),
+    (["--seed", "-1", "--out", "{tmp}/x.gif"], "episode seed must be an integer in [0, 2**31), got -1"),
+    (["--obs-noise", "-0.5", "--out", "{tmp}/x.mp4"], "observation noise must be ≥ 0, got -0.5"),
+    (["--out", "{tmp}/x.mp4", "--max-steps", "0"], "max_steps must be in [1, 100000], got 0"),
+    (["--seed", "abc", "--out", "{tmp}/x.mp4"], "--seed"),
+])
+def test_cli_replay_bad_input_exits_2_with_one_line_and_writes_nothing(lab, tmp_path, capsys, args, named):
+    folder, (run_id, _) = lab
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    code, stdout, stderr = replay_cli(capsys, run_id, *args, "--home", str(folder))
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], stderr
+    assert stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_cli_replay_of_an_unknown_run_exits_2(lab, tmp_path, capsys):
+    code, stdout, stderr = replay_cli(capsys, "nope", "--out", str(tmp_path / "x.mp4"), "--home", str(lab[0]))
+    assert code == 2 and stdout == ""
+    assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("error: no run 'nope'")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+# ------------------------------------------------------------------------------------------------- the page
+
+
+def test_page_without_checkpoints_says_how_to_get_one(home):  # noqa: F811
+    test = app("pages/replay.py")
+    assert not test.exception
+    assert any("No run has a checkpoint yet" in info.value for info in test.info)
+    assert not test.get("video")
+
+
+def trace_x(chart) -> list[list[int]]:
+    return [trace["x"] for trace in figure(chart)["data"]]
+
+
+def test_page_shows_the_video_a_scrubber_and_the_state_trace(lab_home):
+    folder, run_ids = lab_home
+    shown_id = RunStore(folder).list_runs()[0]["id"]  # newest first: the page's default
+    test = app("pages/replay.py")
+    assert not test.exception and not test.error
+    assert len(test.get("video")) == 1
+    expected = rollout(load_agent(artifact(folder, shown_id, "final")["path"]), 0)
+    assert (shown_id, "final.pt", expected.steps) == (test.selectbox(key="replay.run").value, "final.pt",
+                                                      test.slider(key="replay_frame").max)
+    assert any(f"Return **{expected.total_return:.0f}**" in caption.value for caption in test.caption)
+
+    k = expected.steps // 2
+    test.slider(key="replay_frame").set_value(k).run()
+    assert not test.exception
+    (image,) = test.get("image")
+    assert image.captions == [f"{RunStore(folder).get_run(shown_id)['name']} · frame {k} of {expected.steps}"]
+    spec = figure(test.get("plotly_chart")[0])
+    assert all(x == list(range(expected.steps + 1)) for x in trace_x(test.get("plotly_chart")[0]))
+    cart_position = next(trace for trace in spec["data"] if trace.get("showlegend", True))
+    np.testing.assert_allclose(cart_position["y"], expected.observations[:, 0], atol=1e-5)
+    assert any(shape.get("x0") == k == shape.get("x1") for shape in spec["layout"]["shapes"])  # the cursor
+
+
+def test_page_link_selects_run_checkpoint_seed_and_physics(lab_home):
+    folder, run_ids = lab_home
+    store = RunStore(folder)
+    other = next(run_id for run_id in run_ids if run_id != store.list_runs()[0]["id"])  # not the default run
+    test = app("pages/replay.py", run=other, checkpoint="best.pt", seed="3", length="1.0")
+    assert not test.exception and not test.error
+    assert test.selectbox(key="replay.run").value == other
+    assert test.number_input(key="replay_seed").value == 3
+    assert test.slider(key="replay_length").value == 1.0
+    assert any("best evaluation" in markdown.value for markdown in test.markdown)
+    assert any("Changed: half pole length (m) 1" in caption.value for caption in test.caption)
+    expected = rollout(load_agent(artifact(folder, other, "best")["path"]), 3, physics={"length": 1.0})
+    assert test.slider(key="replay_frame").max == expected.steps
+    cart_position = figure(test.get("plotly_chart")[0])["data"][0]
+    np.testing.assert_allclose(cart_position["y"], expected.observations[:, 0], atol=1e-5)
+    assert len(test.get("video")) == 1
+
+
+def test_side_by_side_shows_two_videos_on_the_same_episode(lab_home):
+    folder, run_ids = lab_home
+    test = app("pages/replay.py")
+    first = test.selectbox(key="replay.run").value
+    second = next(run_id for run_id in run_ids if run_id != first)
+    test.session_state["replay_b.run"] = second  # the second picker, once it appears, shows the other run
+    test.toggle(key="replay_compare").set_value(True).run()
+    assert not test.exception and not test.error
+    assert test.selectbox(key="replay_b.run").value == second
+    assert len(test.get("video")) == 2
+    names = [RunStore(folder).get_run(run_id)["name"] for run_id in (first, second)]
+    images = test.get("image")
+    assert [image.captions[0].rsplit(" · frame ", 1)[0] for image in images] == names
+    spec = figure(test.get("plotly_chart")[0])
+    assert [trace["name"] for trace in spec["data"] if trace.get("showlegend")] == \
+        [f"{name} · final · {artifact(folder, run_id, 'final')['env_steps']:,} env steps"
+         for name, run_id in zip(names, (first, second))]
+    start, _ = gym.make("CartPole-v1").reset(seed=0)
+    starts = [trace["y"][0] for trace in spec["data"] if trace.get("showlegend")]
+    assert starts == pytest.approx([start[0]] * 2, abs=1e-5)
+    episodes = [rollout(load_agent(artifact(folder, run_id, "final")["path"]), 0) for run_id in (first, second)]
+    assert test.slider(key="replay_frame").max == max(episode.steps for episode in episodes)
+
+
+def test_side_by_side_of_the_same_checkpoint_asks_for_another_instead_of_crashing(lab_home):
+    test = app("pages/replay.py")
+    test.toggle(key="replay_compare").set_value(True).run()  # both pickers default to the newest final checkpoint
+    assert not test.exception
+    assert len(test.get("video")) == 1
+    assert any("same checkpoint" in info.value for info in test.info)
+
+
+def test_page_link_with_an_unreadable_seed_falls_back_to_seed_0(lab_home):
+    test = app("pages/replay.py", seed="abc")
+    assert not test.exception
+    assert test.number_input(key="replay_seed").value == 0
+
+
+@pytest.mark.parametrize("seed, clamped", [("-1", 0), ("3000000000", 2**31 - 1)])
+def test_page_link_with_an_out_of_range_seed_is_clamped(lab_home, seed, clamped):
+    test = app("pages/replay.py", seed=seed)
+    assert not test.exception
+    assert test.number_input(key="replay_seed").value == clamped
