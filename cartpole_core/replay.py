@@ -9,6 +9,7 @@ it took there, its action values for that observation, and the return collected 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -197,7 +198,7 @@ def _font(size: int) -> Any:
 
 
 def _glyph(size: int, char: str) -> tuple[np.ndarray, float]:
-    """A character's coverage mask (line height × advance + overhang, 0–1) and its advance, drawn once."""
+    """A character's coverage mask (line height × advance + overhang, 0–255) and its advance, drawn once."""
     key = (size, char)
     if key not in _glyph_cache:
         from PIL import Image, ImageDraw
@@ -205,17 +206,18 @@ def _glyph(size: int, char: str) -> tuple[np.ndarray, float]:
         advance = font.getlength(char)
         image = Image.new("L", (int(np.ceil(advance)) + 3, size + size // 3 + 2))
         ImageDraw.Draw(image).text((0, 0), char, fill=255, font=font)
-        _glyph_cache[key] = (np.asarray(image, dtype=np.float32) / 255.0, advance)
+        _glyph_cache[key] = (np.asarray(image, dtype=np.uint16), advance)
     return _glyph_cache[key]
 
 
+@functools.lru_cache(maxsize=4096)
 def text_mask(text: str, size: int) -> np.ndarray:
     """Coverage mask of one line of text, composed from cached glyphs: drawing text with PIL on every frame cost
     more than rendering the frame itself."""
     glyphs = [_glyph(size, char) for char in text]
     width = int(np.ceil(sum(advance for _, advance in glyphs))) + 4
     height = glyphs[0][0].shape[0] if glyphs else size
-    mask = np.zeros((height, width), dtype=np.float32)
+    mask = np.zeros((height, width), dtype=np.uint16)
     x = 0.0
     for glyph, advance in glyphs:
         left = int(round(x))
@@ -229,9 +231,9 @@ def _blend(out: np.ndarray, y: int, x: int, mask: np.ndarray, color: tuple[int, 
     h, w = min(mask.shape[0], out.shape[0] - y), min(mask.shape[1], out.shape[1] - x)
     if h <= 0 or w <= 0:
         return
-    region = out[y:y + h, x:x + w].astype(np.float32)
-    alpha = mask[:h, :w, None]
-    out[y:y + h, x:x + w] = (region * (1 - alpha) + np.asarray(color, np.float32) * alpha).astype(np.uint8)
+    alpha = mask[:h, :w, None]  # integer blending: float arrays cost more than the text itself
+    region = out[y:y + h, x:x + w].astype(np.uint16)
+    out[y:y + h, x:x + w] = ((region * (255 - alpha) + np.asarray(color, np.uint16) * alpha) // 255).astype(np.uint8)
 
 
 def _box(out: np.ndarray, y0: int, x0: int, y1: int, x1: int, fill: tuple[int, int, int], opacity: float = 1.0,
@@ -241,7 +243,8 @@ def _box(out: np.ndarray, y0: int, x0: int, y1: int, x1: int, fill: tuple[int, i
     if opacity >= 1.0:
         region[:] = fill
     else:
-        region[:] = (region.astype(np.float32) * (1 - opacity) + np.asarray(fill, np.float32) * opacity).astype(
+        keep = int(round(256 * (1 - opacity)))
+        region[:] = ((region.astype(np.uint16) * keep + np.asarray(fill, np.uint16) * (256 - keep)) >> 8).astype(
             np.uint8)
     if outline is not None:
         region[[0, -1], :] = outline
@@ -314,7 +317,9 @@ def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, fps: 
         out = Path(folder) / "replay.mp4"
         writer = imageio_ffmpeg.write_frames(str(out), (width, height), fps=fps, codec="libx264",
                                              pix_fmt_out="yuv420p", macro_block_size=2, quality=None,
-                                             output_params=["-preset", "veryfast", "-crf", "23",
+                                             # One x264 thread: this process renders on the other core;
+                                             # more threads fight the renderer and end later (bench/replay.py).
+                                             output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1",
                                                             "-movflags", "+faststart"])
         writer.send(None)
         for frame in frames(episode, overlay=overlay):
