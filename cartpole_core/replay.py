@@ -302,9 +302,13 @@ def frames(episode: Episode, *, overlay: bool = True, every: int = 1) -> Iterato
 # ----------------------------------------------------------------------------------------------- encoding
 
 
-def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, fps: int = FPS, overlay: bool = True,
+def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, every: int = 1, overlay: bool = True,
                scale: float = 1.0) -> bytes:
-    """H.264 (libx264, yuv420p, faststart) MP4 of every frame; written to ``path`` if given. Returns the bytes."""
+    """H.264 (libx264, yuv420p, faststart) MP4 of every ``every``-th frame, played in real time (50 / every fps);
+    written to ``path`` if given. Returns the bytes."""
+    if every not in (1, 2, 5, 10):
+        raise ReplayError(f"every must be 1, 2, 5 or 10 (a whole frame rate), got {every!r}")
+    fps = FPS // every
     import imageio_ffmpeg
     from PIL import Image
 
@@ -322,7 +326,7 @@ def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, fps: 
                                              output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1",
                                                             "-movflags", "+faststart"])
         writer.send(None)
-        for frame in frames(episode, overlay=overlay):
+        for frame in frames(episode, overlay=overlay, every=every):
             if frame.shape[:2] != (height, width):
                 frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
             writer.send(np.ascontiguousarray(frame))
@@ -369,28 +373,28 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def replay_key(checkpoint: Path, seed: int, physics: dict[str, float] | None, obs_noise: float,
-               max_steps: int, kind: str, scale: float = 1.0) -> str:
+               max_steps: int, kind: str, scale: float = 1.0, every: int = 1) -> str:
     """A file name for a replay of this checkpoint version and these conditions (checkpoints can be rewritten)."""
     stat = checkpoint.stat()
     blob = json.dumps([checkpoint.name, stat.st_mtime_ns, stat.st_size, int(seed), check_physics(physics),
-                       float(obs_noise), int(max_steps), float(scale), OVERLAY_VERSION], sort_keys=True)
+                       float(obs_noise), int(max_steps), float(scale), int(every), OVERLAY_VERSION], sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:12]
     return f"{checkpoint.stem}-seed{int(seed)}-{digest}.{kind}"
 
 
 def cached_video(agent: Any, checkpoint: Path, seed: int = 0, *, physics: dict[str, float] | None = None,
                  obs_noise: float = 0.0, max_steps: int = MAX_EPISODE_STEPS, kind: str = "mp4", scale: float = 1.0,
-                 folder: Path | None = None) -> tuple[Path, Episode]:
+                 every: int = 1, folder: Path | None = None) -> tuple[Path, Episode]:
     """The episode and its replay video under ``<run dir>/replays/`` (encoded only if not there yet: the rollout
     is cheap, the encoding is not)."""
     if kind not in ("mp4", "gif"):
         raise ReplayError(f"video format must be mp4 or gif, got {kind!r}")
     folder = folder or checkpoint.parent / "replays"
-    path = folder / replay_key(checkpoint, seed, physics, obs_noise, max_steps, kind, scale)
+    path = folder / replay_key(checkpoint, seed, physics, obs_noise, max_steps, kind, scale, every)
     episode = rollout(agent, seed, physics=physics, obs_noise=obs_noise, max_steps=max_steps)
     if not path.exists():
         if kind == "mp4":
-            encode_mp4(episode, path, scale=scale)
+            encode_mp4(episode, path, scale=scale, every=every)
         else:
             encode_gif(episode, path, width=int(320 * scale))
     return path, episode

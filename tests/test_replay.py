@@ -286,6 +286,18 @@ def test_mp4_is_h264_yuv420p_with_one_frame_per_state(solved, tmp_path):
         assert error < 4, (t, error)
 
 
+def test_half_rate_half_size_clip_still_plays_in_real_time(solved, tmp_path):
+    # The live view's clip: every other frame at 25 fps (the same 4 s as 200 steps at 50 fps), half size.
+    episode = solved
+    path = tmp_path / "clip.mp4"
+    encode_mp4(episode, path, every=2, scale=0.5)
+    meta, decoded = decode(path)
+    assert meta["fps"] == 25 and meta["size"] == (WIDTH // 2, HEIGHT // 2)
+    assert len(decoded) == math.ceil((episode.steps + 1) / 2)
+    with pytest.raises(ReplayError, match="every must be 1, 2, 5 or 10"):
+        encode_mp4(episode, every=3)
+
+
 def test_short_episodes_give_short_videos(untrained, solver, tmp_path):
     fallen = rollout(untrained, 0)
     weak = rollout(solver, 0, physics={"force_mag": 0.1})  # a hundredth of the push: it cannot hold the pole
