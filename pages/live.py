@@ -108,9 +108,15 @@ def policy_clip(run: dict) -> None:
                    "appears here then.")
 
 
-@st.fragment(run_every=None if paused else LIVE_REFRESH_S)
+# Refresh only while something shown is queued or training: a finished run's page is static (no CPU, zoom kept).
+training = any(store.get_run(rid)["status"] in ("queued", "running") for rid in run_ids)
+
+
+@st.fragment(run_every=LIVE_REFRESH_S if training and not paused else None)
 def live() -> None:
     runs = [store.get_run(rid) for rid in run_ids]
+    if training and not any(run["status"] in ("queued", "running") for run in runs):
+        st.rerun()  # the last run just ended: one full rerun draws the final state and stops the refreshes
     data = {rid: fetch(rid) for rid in run_ids}
     active = [run for run in runs if run["status"] in ("queued", "running")]
     for run in runs:
