@@ -31,7 +31,7 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 FPS = 50  # CartPole's own render_fps: one second of video is 50 steps, real time
 ACTION_NAMES = ("push left", "push right")
-OVERLAY_VERSION = 2  # bump when the overlay's look changes, so cached videos are re-made
+OVERLAY_VERSION = 3  # bump when the overlay's look changes, so cached videos are re-made
 
 
 class ReplayError(ValueError):
@@ -273,10 +273,11 @@ def draw_overlay(frame: np.ndarray, lines: list[str], action: int | None = None,
         x0, y0 = width - bar_w - 10, 10
         _box(out, y0, x0, y0 + bar_h, x0 + bar_w, (230, 230, 230))
         split = x0 + int(round(bar_w * (1 - right)))
+        # Blue for left, red for right, as on the Inspect page.
         if action == 1 and split < x0 + bar_w:
-            _box(out, y0 + 1, split, y0 + bar_h - 1, x0 + bar_w - 1, (31, 119, 180), outline=None)
+            _box(out, y0 + 1, split, y0 + bar_h - 1, x0 + bar_w - 1, (214, 39, 40), outline=None)
         elif action == 0 and split > x0:
-            _box(out, y0 + 1, x0 + 1, y0 + bar_h - 1, split, (214, 39, 40), outline=None)
+            _box(out, y0 + 1, x0 + 1, y0 + bar_h - 1, split, (31, 119, 180), outline=None)
         _blend(out, y0 + bar_h + 2, x0, text_mask("left", small), (60, 60, 60))
         label = text_mask("right", small)
         _blend(out, y0 + bar_h + 2, x0 + bar_w - label.shape[1] + 4, label, (60, 60, 60))

@@ -140,8 +140,9 @@ def test_the_preference_bar_follows_the_action(solver):
     bar = (slice(10, 26), slice(WIDTH - WIDTH // 4 - 10, WIDTH - 10))
     red, blue = np.array([214, 39, 40]), np.array([31, 119, 180])
     left_bar, right_bar = render_frame(episode, left_t)[bar], render_frame(episode, right_t)[bar]
-    assert np.all(left_bar == red, axis=2).any() and not np.all(left_bar == blue, axis=2).any()
-    assert np.all(right_bar == blue, axis=2).any() and not np.all(right_bar == red, axis=2).any()
+    # The Inspect page's colours: blue for pushing left, red for pushing right.
+    assert np.all(left_bar == blue, axis=2).any() and not np.all(left_bar == red, axis=2).any()
+    assert np.all(right_bar == red, axis=2).any() and not np.all(right_bar == blue, axis=2).any()
 
 
 def test_every_overlay_character_has_a_glyph_in_the_overlay_font(solved, untrained, ppo_agent):
