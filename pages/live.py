@@ -165,4 +165,4 @@ def live() -> None:
 
 
 live()
-ui.sidebar_active_runs()
+ui.sidebar_active_runs(refresh_s=None)
