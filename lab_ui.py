@@ -289,8 +289,9 @@ def bins_editor(algo: str, problems: dict[str, str]) -> None:
 
 
 def checkpoint_label(artifact: dict[str, Any]) -> str:
-    kind = {"periodic": "step", "best": "best evaluation", "final": "final"}.get(artifact["kind"], artifact["kind"])
-    return f"{kind} · {artifact['env_steps']:,} env steps"
+    steps = f"{artifact['env_steps']:,} env steps"
+    kind = {"best": "best evaluation", "final": "final"}.get(artifact["kind"])
+    return f"{kind} · {steps}" if kind else f"at {steps}"
 
 
 def runs_with_checkpoints(algos: tuple[str, ...] | None = None) -> list[dict[str, Any]]:

@@ -385,14 +385,15 @@ def replay_key(checkpoint: Path, seed: int, physics: dict[str, float] | None, ob
 
 def cached_video(agent: Any, checkpoint: Path, seed: int = 0, *, physics: dict[str, float] | None = None,
                  obs_noise: float = 0.0, max_steps: int = MAX_EPISODE_STEPS, kind: str = "mp4", scale: float = 1.0,
-                 every: int = 1, folder: Path | None = None) -> tuple[Path, Episode]:
-    """The episode and its replay video under ``<run dir>/replays/`` (encoded only if not there yet: the rollout
-    is cheap, the encoding is not)."""
+                 every: int = 1, folder: Path | None = None, episode: Episode | None = None) -> tuple[Path, Episode]:
+    """The episode (rolled out unless given) and its replay video under ``<run dir>/replays/``, encoded only if
+    not there yet: the rollout is cheap, the encoding is not."""
     if kind not in ("mp4", "gif"):
         raise ReplayError(f"video format must be mp4 or gif, got {kind!r}")
     folder = folder or checkpoint.parent / "replays"
     path = folder / replay_key(checkpoint, seed, physics, obs_noise, max_steps, kind, scale, every)
-    episode = rollout(agent, seed, physics=physics, obs_noise=obs_noise, max_steps=max_steps)
+    if episode is None:
+        episode = rollout(agent, seed, physics=physics, obs_noise=obs_noise, max_steps=max_steps)
     if not path.exists():
         if kind == "mp4":
             encode_mp4(episode, path, scale=scale, every=every)

@@ -86,7 +86,8 @@ def policy_clip(run: dict) -> None:
     if artifacts:
         latest = max(artifacts, key=lambda a: (a["created_at"], a["env_steps"]))
         stale = state.get("source") != (latest["path"], latest["created_at"])
-        if stale and time.monotonic() - state.get("made", -CLIP_EVERY_S) >= CLIP_EVERY_S:
+        finished = run["status"] not in ("queued", "running")  # a finished run shows its last checkpoint at once
+        if stale and (finished or time.monotonic() - state.get("made", -CLIP_EVERY_S) >= CLIP_EVERY_S):
             try:
                 agent = ui.load_checkpoint(latest)
                 video, episode = cached_video(agent, latest["path"], 0, max_steps=CLIP_STEPS, scale=CLIP_SCALE,

@@ -15,6 +15,7 @@ from cartpole_core.replay import (
     encode_gif,
     render_frame,
     replay_key,
+    rollout,
 )
 from cartpole_core.robustness import FACTORS, NOISE
 
@@ -73,14 +74,12 @@ if conditions:
 # ---------------------------------------------------------------------------------------------- rollouts
 
 
-def episode_for(artifact: dict, agent) -> tuple:
-    """(video path, episode) for this checkpoint and these conditions, made once per session and on disk."""
-    path = artifact["path"]
-    key = replay_key(path, seed, physics, noise, 500, "mp4")
+def episode_for(artifact: dict, agent):
+    """The greedy episode for this checkpoint and these conditions (a few milliseconds; kept per session)."""
+    key = replay_key(artifact["path"], seed, physics, noise, 500, "episode")
     episodes = st.session_state.setdefault("replay_episodes", {})
     if key not in episodes:
-        with st.spinner("Rolling out and encoding the replay …"):
-            episodes[key] = cached_video(agent, path, seed, physics=physics, obs_noise=noise)
+        episodes[key] = rollout(agent, seed, physics=physics, obs_noise=noise)
         while len(episodes) > KEPT_EPISODES:
             episodes.pop(next(iter(episodes)))
     return episodes[key]
@@ -90,17 +89,24 @@ shown = []
 for run, artifact in [pick for pick in picks if pick is not None]:
     agent = ui.load_checkpoint(artifact)
     try:
-        video, episode = episode_for(artifact, agent)
+        shown.append((run, artifact, agent, episode_for(artifact, agent)))
     except (ReplayError, OSError) as err:
         st.error(f"Cannot replay {artifact['path'].name} of {run['name']}: {err}")
         st.stop()
-    shown.append((run, artifact, video, episode))
 
 # ------------------------------------------------------------------------------------------------- videos
 
 
-def video_panel(run: dict, artifact: dict, video, episode) -> None:
+def video_panel(run: dict, artifact: dict, agent, episode) -> None:
+    """The replay video (encoded once per checkpoint version and conditions, then cached on disk), its outcome
+    and the downloads. Drawn after the scrubber, so the episode is on screen while the video encodes."""
     st.markdown(f"**{run['name']}** · {ui.checkpoint_label(artifact)}")
+    try:
+        with st.spinner("Encoding the video …"):
+            video, _ = cached_video(agent, artifact["path"], seed, physics=physics, obs_noise=noise, episode=episode)
+    except (ReplayError, OSError) as err:
+        st.error(f"Cannot encode the replay of {artifact['path'].name}: {err}")
+        return
     st.video(str(video), autoplay=True, loop=True, muted=True)
     st.caption(f"Return **{episode.total_return:.0f}** — {episode.outcome()}. {FPS} frames per second: real time.")
     downloads = st.columns(2)
@@ -132,13 +138,14 @@ def scrubber() -> None:
 
 if len(shown) == 1:
     left, right = st.columns(2, gap="large")
+    with right:
+        scrubber()  # first: the episode is on screen while the video encodes
     with left:
         video_panel(*shown[0])
-    with right:
-        scrubber()
 else:
-    for column, replay in zip(st.columns(len(shown), gap="large"), shown):
-        with column:
-            video_panel(*replay)
+    panels = [column.container() for column in st.columns(len(shown), gap="large")]
     scrubber()
+    for panel, replay in zip(panels, shown):
+        with panel:
+            video_panel(*replay)
 ui.sidebar_active_runs()

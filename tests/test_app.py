@@ -100,6 +100,12 @@ def test_live_view_of_a_finished_run_plots_every_episode_and_evaluation(home):
     assert len(raw["x"]) == len(stored.episodes(run_id)) > 0
     evaluations = next(trace for trace in reward["data"] if trace.get("name") == "evaluation")
     assert len(evaluations["y"]) == len(stored.evaluations(run_id))
+    # Beside the chart: a clip of the policy at the run's last checkpoint (the final one, as the run is over).
+    assert len(test.get("video")) == 1
+    final = stored.artifacts(run_id, "final")[0]
+    assert any(f"final · {final['env_steps']:,} env steps" in caption.value for caption in test.caption)
+    clips = list((home / "runs" / run_id / "replays").glob("final-*.mp4"))
+    assert len(clips) == 1 and clips[0].stat().st_size > 0
 
 
 def test_live_view_of_a_group_shows_each_seed_and_the_mean_band(home):
