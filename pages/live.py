@@ -122,8 +122,10 @@ def live() -> None:
     active = [run for run in runs if run["status"] in ("queued", "running")]
     for run in runs:
         progress_line(run)
-    if active and st.button(f"Stop {'run' if len(run_ids) == 1 else f'{len(active)} active runs'}",
-                            icon=":material/stop_circle:", key="stop"):
+    # Always drawn (disabled once nothing runs): an element that comes and goes shifts everything after it, and
+    # the browser then briefly shows the chart twice while the refresh replaces it.
+    label = "Stop run" if len(run_ids) == 1 else f"Stop {len(active)} active runs" if active else "Stop runs"
+    if st.button(label, icon=":material/stop_circle:", key="stop", disabled=not active) and active:
         for run in active:
             cancel_run(store, run["id"])
         st.toast("Stop requested: the run ends at its next update, keeping all its data.")
