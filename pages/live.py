@@ -100,7 +100,9 @@ def policy_clip(run: dict) -> None:
                               f"{'' if episode.terminated else ' (clip ends at ' + str(CLIP_STEPS) + ' steps)'}")
     st.caption("**Current policy**")
     if "video" in state:
-        st.video(state["video"], autoplay=True, loop=True, muted=True)
+        # While training, each new clip plays through once (a looping video keeps the browser compositing on the
+        # cores the run trains on); once the run is over it loops.
+        st.video(state["video"], autoplay=True, loop=run["status"] not in ("queued", "running"), muted=True)
         st.caption(state["text"])
         st.page_link("pages/replay.py", label="Full replay", icon=":material/movie:",
                      query_params={"run": run["id"]})
