@@ -297,8 +297,9 @@ def checkpoint_label(artifact: dict[str, Any]) -> str:
 def runs_with_checkpoints(algos: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """Runs (newest first) that have at least one checkpoint on disk, optionally of some algorithms only."""
     db = store()
+    with_checkpoints = db.runs_with_artifacts()
     return [run for run in db.list_runs()
-            if (algos is None or run["algo"] in algos) and db.artifacts(run["id"])]
+            if (algos is None or run["algo"] in algos) and run["id"] in with_checkpoints]
 
 
 def pick_checkpoint(key: str, *, label: str = "Run", algos: tuple[str, ...] | None = None,

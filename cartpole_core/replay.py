@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -313,13 +314,16 @@ def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, every
     import imageio_ffmpeg
     from PIL import Image
 
-    first = render_frame(episode, 0, overlay=overlay)
+    stream = frames(episode, overlay=overlay, every=every)
+    first = next(stream)
     height, width = first.shape[:2]
     if scale != 1.0:
         width, height = (int(round(width * scale / 2)) * 2, int(round(height * scale / 2)) * 2)
-    target = Path(path) if path is not None else None
     with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "replay.mp4"
+        # Encoded beside the target when there is one (then renamed into place: readers never see half a file).
+        out = Path(path).with_name(f".{Path(path).stem}.{os.getpid()}.part.mp4") if path is not None else \
+            Path(folder) / "replay.mp4"
+        out.parent.mkdir(parents=True, exist_ok=True)
         writer = imageio_ffmpeg.write_frames(str(out), (width, height), fps=fps, codec="libx264",
                                              pix_fmt_out="yuv420p", macro_block_size=2, quality=None,
                                              # One x264 thread: this process renders on the other core;
@@ -327,14 +331,14 @@ def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, every
                                              output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1",
                                                             "-movflags", "+faststart"])
         writer.send(None)
-        for frame in frames(episode, overlay=overlay, every=every):
+        for frame in itertools.chain([first], stream):
             if frame.shape[:2] != (height, width):
                 frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
             writer.send(np.ascontiguousarray(frame))
         writer.close()
         data = out.read_bytes()
-    if target is not None:
-        _write_atomic(target, data)
+        if path is not None:
+            os.replace(out, path)
     return data
 
 

@@ -406,6 +406,10 @@ class RunStore:
             eval_steps=new["evaluations"][-1]["env_steps"] if new["evaluations"] else cursor.eval_steps,
         )
 
+    def runs_with_artifacts(self) -> set[str]:
+        """Ids of the runs that have at least one checkpoint, in one query."""
+        return {row[0] for row in self._query("SELECT DISTINCT run_id FROM artifacts")}
+
     def artifacts(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         rows = self._query("SELECT kind, env_steps, path, created_at FROM artifacts WHERE run_id = ?"
                            + (" AND kind = ?" if kind else "") + " ORDER BY env_steps, created_at",

@@ -111,7 +111,7 @@ def video_panel(run: dict, artifact: dict, agent, episode) -> None:
     st.caption(f"Return **{episode.total_return:.0f}** — {episode.outcome()}. {FPS} frames per second: real time.")
     downloads = st.columns(2)
     stem = f"{run['name']}-{artifact['path'].stem}-seed{seed}"
-    downloads[0].download_button("MP4", video.read_bytes(), f"{stem}.mp4", "video/mp4", icon=":material/download:",
+    downloads[0].download_button("MP4", video.read_bytes, f"{stem}.mp4", "video/mp4", icon=":material/download:",
                                  key=f"mp4_{video.name}", on_click="ignore", width="stretch")
     downloads[1].download_button("GIF", lambda: encode_gif(episode), f"{stem}.gif", "image/gif",
                                  icon=":material/download:", key=f"gif_{video.name}", on_click="ignore",
