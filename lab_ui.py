@@ -32,6 +32,25 @@ COMMON_FIELDS = ("total_env_steps", "max_episodes", "max_episode_steps", "n_envs
 QTABLE_FIELDS = ("bins", "low", "high")
 
 
+def _run_pages_through_the_app() -> None:
+    """Every page runs inside app.py's navigation (its sections, the wide layout, the sidebar).
+
+    Streamlit treats a ``pages/`` folder beside the entry point as a legacy multipage app until ``st.navigation``
+    has been called once in the server process. So the first request after a server start that names a page — a
+    reload of ``/live?run=…`` — ran that page alone: raw file names in the sidebar, a narrow layout, and the same
+    for every later session until someone opened the root URL. Leave that mode (as ``st.navigation`` itself does)
+    and rerun, which now goes through app.py; the URL and its query parameters are kept.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_run_pages_through_the_app()
+
+
 # ------------------------------------------------------------------------------------------------ handles
 
 

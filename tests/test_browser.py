@@ -5,6 +5,7 @@ compares two runs. Screenshots go to docs/img/ (shown in the README); the timing
 (launch → first point, refresh rate) are printed for docs/BENCHMARKS.md, not asserted as hard limits.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,9 +35,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("lab-home")
+@contextlib.contextmanager
+def streamlit_server(home: Path):
+    """`streamlit run app.py` on a free localhost port with its data in ``home``; yields the URL once healthy."""
     port = free_port()
     env = {**os.environ, "CARTPOLE_LAB_HOME": str(home)}
     process = subprocess.Popen(
@@ -53,9 +54,18 @@ def server(tmp_path_factory):
     else:
         process.kill()
         pytest.fail("streamlit did not become healthy within 90 s")
-    yield url, home
-    process.terminate()
-    process.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("lab-home")
+    with streamlit_server(home) as url:
+        yield url, home
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +233,17 @@ def test_user_replays_a_trained_run_and_the_video_plays(server, chromium_browser
     page.get_by_role("button", name="Run grid").click(timeout=60_000)  # 5 × 5 conditions, 20 episodes each
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?.data", timeout=120_000)
     page.screenshot(path=str(SCREENSHOTS / "robustness.png"), full_page=True)
+
+
+def test_a_page_link_opened_first_after_a_server_start_has_the_apps_navigation(tmp_path, chromium_browser):
+    """A reload of /live?run=… (or a shared /runs link) right after the server (re)starts: the page appears inside
+    the app's navigation and wide layout, not as a bare page file among raw file names."""
+    with streamlit_server(tmp_path) as url:
+        page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/runs")
+        page.get_by_text("Launch one from").wait_for(timeout=60_000)
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_text("Runs & compare").wait_for(timeout=10_000)
+        assert sidebar.get_by_text("Watch", exact=True).is_visible()
+        assert sidebar.get_by_text("app", exact=True).count() == 0
+        page.close()
