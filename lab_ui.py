@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
+import plotly
+import plotly.io
 import streamlit as st
+from streamlit.components import v1 as components
 
 from cartpole_core.configs import (
     OBS_NAMES,
@@ -109,6 +113,33 @@ def sidebar_active_runs(refresh_s: float | None = 2.0) -> None:
             active()
         else:
             st.fragment(active, run_every=refresh_s)()
+
+
+# ------------------------------------------------------------------------------------------------ live chart
+
+# A chart that stays mounted and redraws in place (frontend/live_plotly.js). Plotly.js itself is served from the
+# installed plotly package (a file-serving component rooted at its package_data), so it always matches plotly.py
+# and nothing is vendored.
+_LIVE_PLOTLY = st.components.v2.component(
+    "cartpole_lab.live_plotly", js=(Path(__file__).parent / "frontend" / "live_plotly.js").read_text(),
+    isolate_styles=False)  # Plotly styles its toolbar and hover labels from the document's head
+_PLOTLY_JS = components.declare_component("plotly_js", path=str(Path(plotly.__file__).parent / "package_data"))
+
+
+def live_chart(figure: Any, *, key: str) -> None:
+    """Draw ``figure`` (a Plotly figure or its dict) where it refreshes often, e.g. in a ``run_every`` fragment.
+
+    ``st.plotly_chart`` mounts a new chart for every changed figure: once a second, in a browser on the cores a
+    run trains on, that was a large part of the live view's cost. This one keeps its chart and applies each new
+    figure with ``Plotly.react``, keeping the user's zoom and hover. The figure goes as JSON in the component's
+    ``spec`` (what tests read); Plotly's default template is left out, as the chart follows the app's theme.
+    """
+    spec = figure if isinstance(figure, dict) else figure.to_plotly_json()
+    spec = {**spec, "layout": {k: v for k, v in spec.get("layout", {}).items() if k != "template"}}
+    spec["layout"].setdefault("height", 380)
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    plotly_src = f"{'/' + base if base else ''}/component/{_PLOTLY_JS.name}/plotly.min.js"
+    _LIVE_PLOTLY(key=key, data={"spec": plotly.io.to_json(spec, validate=False), "plotly_src": plotly_src})
 
 
 # ------------------------------------------------------------------------------------------------ the form

@@ -47,7 +47,8 @@ amount = (controls[1].slider("EMA weight", 0.0, 0.99, 0.9, key="smooth_ema") if 
 x_axis = controls[2].selectbox("x axis", ["env_steps", "episode", "time_s"], key="x_axis",
                                format_func={"env_steps": "env steps", "episode": "episodes",
                                             "time_s": "training time"}.get)
-paused = controls[3].toggle("Pause live updates", key="paused", help="Keeps your zoom while you explore.")
+paused = controls[3].toggle("Pause live updates", key="paused",
+                            help="Holds the charts still while you read them. Zoom survives refreshes either way.")
 
 
 def fetch(run_id: str) -> dict:
@@ -147,7 +148,8 @@ def live() -> None:
                                     "runs": [(rows, []) for rows in episodes]}], x=x_axis, method=method,
                                   amount=amount)
         chart, clip = st.columns([3, 1]) if len(run_ids) == 1 else (st.container(), None)
-        chart.plotly_chart(figure, key="reward_chart")
+        with chart:
+            ui.live_chart(figure, key="reward_chart")
         points = sum(len(data[rid]["episodes"]) for rid in run_ids)
         chart.caption(f"{points:,} episodes plotted" + (" — waiting for the first episode…" if not points else ""))
         if clip is not None:
@@ -155,18 +157,18 @@ def live() -> None:
                 policy_clip(runs[0])
     shown = data[run_ids[0]]
     if view == "Exploration & learning rate":
-        st.plotly_chart(series_figure(shown["episodes"], ["epsilon"], x=x_axis, y_title="exploration ε"),
-                        key="epsilon_chart")
-        st.plotly_chart(series_figure(shown["episodes"], ["learning_rate"], x=x_axis, y_title="learning rate"),
-                        key="lr_chart")
+        ui.live_chart(series_figure(shown["episodes"], ["epsilon"], x=x_axis, y_title="exploration ε"),
+                      key="epsilon_chart")
+        ui.live_chart(series_figure(shown["episodes"], ["learning_rate"], x=x_axis, y_title="learning rate"),
+                      key="lr_chart")
     if view == "Diagnostics":
         keys = sorted({key for row in shown["updates"] for key in row} -
                       {"update", "env_steps", "time_s", "epsilon", "learning_rate"})
         if not keys:
             st.caption("No updates yet.")
         for key in keys:
-            st.plotly_chart(series_figure(shown["updates"], [key], x=x_axis if x_axis != "episode" else "env_steps",
-                                          y_title=key.replace("_", " ")), key=f"diag.{key}")
+            ui.live_chart(series_figure(shown["updates"], [key], x=x_axis if x_axis != "episode" else "env_steps",
+                                        y_title=key.replace("_", " ")), key=f"diag.{key}")
 
 
 live()

@@ -43,6 +43,12 @@ def figure(element) -> dict:
     return json.loads(element.proto.spec)
 
 
+def live_figures(test: AppTest) -> list[dict]:
+    """The figures of the live view's charts (lab_ui.live_chart, a component that redraws in place)."""
+    return [json.loads(json.loads(element.proto.json)["spec"]) for element in test.get("bidi_component")
+            if element.proto.component_name.endswith("live_plotly")]
+
+
 @pytest.mark.parametrize("algo", ["qlearning", "dqn", "ppo"])
 def test_train_page_renders_a_form_for_every_field_of_each_algorithm(home, algo):
     test = app(algo=algo)
@@ -95,7 +101,7 @@ def test_live_view_of_a_finished_run_plots_every_episode_and_evaluation(home):
     test = app("pages/live.py", run=run_id)
     assert not test.exception
     stored = RunStore(home)
-    reward = figure(test.get("plotly_chart")[0])
+    reward = live_figures(test)[0]
     raw = next(trace for trace in reward["data"] if trace.get("name") == "return")
     assert len(raw["x"]) == len(stored.episodes(run_id)) > 0
     evaluations = next(trace for trace in reward["data"] if trace.get("name") == "evaluation")
@@ -113,7 +119,7 @@ def test_live_view_of_a_group_shows_each_seed_and_the_mean_band(home):
     group = RunStore(home).get_run(run_ids[0])["group_id"]
     test = app("pages/live.py", group=group)
     assert not test.exception
-    names = [trace.get("name") for trace in figure(test.get("plotly_chart")[0])["data"]]
+    names = [trace.get("name") for trace in live_figures(test)[0]["data"]]
     assert any(name and name.endswith("mean") for name in names)
     assert any(name and name.endswith("± std") for name in names)
 
@@ -153,5 +159,7 @@ def test_runs_page_without_runs_says_how_to_start(home):
 def test_plotly_specs_are_valid_figures(home):
     (run_id,) = trained_group(home, seeds=(1,))
     test = app("pages/live.py", run=run_id)
-    for chart in test.get("plotly_chart"):
-        plotly.io.from_json(chart.proto.spec)  # raises on an invalid figure
+    specs = [chart.proto.spec for chart in test.get("plotly_chart")] + [json.dumps(f) for f in live_figures(test)]
+    assert specs
+    for spec in specs:
+        plotly.io.from_json(spec)  # raises on an invalid figure

@@ -79,14 +79,17 @@ def chromium_browser():
         chromium.close()
 
 
+LIVE_CHART = "document.querySelector('.live-plotly.js-plotly-plot')"  # lab_ui.live_chart, redrawn in place
+
+
 def reward_points(page) -> int:
-    """Points in the first Plotly chart's raw-return trace, read from the live figure in the page."""
-    return page.evaluate("""() => {
-        const plot = document.querySelector('.js-plotly-plot');
+    """Points in the live chart's raw-return (or group mean) trace, read from the figure drawn in the page."""
+    return page.evaluate(f"""() => {{
+        const plot = {LIVE_CHART};
         if (!plot || !plot.data) return 0;
         const raw = plot.data.find(t => t.name === 'return' || (t.name || '').endsWith('mean'));
         return raw && raw.x ? raw.x.length : 0;
-    }""")
+    }}""")
 
 
 def video_times(page, samples: int = 6, every_ms: int = 500) -> list[float]:
@@ -125,12 +128,19 @@ def test_new_user_launches_ppo_and_watches_the_reward_curve_grow(server, chromiu
     first_point_s = time.monotonic() - clicked
     assert reward_points(page) > 0, "the reward chart never got a point"
 
+    # A user zooms into the curve while it trains: the refreshes that follow redraw in place and keep the zoom.
+    page.evaluate(f"() => {{ const plot = {LIVE_CHART}; plot.__zoomed = true;"
+                  "Plotly.relayout(plot, {'xaxis.range': [0, 5000]}); }")
     counts, refreshes = [reward_points(page)], 0
     for _ in range(40):  # watch for 4 s: the chart must keep gaining points while training
         page.wait_for_timeout(100)
         counts.append(reward_points(page))
         refreshes += counts[-1] != counts[-2]
     assert counts[-1] > counts[0], f"no new points in 4 s: {counts}"
+    assert page.evaluate(f"() => {LIVE_CHART}.__zoomed"), "the chart was rebuilt instead of redrawn"
+    assert page.evaluate(f"() => {LIVE_CHART}.layout.xaxis.range") == [0, 5000], "a refresh lost the user's zoom"
+    page.evaluate(f"() => Plotly.relayout({LIVE_CHART}, {{'xaxis.autorange': true}})")
+    page.wait_for_timeout(500)
     page.screenshot(path=str(SCREENSHOTS / "live.png"), full_page=True)
 
     store = RunStore(home)
