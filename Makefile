@@ -33,10 +33,12 @@ test: lint chromium
 	$(BIN)/python -m pytest
 
 # The tables in docs/BENCHMARKS.md. For the SB3 comparison: pip install -r requirements-bench.txt, add --vs-sb3.
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev chromium
 	$(BIN)/python bench/solve.py --seeds 5
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/live_page.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
