@@ -13,3 +13,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def stop_the_dashboards_schedulers():
+    """Each AppTest on a new data home starts the dashboard's queue runner (a thread pumping the store five times a
+    second, with a warm worker process of ~0.4 GB). A server keeps one for its life; a test session would keep one
+    per test that opened a page, all still polling by the browser test's throughput measurement. Stop them."""
+    yield
+    import sys
+    import threading
+
+    from cartpole_core.jobs import Scheduler
+
+    schedulers = [thread for thread in threading.enumerate() if isinstance(thread, Scheduler)]
+    for scheduler in schedulers:
+        scheduler.stop()  # its JobManager closes the warm worker's input: the idle worker exits
+    for scheduler in schedulers:
+        scheduler.join(timeout=10)
+    if "lab_ui" in sys.modules:
+        sys.modules["lab_ui"].scheduler.clear()  # the next page opened starts a fresh one
