@@ -26,7 +26,7 @@ from cartpole_core.configs import (
 from cartpole_core.jobs import Scheduler
 from cartpole_core.paths import data_home
 from cartpole_core.presets import preset_config, preset_names
-from cartpole_core.store import RunStore
+from cartpole_core.store import ACTIVE_STATUSES, RunStore
 
 ALGORITHM_TITLES = {"qlearning": "Tabular Q-learning", "dqn": "DQN", "ppo": "PPO"}
 # Plain symbols every font has (emoji are missing on many Linux machines).
@@ -101,7 +101,7 @@ def sidebar_active_runs(refresh_s: float | None = 2.0) -> None:
     """
 
     def active() -> None:
-        runs = [r for r in store().list_runs() if r["status"] in ("queued", "running")]
+        runs = [r for r in store().list_runs() if r["status"] in ACTIVE_STATUSES]
         st.caption(f"**Active runs** ({len(runs)})")
         for run in runs[:12]:
             st.page_link("pages/live.py", label=run_label(run), query_params={"run": run["id"]})

@@ -16,47 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cartpole_core.store import RunStore  # noqa: E402
+from cartpole_core.store import ACTIVE_STATUSES, RunStore  # noqa: E402
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
 WARM_UP_S = 12  # the lab warms its next worker while the user reads the form
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def serve(home: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.fileWatcherType", "none"], cwd=ROOT, env={**os.environ, "CARTPOLE_LAB_HOME": str(home)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return process, url
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("streamlit did not become healthy within 90 s")
 
 
 def one_run(page, store: RunStore, url: str, steps: int, watched: bool) -> float:
@@ -68,7 +40,7 @@ def one_run(page, store: RunStore, url: str, steps: int, watched: bool) -> float
     run_id = page.url.split("run=")[1].split("&")[0]
     if not watched:
         page.goto("about:blank")
-    while store.get_run(run_id)["status"] in ("queued", "running"):
+    while store.get_run(run_id)["status"] in ACTIVE_STATUSES:
         time.sleep(0.5)
     run = store.get_run(run_id)
     if run["status"] != "completed":
@@ -85,22 +57,15 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     rates: dict[str, list[float]] = {"no page": [], "watched": []}
-    with tempfile.TemporaryDirectory() as home:
-        process, url = serve(Path(home))
+    with tempfile.TemporaryDirectory() as home, streamlit_server(Path(home)) as url, sync_playwright() as playwright:
         store = RunStore(Path(home))
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-                    "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                for repeat in range(args.repeats):
-                    for kind in rates:
-                        rates[kind].append(one_run(page, store, url, args.steps, watched=kind == "watched"))
-                        print(f"# {repeat + 1}/{args.repeats} {kind}: {rates[kind][-1]:,.0f} steps/s", file=sys.stderr)
-                browser.close()
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for repeat in range(args.repeats):
+            for kind in rates:
+                rates[kind].append(one_run(page, store, url, args.steps, watched=kind == "watched"))
+                print(f"# {repeat + 1}/{args.repeats} {kind}: {rates[kind][-1]:,.0f} steps/s", file=sys.stderr)
+        browser.close()
 
     base = statistics.mean(rates["no page"])
     rows = [(kind, statistics.mean(xs), statistics.median(xs), min(xs), max(xs), statistics.mean(xs) / base)

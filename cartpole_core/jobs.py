@@ -29,7 +29,7 @@ from typing import Any
 
 from cartpole_core.configs import TrainConfig
 from cartpole_core.paths import new_run_id
-from cartpole_core.store import RunStore
+from cartpole_core.store import ACTIVE_STATUSES, RunStore
 from cartpole_core.training import RunResult
 
 FLUSH_INTERVAL_S = 0.25
@@ -83,7 +83,7 @@ class JobManager:
                     process.terminate()  # cooperative stop did not happen in time: forceful
                 continue
             run = self.store.get_run(run_id)
-            if run and run["status"] in ("queued", "running"):
+            if run and run["status"] in ACTIVE_STATUSES:
                 if run_id in self._cancel_deadline:
                     self.store.set_status(run_id, "cancelled")
                 else:

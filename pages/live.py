@@ -9,7 +9,7 @@ from cartpole_core.configs import config_from_json
 from cartpole_core.jobs import cancel_run
 from cartpole_core.plots import group_figure, reward_figure, series_figure
 from cartpole_core.replay import ReplayError, cached_video
-from cartpole_core.store import Cursor, binned_mean_std
+from cartpole_core.store import ACTIVE_STATUSES, Cursor, binned_mean_std
 
 LIVE_REFRESH_S = 1.0  # once a second, as asked; faster refreshes cost the watched run its speed on 2 cores
 CLIP_EVERY_S = 15.0  # a new clip of the current policy at most this often (encoding takes CPU from training)
@@ -87,7 +87,7 @@ def policy_clip(run: dict) -> None:
     if artifacts:
         latest = max(artifacts, key=lambda a: (a["created_at"], a["env_steps"]))
         stale = state.get("source") != (latest["path"], latest["created_at"])
-        finished = run["status"] not in ("queued", "running")  # a finished run shows its last checkpoint at once
+        finished = run["status"] not in ACTIVE_STATUSES  # a finished run shows its last checkpoint at once
         if stale and (finished or time.monotonic() - state.get("made", -CLIP_EVERY_S) >= CLIP_EVERY_S):
             try:
                 agent = ui.load_checkpoint(latest)
@@ -103,7 +103,7 @@ def policy_clip(run: dict) -> None:
     if "video" in state:
         # While training, each new clip plays through once (a looping video keeps the browser compositing on the
         # cores the run trains on); once the run is over it loops.
-        st.video(state["video"], autoplay=True, loop=run["status"] not in ("queued", "running"), muted=True)
+        st.video(state["video"], autoplay=True, loop=run["status"] not in ACTIVE_STATUSES, muted=True)
         st.caption(state["text"])
         st.page_link("pages/replay.py", label="Full replay", icon=":material/movie:",
                      query_params={"run": run["id"]})
@@ -113,16 +113,16 @@ def policy_clip(run: dict) -> None:
 
 
 # Refresh only while something shown is queued or training: a finished run's page is static (no CPU, zoom kept).
-training = any(store.get_run(rid)["status"] in ("queued", "running") for rid in run_ids)
+training = any(store.get_run(rid)["status"] in ACTIVE_STATUSES for rid in run_ids)
 
 
 @st.fragment(run_every=LIVE_REFRESH_S if training and not paused else None)
 def live() -> None:
     runs = [store.get_run(rid) for rid in run_ids]
-    if training and not any(run["status"] in ("queued", "running") for run in runs):
+    if training and not any(run["status"] in ACTIVE_STATUSES for run in runs):
         st.rerun()  # the last run just ended: one full rerun draws the final state and stops the refreshes
     data = {rid: fetch(rid) for rid in run_ids}
-    active = [run for run in runs if run["status"] in ("queued", "running")]
+    active = [run for run in runs if run["status"] in ACTIVE_STATUSES]
     for run in runs:
         progress_line(run)
     # Always drawn (disabled once nothing runs): an element that comes and goes shifts everything after it, and

@@ -11,7 +11,7 @@ import lab_ui as ui
 from cartpole_core import ALGORITHMS
 from cartpole_core.archive import EPISODE_COLUMNS, ImportRejected, export_runs, import_runs
 from cartpole_core.plots import group_figure
-from cartpole_core.store import STATUSES, RunStore, binned_mean_std
+from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore, binned_mean_std
 
 store = ui.store()
 st.title("Runs & compare")
@@ -132,7 +132,7 @@ if len(selected) == 1:
                 st.rerun()
             except ValueError as err:
                 st.error(str(err))
-deletable = [run for run in selected if run["status"] not in ("queued", "running")]
+deletable = [run for run in selected if run["status"] not in ACTIVE_STATUSES]
 if manage[2].button(f"Delete {len(deletable)} run(s)", icon=":material/delete:", disabled=not deletable,
                     key="delete", help="Deletes metrics and checkpoints. Active runs must be stopped first."):
     st.session_state["confirm_delete"] = [run["id"] for run in deletable]

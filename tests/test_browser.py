@@ -5,60 +5,24 @@ compares two runs. Screenshots go to docs/img/ (shown in the README); the timing
 (launch → first point, refresh rate) are printed for docs/BENCHMARKS.md, not asserted as hard limits.
 """
 
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
-from cartpole_core.store import RunStore
+from cartpole_core.store import ACTIVE_STATUSES, RunStore
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "docs" / "img"
 WARM_UP_S = 15
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
                                 reason="Debian's chromium is not installed (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def streamlit_server(home: Path):
-    """`streamlit run app.py` on a free localhost port with its data in ``home``; yields the URL once healthy."""
-    port = free_port()
-    env = {**os.environ, "CARTPOLE_LAB_HOME": str(home)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not become healthy within 90 s")
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +37,7 @@ def chromium_browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
@@ -171,7 +134,7 @@ def test_new_user_launches_ppo_and_watches_the_reward_curve_grow(server, chromiu
     page.locator("video").first.wait_for(timeout=120_000)
     clip_times = video_times(page, samples=6)
     deadline = time.monotonic() + 300
-    while store.get_run(watched_id)["status"] in ("queued", "running") and time.monotonic() < deadline:
+    while store.get_run(watched_id)["status"] in ACTIVE_STATUSES and time.monotonic() < deadline:
         page.wait_for_timeout(500)
     page.close()
     watched = store.get_run(watched_id)
@@ -207,7 +170,7 @@ def test_user_compares_two_runs(server, chromium_browser):
     url, home = server
     store = RunStore(home)
     deadline = time.monotonic() + 120
-    while any(r["status"] in ("queued", "running") for r in store.list_runs()) and time.monotonic() < deadline:
+    while any(r["status"] in ACTIVE_STATUSES for r in store.list_runs()) and time.monotonic() < deadline:
         time.sleep(0.5)
     run_ids = [run["id"] for run in store.list_runs()][:2]
     page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
