@@ -1,20 +1,30 @@
-"""CartPole Lab — Streamlit entry point: routes to the pages under pages/."""
+"""CartPole Lab — Streamlit entry point: routes to the pages under pages/.
+
+`streamlit run app.py` finds ``app`` below (an ``st.App``) and serves this same file as the app's script, plus the
+live view's JSON endpoint (lab_api.py). Streamlit runs the script as ``__main__``; the server imports it as a
+module, which only builds the ``st.App``.
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="CartPole Lab", page_icon=":material/science:", layout="wide")
+if __name__ == "__main__":
+    st.set_page_config(page_title="CartPole Lab", page_icon=":material/science:", layout="wide")
 
-navigation = st.navigation({
-    "Lab": [
-        st.Page("pages/train.py", title="Train", icon=":material/rocket_launch:", default=True),
-        st.Page("pages/live.py", title="Live view", icon=":material/monitoring:"),
-        st.Page("pages/runs.py", title="Runs & compare", icon=":material/stacked_line_chart:"),
-    ],
-    "Watch": [
-        st.Page("pages/replay.py", title="Replay", icon=":material/movie:"),
-        st.Page("pages/inspect.py", title="Inspect policy", icon=":material/grid_on:"),
-        st.Page("pages/robustness.py", title="Robustness", icon=":material/tune:"),
-    ],
-})
-st.sidebar.caption("CartPole Lab · tune, train and watch RL agents balance a pole")
-navigation.run()
+    navigation = st.navigation({
+        "Lab": [
+            st.Page("pages/train.py", title="Train", icon=":material/rocket_launch:", default=True),
+            st.Page("pages/live.py", title="Live view", icon=":material/monitoring:"),
+            st.Page("pages/runs.py", title="Runs & compare", icon=":material/stacked_line_chart:"),
+        ],
+        "Watch": [
+            st.Page("pages/replay.py", title="Replay", icon=":material/movie:"),
+            st.Page("pages/inspect.py", title="Inspect policy", icon=":material/grid_on:"),
+            st.Page("pages/robustness.py", title="Robustness", icon=":material/tune:"),
+        ],
+    })
+    st.sidebar.caption("CartPole Lab · tune, train and watch RL agents balance a pole")
+    navigation.run()
+else:
+    import lab_api
+
+    app = st.App(__file__, routes=lab_api.routes())

@@ -14,6 +14,7 @@ import plotly.io
 import streamlit as st
 from streamlit.components import v1 as components
 
+import lab_api
 from cartpole_core.configs import (
     OBS_NAMES,
     ConfigError,
@@ -24,13 +25,12 @@ from cartpole_core.configs import (
     with_overrides,
 )
 from cartpole_core.jobs import Scheduler
+from cartpole_core.live import STATUS_ICONS, LiveRequest, chart_spec
 from cartpole_core.paths import data_home
 from cartpole_core.presets import preset_config, preset_names
 from cartpole_core.store import ACTIVE_STATUSES, RunStore
 
 ALGORITHM_TITLES = {"qlearning": "Tabular Q-learning", "dqn": "DQN", "ppo": "PPO"}
-# Plain symbols every font has (emoji are missing on many Linux machines).
-STATUS_ICONS = {"queued": "…", "running": "▶", "completed": "✓", "failed": "✗", "cancelled": "■", "interrupted": "!"}
 COMMON_FIELDS = ("total_env_steps", "max_episodes", "max_episode_steps", "n_envs", "eval_every_steps",
                  "stop_on_solve")
 QTABLE_FIELDS = ("bins", "low", "high")
@@ -79,15 +79,6 @@ def store() -> RunStore:
 # ---------------------------------------------------------------------------------------------- formatting
 
 
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 def run_label(run: dict[str, Any]) -> str:
     return f"{STATUS_ICONS.get(run['status'], '')} {run['name']}"
 
@@ -115,31 +106,53 @@ def sidebar_active_runs(refresh_s: float | None = 2.0) -> None:
             st.fragment(active, run_every=refresh_s)()
 
 
-# ------------------------------------------------------------------------------------------------ live chart
+# ------------------------------------------------------------------------------------------------ live view
 
-# A chart that stays mounted and redraws in place (frontend/live_plotly.js). Plotly.js itself is served from the
-# installed plotly package (a file-serving component rooted at its package_data), so it always matches plotly.py
-# and nothing is vendored.
-_LIVE_PLOTLY = st.components.v2.component(
-    "cartpole_lab.live_plotly", js=(Path(__file__).parent / "frontend" / "live_plotly.js").read_text(),
+# Progress lines and charts that stay mounted and redraw in place (frontend/live_view.js). Plotly.js itself is
+# served from the installed plotly package (a file-serving component rooted at its package_data), so it always
+# matches plotly.py and nothing is vendored.
+_LIVE_VIEW = st.components.v2.component(
+    "cartpole_lab.live_view", js=(Path(__file__).parent / "frontend" / "live_view.js").read_text(),
     isolate_styles=False)  # Plotly styles its toolbar and hover labels from the document's head
 _PLOTLY_JS = components.declare_component("plotly_js", path=str(Path(plotly.__file__).parent / "package_data"))
 
 
-def live_chart(figure: Any, *, key: str) -> None:
-    """Draw ``figure`` (a Plotly figure or its dict) where it refreshes often, e.g. in a ``run_every`` fragment.
+def _url(path: str) -> str:
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{'/' + base if base else ''}{path}"
+
+
+def live_feed_url(request: LiveRequest) -> str | None:
+    """Where the live view's elements fetch fresh snapshots, or None when this server has no live endpoint (a
+    script run without app.py's ``st.App``, e.g. in AppTest): the page then refreshes by rerunning."""
+    return _url(f"{lab_api.LIVE_PATH}?{request.query()}") if lab_api.served else None
+
+
+def live_chart(figure: Any, *, key: str, caption: str = "", feed: dict[str, Any] | None = None) -> None:
+    """Draw ``figure`` (a Plotly figure or its dict) as a chart that keeps its zoom while it refreshes.
 
     ``st.plotly_chart`` mounts a new chart for every changed figure: once a second, in a browser on the cores a
     run trains on, that was a large part of the live view's cost. This one keeps its chart and applies each new
-    figure with ``Plotly.react``, keeping the user's zoom and hover. The figure goes as JSON in the component's
-    ``spec`` (what tests read); Plotly's default template is left out, as the chart follows the app's theme.
+    figure with ``Plotly.react``. With ``feed`` (``{"url", "every_ms"}``) it then refreshes itself from the live
+    endpoint, drawing the snapshot's figure under its ``key``. The figure goes as JSON in the component's ``spec``
+    (what tests read).
     """
-    spec = figure if isinstance(figure, dict) else figure.to_plotly_json()
-    spec = {**spec, "layout": {k: v for k, v in spec.get("layout", {}).items() if k != "template"}}
-    spec["layout"].setdefault("height", 380)
-    base = (st.get_option("server.baseUrlPath") or "").strip("/")
-    plotly_src = f"{'/' + base if base else ''}/component/{_PLOTLY_JS.name}/plotly.min.js"
-    _LIVE_PLOTLY(key=key, data={"spec": plotly.io.to_json(spec, validate=False), "plotly_src": plotly_src})
+    _LIVE_VIEW(key=key, data={"kind": "chart", "part": key, "spec": plotly.io.to_json(chart_spec(figure),
+                                                                                      validate=False),
+                              "caption": caption, "plotly_src": _url(f"/component/{_PLOTLY_JS.name}/plotly.min.js"),
+                              "feed": feed})
+
+
+def live_progress(progress: list[dict[str, Any]], *, key: str, feed: dict[str, Any] | None = None) -> bool:
+    """Progress bars (one per run, :func:`cartpole_core.live.progress`) that refresh themselves from ``feed``.
+
+    ``feed`` may also carry ``layout`` (the snapshot's layout key) and ``clip``/``clip_due_ms`` (the checkpoint
+    the page's clip shows, and when a newer one may replace it): when the endpoint's snapshot differs, the
+    element asks for one rerun of the page (or fragment) it is in. Returns True on that rerun.
+    """
+    result = _LIVE_VIEW(key=key, data={"kind": "progress", "progress": progress, "feed": feed},
+                        on_changed_change=lambda: None)
+    return bool(result.get("changed"))
 
 
 # ------------------------------------------------------------------------------------------------ the form

@@ -4,14 +4,23 @@ import time
 
 import streamlit as st
 
+import lab_api
 import lab_ui as ui
-from cartpole_core.configs import config_from_json
 from cartpole_core.jobs import cancel_run
-from cartpole_core.plots import group_figure, reward_figure, series_figure
+from cartpole_core.live import (
+    EMA_RANGE,
+    SMOOTHING,
+    VIEWS,
+    WINDOW_RANGE,
+    X_AXES,
+    LiveRequest,
+    checkpoint_key,
+    shared_feed,
+)
 from cartpole_core.replay import ReplayError, cached_video
-from cartpole_core.store import ACTIVE_STATUSES, Cursor, binned_mean_std
+from cartpole_core.store import ACTIVE_STATUSES
 
-LIVE_REFRESH_S = 1.0  # once a second, as asked; faster refreshes cost the watched run its speed on 2 cores
+LIVE_REFRESH_S = 1.0  # once a second, as asked
 CLIP_EVERY_S = 15.0  # a new clip of the current policy at most this often (encoding takes CPU from training)
 CLIP_STEPS = 200  # four seconds of CartPole
 CLIP_SCALE, CLIP_EVERY = 0.5, 2  # half size, every other frame at 25 fps (still real time): a quarter of the work
@@ -39,53 +48,23 @@ st.caption(f"{ui.ALGORITHM_TITLES[first['algo']]} · preset {first['preset'] or 
            f"{'run ' + run_id if run_id else 'group ' + group_id}")
 
 controls = st.columns([1, 1, 1, 1])
-method = controls[0].selectbox("Smoothing", ["ema", "window", "none"], key="smooth_method",
-                               format_func={"ema": "EMA", "window": "moving window", "none": "none"}.get)
-amount = (controls[1].slider("EMA weight", 0.0, 0.99, 0.9, key="smooth_ema") if method == "ema" else
-          controls[1].number_input("Window (episodes)", 1, 1000, 20, key="smooth_window") if method == "window"
+method = controls[0].selectbox("Smoothing", list(SMOOTHING), key="smooth_method", format_func=SMOOTHING.get)
+amount = (controls[1].slider("EMA weight", *EMA_RANGE, 0.9, key="smooth_ema") if method == "ema" else
+          controls[1].number_input("Window (episodes)", *WINDOW_RANGE, 20, key="smooth_window") if method == "window"
           else 0)
-x_axis = controls[2].selectbox("x axis", ["env_steps", "episode", "time_s"], key="x_axis",
-                               format_func={"env_steps": "env steps", "episode": "episodes",
-                                            "time_s": "training time"}.get)
+x_axis = controls[2].selectbox("x axis", list(X_AXES), key="x_axis", format_func=X_AXES.get)
 paused = controls[3].toggle("Pause live updates", key="paused",
                             help="Holds the charts still while you read them. Zoom survives refreshes either way.")
+feed = shared_feed(store.home)
 
 
-def fetch(run_id: str) -> dict:
-    """This run's metrics, fetched incrementally: only rows newer than what this session already has."""
-    cache = st.session_state.setdefault(f"live.{run_id}", {"cursor": Cursor(), "episodes": [], "updates": [],
-                                                          "evaluations": []})
-    new, cache["cursor"] = store.poll(run_id, cache["cursor"])
-    for kind, rows in new.items():
-        cache[kind].extend(rows)
-    return cache
-
-
-def progress_line(run: dict) -> None:
-    config = config_from_json(run["config_json"])
-    fraction = run["env_steps"] / config.total_env_steps
-    if config.max_episodes:
-        fraction = max(fraction, run["episodes"] / config.max_episodes)
-    rate = run["env_steps"] / run["train_seconds"] if run["train_seconds"] else 0.0
-    eta = (config.total_env_steps - run["env_steps"]) / rate if rate and run["status"] == "running" else None
-    solved = f" · solved in {ui.fmt_duration(run['time_to_solve_s'])}" if run["solved"] else ""
-    status = f"{ui.STATUS_ICONS[run['status']]} {run['status']}"
-    st.progress(min(1.0, fraction), text=f"{status} · {run['name']} · {run['env_steps']:,} / "
-                                         f"{config.total_env_steps:,} env steps · {run['episodes']:,} episodes · "
-                                         f"{rate:,.0f} steps/s · ETA {ui.fmt_duration(eta)}{solved}")
-    if run["status"] == "failed":
-        st.error(f"Failed: {run['error']}", icon=":material/error:")
-    elif run["status"] == "interrupted":
-        st.warning(f"Interrupted: {run['error']}", icon=":material/warning:")
-
-
-def policy_clip(run: dict) -> None:
+def policy_clip(run: dict) -> dict:
     """A short clip of the latest checkpoint's greedy policy, remade when a newer checkpoint exists (at most
-    every CLIP_EVERY_S), so users watch the agent learn; the last clip stays on screen meanwhile."""
-    artifacts = store.artifacts(run["id"])
+    every CLIP_EVERY_S), so users watch the agent learn; the last clip stays on screen meanwhile. Returns what
+    the live feed needs to know when to ask for the next one: the checkpoint shown and when a newer one is due."""
+    latest = feed.latest_checkpoint(run["id"])
     state = st.session_state.setdefault(f"clip.{run['id']}", {})
-    if artifacts:
-        latest = max(artifacts, key=lambda a: (a["created_at"], a["env_steps"]))
+    if latest:
         stale = state.get("source") != (latest["path"], latest["created_at"])
         finished = run["status"] not in ACTIVE_STATUSES  # a finished run shows its last checkpoint at once
         if stale and (finished or time.monotonic() - state.get("made", -CLIP_EVERY_S) >= CLIP_EVERY_S):
@@ -95,7 +74,7 @@ def policy_clip(run: dict) -> None:
                                           every=CLIP_EVERY)
             except (ReplayError, OSError) as err:  # e.g. the run was deleted meanwhile
                 st.caption(f"No clip: {err}")
-                return
+                return {}
             state.update(source=(latest["path"], latest["created_at"]), made=time.monotonic(), video=str(video),
                          text=f"{ui.checkpoint_label(latest)} · episode seed 0 · return {episode.total_return:.0f}"
                               f"{'' if episode.terminated else ' (clip ends at ' + str(CLIP_STEPS) + ' steps)'}")
@@ -110,21 +89,35 @@ def policy_clip(run: dict) -> None:
     else:
         st.caption("The first checkpoint is saved a tenth of the way into training; a clip of the policy "
                    "appears here then.")
+    due_s = max(0.0, CLIP_EVERY_S - (time.monotonic() - state.get("made", -CLIP_EVERY_S)))
+    return {"clip": checkpoint_key(latest) if "source" not in state else f"{state['source'][0]}@{state['source'][1]}",
+            "clip_due_ms": int(due_s * 1000)}
 
 
 # Refresh only while something shown is queued or training: a finished run's page is static (no CPU, zoom kept).
+# Served from app.py, the progress lines and charts refresh themselves from the live endpoint and the fragment
+# reruns only when the page must change; otherwise (AppTest, a bare script run) the fragment reruns every second.
 training = any(store.get_run(rid)["status"] in ACTIVE_STATUSES for rid in run_ids)
 
 
-@st.fragment(run_every=LIVE_REFRESH_S if training and not paused else None)
+@st.fragment(run_every=LIVE_REFRESH_S if training and not paused and not lab_api.served else None)
 def live() -> None:
     runs = [store.get_run(rid) for rid in run_ids]
     if training and not any(run["status"] in ACTIVE_STATUSES for run in runs):
         st.rerun()  # the last run just ended: one full rerun draws the final state and stops the refreshes
-    data = {rid: fetch(rid) for rid in run_ids}
     active = [run for run in runs if run["status"] in ACTIVE_STATUSES]
+    # The view is chosen below the Stop button; what it shows is needed now.
+    view = st.session_state.get("view") or "Reward"
+    request = LiveRequest(tuple(run_ids), view=view, x=x_axis, method=method, amount=amount, title=title)
+    snapshot = feed.snapshot(request, runs)
+    url = ui.live_feed_url(request) if active and not paused else None
+    every = {"url": url, "every_ms": int(LIVE_REFRESH_S * 1000)} if url else None
+    progress = st.empty()
     for run in runs:
-        progress_line(run)
+        if run["status"] == "failed":
+            st.error(f"Failed: {run['error']}", icon=":material/error:")
+        elif run["status"] == "interrupted":
+            st.warning(f"Interrupted: {run['error']}", icon=":material/warning:")
     # Always drawn (disabled once nothing runs): an element that comes and goes shifts everything after it, and
     # the browser then briefly shows the chart twice while the refresh replaces it.
     label = "Stop run" if len(run_ids) == 1 else f"Stop {len(active)} active runs" if active else "Stop runs"
@@ -135,40 +128,25 @@ def live() -> None:
 
     # One view at a time (not tabs, which render every chart on every refresh): the server and the browser
     # redraw only what is shown, so a watched run keeps its training speed.
-    view = st.segmented_control("View", ["Reward", "Exploration & learning rate", "Diagnostics"], key="view",
-                                default="Reward", required=True, label_visibility="collapsed")
+    st.segmented_control("View", list(VIEWS), key="view", default="Reward", required=True,
+                         label_visibility="collapsed")
+    watch: dict = {}
+    figures, captions = snapshot["figures"], snapshot["captions"]
     if view == "Reward":
-        if len(run_ids) == 1:
-            rid = run_ids[0]
-            figure = reward_figure(data[rid]["episodes"], data[rid]["evaluations"], x=x_axis, method=method,
-                                   amount=amount)
-        else:
-            episodes = [data[rid]["episodes"] for rid in run_ids]
-            figure = group_figure([{"name": title, "curve": binned_mean_std(episodes, x_axis),
-                                    "runs": [(rows, []) for rows in episodes]}], x=x_axis, method=method,
-                                  amount=amount)
         chart, clip = st.columns([3, 1]) if len(run_ids) == 1 else (st.container(), None)
         with chart:
-            ui.live_chart(figure, key="reward_chart")
-        points = sum(len(data[rid]["episodes"]) for rid in run_ids)
-        chart.caption(f"{points:,} episodes plotted" + (" — waiting for the first episode…" if not points else ""))
+            ui.live_chart(figures["reward_chart"], key="reward_chart", caption=captions["reward_chart"], feed=every)
         if clip is not None:
             with clip:
-                policy_clip(runs[0])
-    shown = data[run_ids[0]]
-    if view == "Exploration & learning rate":
-        ui.live_chart(series_figure(shown["episodes"], ["epsilon"], x=x_axis, y_title="exploration ε"),
-                      key="epsilon_chart")
-        ui.live_chart(series_figure(shown["episodes"], ["learning_rate"], x=x_axis, y_title="learning rate"),
-                      key="lr_chart")
-    if view == "Diagnostics":
-        keys = sorted({key for row in shown["updates"] for key in row} -
-                      {"update", "env_steps", "time_s", "epsilon", "learning_rate"})
-        if not keys:
-            st.caption("No updates yet.")
-        for key in keys:
-            ui.live_chart(series_figure(shown["updates"], [key], x=x_axis if x_axis != "episode" else "env_steps",
-                                        y_title=key.replace("_", " ")), key=f"diag.{key}")
+                watch = policy_clip(runs[0])
+    elif not figures:
+        st.caption("No updates yet.")
+    for key, figure in figures.items():
+        if key != "reward_chart":
+            ui.live_chart(figure, key=key, feed=every)
+    with progress.container():
+        ui.live_progress(snapshot["progress"], key="progress", feed=every and {**every, "layout": snapshot["layout"],
+                                                                               **watch})
 
 
 live()

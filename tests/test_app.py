@@ -46,7 +46,8 @@ def figure(element) -> dict:
 def live_figures(test: AppTest) -> list[dict]:
     """The figures of the live view's charts (lab_ui.live_chart, a component that redraws in place)."""
     return [json.loads(json.loads(element.proto.json)["spec"]) for element in test.get("bidi_component")
-            if element.proto.component_name.endswith("live_plotly")]
+            if element.proto.component_name.endswith("live_view")
+            and json.loads(element.proto.json)["kind"] == "chart"]
 
 
 @pytest.mark.parametrize("algo", ["qlearning", "dqn", "ppo"])

@@ -1,0 +1,44 @@
+"""The app's HTTP endpoint for the live view, mounted by app.py (``st.App`` routes) beside Streamlit's own.
+
+``GET /lab/api/live?runs=ID[,ID…]&view=Reward&x=env_steps&method=ema&amount=0.9&title=…`` answers with the live
+view's snapshot as JSON (``cartpole_core.live.LiveFeed.snapshot``): progress lines, chart figures, captions and a
+layout key. While runs train, the live view's components fetch it once a second and redraw in place. Refreshing by
+rerunning the page instead cost a run trained on the same two cores 10–25 % of its speed: each rerun is a round of
+server work and of React rendering in the browser.
+
+Bad requests get a 400 (unknown runs a 404) whose ``error`` names what was wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plotly.io.json import to_json_plotly
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cartpole_core.live import LiveRequest, LiveRequestError, shared_feed
+from cartpole_core.paths import data_home
+
+LIVE_PATH = "/lab/api/live"
+served = False  # True in a server started from app.py: the live view then refreshes through LIVE_PATH
+
+
+def live(request: Request) -> Response:
+    """The live view's snapshot (a plain function: Starlette runs it in its thread pool, off the event loop)."""
+    try:
+        live_request = LiveRequest.from_query(request.query_params)
+        feed = shared_feed(data_home())
+        snapshot = feed.snapshot(live_request)
+    except LiveRequestError as err:
+        status = 404 if str(err).startswith("no run") else 400
+        return JSONResponse({"error": str(err)}, status_code=status)
+    return Response(to_json_plotly(snapshot), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def routes() -> list[Any]:
+    """The routes app.py mounts; calling this marks the live endpoint as served in this process."""
+    global served
+    served = True
+    return [Route(LIVE_PATH, live, methods=["GET"])]

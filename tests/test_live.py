@@ -1,0 +1,132 @@
+"""The live view's data (cartpole_core.live) and the endpoint app.py serves it on (lab_api.py, a real server)."""
+
+import json
+import urllib.error
+import urllib.request
+from urllib.parse import parse_qsl
+
+import pytest
+from browser_support import streamlit_server
+
+from cartpole_core.events import EpisodeEnded, Evaluated, Updated
+from cartpole_core.live import LiveFeed, LiveRequest, LiveRequestError, shared_feed
+from cartpole_core.presets import preset_config
+from cartpole_core.store import RunStore
+
+CONFIG = preset_config("dqn", "fast", total_env_steps=1000)
+
+
+def episode(i: int) -> EpisodeEnded:
+    return EpisodeEnded(i, i * 20, 20.0 + i, 20, 1.0 - i / 100, 1e-3, i * 0.1)
+
+
+def running_run(store: RunStore, run_id: str = "dqn-live", seed: int = 0, group: str | None = None) -> str:
+    store.create_run(run_id, CONFIG.to_json(), "dqn", seed, preset="fast", group_id=group)
+    store.claim(run_id)
+    return run_id
+
+
+def raw_points(snapshot: dict) -> int:
+    return len(next(t for t in snapshot["figures"]["reward_chart"]["data"] if t.get("name") == "return")["x"])
+
+
+def test_a_snapshot_grows_with_the_run_and_says_where_it_is(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = running_run(store)
+    feed = LiveFeed(store)
+    request = LiveRequest((run_id,))
+    first = feed.snapshot(request)
+    assert first["active"] and first["checkpoint"] is None
+    assert first["captions"]["reward_chart"].startswith("0 episodes plotted — waiting")
+    assert "▶ running" in first["progress"][0]["text"] and first["progress"][0]["fraction"] == 0
+
+    store.append_events(run_id, [episode(1), episode(2), Evaluated(40, 2, 150.0, 3.0, False, 0.2)])
+    second = feed.snapshot(request)
+    assert raw_points(second) == 2 and second["layout"] == first["layout"]  # more points, same page
+    assert second["progress"][0]["text"].count("40 / 1,000 env steps") == 1
+    assert second["progress"][0]["fraction"] == pytest.approx(0.04)
+    store.append_events(run_id, [episode(3)])
+    assert raw_points(feed.snapshot(request)) == 3  # read incrementally, kept across snapshots
+
+    store.set_status(run_id, "completed")
+    done = feed.snapshot(request)
+    assert not done["active"] and done["layout"] != first["layout"]  # the page must redraw: the run ended
+    assert "✓ completed" in done["progress"][0]["text"]
+
+
+def test_each_view_has_its_charts_and_a_new_diagnostic_changes_the_layout(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = running_run(store)
+    store.append_events(run_id, [episode(1), episode(2)])
+    feed = LiveFeed(store)
+    exploration = feed.snapshot(LiveRequest((run_id,), view="Exploration & learning rate", x="episode"))
+    assert set(exploration["figures"]) == {"epsilon_chart", "lr_chart"}
+    assert exploration["figures"]["epsilon_chart"]["data"][0]["y"] == [0.99, 0.98]
+
+    diagnostics = LiveRequest((run_id,), view="Diagnostics")
+    before = feed.snapshot(diagnostics)
+    assert before["figures"] == {}
+    store.append_events(run_id, [Updated(1, 40, {"td_loss": 0.5, "q_mean": 2.0}, 0.1)])
+    after = feed.snapshot(diagnostics)
+    assert set(after["figures"]) == {"diag.q_mean", "diag.td_loss"} and after["layout"] != before["layout"]
+
+
+def test_a_group_snapshot_has_a_line_per_seed_and_the_mean_band(tmp_path):
+    store = RunStore(tmp_path)
+    run_ids = tuple(running_run(store, f"dqn-{seed}", seed, group="g1") for seed in range(3))
+    for run_id in run_ids:
+        store.append_events(run_id, [episode(1), episode(2), episode(3)])
+    snapshot = LiveFeed(store).snapshot(LiveRequest(run_ids, title="dqn/fast · 3 seeds"))
+    assert len(snapshot["progress"]) == 3
+    names = [trace.get("name") or "" for trace in snapshot["figures"]["reward_chart"]["data"]]
+    assert any(name.endswith("mean") for name in names) and any(name.endswith("± std") for name in names)
+    assert snapshot["captions"]["reward_chart"] == "9 episodes plotted"
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"runs": ""}, "runs: give 1 to 64 run ids"),
+    ({"runs": "a", "view": "Loss"}, "view: 'Loss' is not one of 'Reward'"),
+    ({"runs": "a", "x": "steps"}, "x: 'steps' is not one of 'env_steps', 'episode', 'time_s'"),
+    ({"runs": "a", "method": "ema", "amount": "1.5"}, "amount: 1.5 is outside 0.0–0.99"),
+    ({"runs": "a", "method": "window", "amount": "0"}, "amount: 0.0 is outside 1–1000"),
+    ({"runs": "a", "amount": "lots"}, "amount: 'lots' is not a number"),
+    ({"runs": "a", "colour": "red"}, "unknown parameter(s) colour"),
+])
+def test_bad_requests_name_what_was_wrong_and_what_is_allowed(params, message):
+    with pytest.raises(LiveRequestError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        LiveRequest.from_query(params)
+
+
+def test_a_request_round_trips_through_its_query():
+    request = LiveRequest(("a", "b"), view="Diagnostics", x="time_s", method="window", amount=25, title="x & y")
+    assert LiveRequest.from_query(dict(parse_qsl(request.query()))) == request
+
+
+def test_a_deleted_run_is_named(tmp_path):
+    with pytest.raises(LiveRequestError, match="no run gone in"):
+        LiveFeed(RunStore(tmp_path)).snapshot(LiveRequest(("gone",)))
+
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_the_app_serves_live_snapshots_beside_its_pages(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = running_run(store)
+    store.append_events(run_id, [episode(1), episode(2)])
+    with streamlit_server(tmp_path) as url:
+        status, snapshot = get(f"{url}/lab/api/live?{LiveRequest((run_id,)).query()}")
+        assert status == 200 and raw_points(snapshot) == 2 and snapshot["active"]
+        store.append_events(run_id, [episode(3)])
+        assert raw_points(get(f"{url}/lab/api/live?runs={run_id}")[1]) == 3
+        status, body = get(f"{url}/lab/api/live?runs={run_id}&view=Loss")
+        assert status == 400 and body["error"].startswith("view: 'Loss' is not one of")
+        status, body = get(f"{url}/lab/api/live?runs=nope")
+        assert status == 404 and "no run nope" in body["error"]
+        assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=10).read() == b"ok"
+    assert shared_feed(tmp_path).store.home == tmp_path.resolve()
