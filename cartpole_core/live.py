@@ -28,6 +28,9 @@ X_AXES = {"env_steps": "env steps", "episode": "episodes", "time_s": "training t
 SMOOTHING = {"ema": "EMA", "window": "moving window", "none": "none"}
 EMA_RANGE, WINDOW_RANGE = (0.0, 0.99), (1, 1000)
 MAX_RUNS = 64  # a group larger than this is not a live view
+# Points per drawn curve: a live chart is ~1,000 px wide, and redrawing every episode of a long run once a second
+# (10,000s of points) costs the browser more CPU each minute. Longer curves keep each slice's lowest and highest.
+MAX_POINTS = 2000
 _NOT_DIAGNOSTICS = {"update", "env_steps", "time_s", "epsilon", "learning_rate"}
 
 
@@ -150,26 +153,30 @@ class LiveFeed:
         if request.view == "Reward":
             if len(runs) == 1:
                 figure = reward_figure(first["episodes"], first["evaluations"], x=request.x, method=request.method,
-                                       amount=request.amount)
+                                       amount=request.amount, max_points=MAX_POINTS)
             else:
                 episodes = [data[run["id"]]["episodes"] for run in runs]
                 figure = group_figure([{"name": request.title, "curve": binned_mean_std(episodes, request.x),
                                         "runs": [(rows, []) for rows in episodes]}], x=request.x,
-                                      method=request.method, amount=request.amount)
+                                      method=request.method, amount=request.amount, max_points=MAX_POINTS)
             figures["reward_chart"] = figure
             points = sum(len(rows["episodes"]) for rows in data.values())
+            longest = max(len(rows["episodes"]) for rows in data.values())
             captions["reward_chart"] = f"{points:,} episodes plotted" + (
-                " — waiting for the first episode…" if not points else "")
+                " — waiting for the first episode…" if not points else
+                f" (each curve through {MAX_POINTS:,} points: every slice's high and low)" if longest > MAX_POINTS
+                else "")
         elif request.view == "Exploration & learning rate":
             figures["epsilon_chart"] = series_figure(first["episodes"], ["epsilon"], x=request.x,
-                                                     y_title="exploration ε")
+                                                     y_title="exploration ε", max_points=MAX_POINTS)
             figures["lr_chart"] = series_figure(first["episodes"], ["learning_rate"], x=request.x,
-                                                y_title="learning rate")
+                                                y_title="learning rate", max_points=MAX_POINTS)
         else:
             keys = sorted({key for row in first["updates"] for key in row} - _NOT_DIAGNOSTICS)
             x = request.x if request.x != "episode" else "env_steps"
             for key in keys:
-                figures[f"diag.{key}"] = series_figure(first["updates"], [key], x=x, y_title=key.replace("_", " "))
+                figures[f"diag.{key}"] = series_figure(first["updates"], [key], x=x, y_title=key.replace("_", " "),
+                                                       max_points=MAX_POINTS)
         layout = ";".join(run["status"] for run in runs) + "|" + ",".join(figures)
         return {"progress": [progress(run) for run in runs],
                 "figures": {key: chart_spec(figure) for key, figure in figures.items()}, "captions": captions,

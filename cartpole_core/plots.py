@@ -38,6 +38,25 @@ def smooth(values: Sequence[float], method: str = "ema", amount: float = 0.9) ->
     return out
 
 
+def keep_indices(values: Sequence[float], max_points: int | None) -> np.ndarray | None:
+    """Which of ``values`` to draw when there are more than ``max_points`` (None: draw all): the first and the
+    last, and each of ``max_points // 2`` equal slices' lowest and highest, so spikes and dips stay visible."""
+    n = len(values)
+    if max_points is None or n <= max_points:
+        return None
+    y = np.asarray(values, dtype=float)
+    edges = np.linspace(0, n, max(1, max_points // 2) + 1).astype(int)
+    keep = [0, n - 1]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi > lo:
+            keep += [lo + int(np.argmin(y[lo:hi])), lo + int(np.argmax(y[lo:hi]))]
+    return np.unique(keep)
+
+
+def _pick(values: Sequence[Any], keep: np.ndarray | None) -> Any:
+    return values if keep is None else np.asarray(values)[keep]
+
+
 def _rgba(color: str, alpha: float) -> str:
     r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
@@ -51,25 +70,30 @@ def _layout(fig: go.Figure, x: str, y_title: str, height: int = 380) -> go.Figur
 
 
 def reward_figure(episodes: list[dict[str, Any]], evaluations: list[dict[str, Any]], *, x: str = "env_steps",
-                  method: str = "ema", amount: float = 0.9, name: str = "", color: str = PALETTE[0]) -> go.Figure:
-    """One run: raw episode returns (faint), the smoothed curve, evaluation means with their std."""
+                  method: str = "ema", amount: float = 0.9, name: str = "", color: str = PALETTE[0],
+                  max_points: int | None = None) -> go.Figure:
+    """One run: raw episode returns (faint), the smoothed curve, evaluation means with their std. With
+    ``max_points``, longer curves are drawn through :func:`keep_indices` (smoothed over every episode first)."""
     fig = go.Figure()
-    add_run_traces(fig, episodes, evaluations, x=x, method=method, amount=amount, name=name, color=color)
+    add_run_traces(fig, episodes, evaluations, x=x, method=method, amount=amount, name=name, color=color,
+                   max_points=max_points)
     fig.add_hline(y=SOLVED_RETURN, line_dash="dot", line_color="#6b7280", annotation_text="solved (475)",
                   annotation_position="bottom right")
     return _layout(fig, x, "episode return")
 
 
 def add_run_traces(fig: go.Figure, episodes: list[dict[str, Any]], evaluations: list[dict[str, Any]], *,
-                   x: str, method: str, amount: float, name: str, color: str, raw: bool = True) -> None:
-    xs = [row[x] for row in episodes]
+                   x: str, method: str, amount: float, name: str, color: str, raw: bool = True,
+                   max_points: int | None = None) -> None:
     returns = [row["episode_return"] for row in episodes]
+    keep = keep_indices(returns, max_points)
+    xs = _pick([row[x] for row in episodes], keep)
     label = f"{name} " if name else ""
     if raw:
-        fig.add_trace(go.Scatter(x=xs, y=returns, mode="lines", name=f"{label}return", line={"width": 1},
-                                 line_color=_rgba(color, 0.25), showlegend=not name))
-    fig.add_trace(go.Scatter(x=xs, y=smooth(returns, method, amount), mode="lines", name=f"{label}smoothed",
-                             line={"width": 2.5, "color": color}))
+        fig.add_trace(go.Scatter(x=xs, y=_pick(returns, keep), mode="lines", name=f"{label}return",
+                                 line={"width": 1}, line_color=_rgba(color, 0.25), showlegend=not name))
+    fig.add_trace(go.Scatter(x=xs, y=_pick(smooth(returns, method, amount), keep), mode="lines",
+                             name=f"{label}smoothed", line={"width": 2.5, "color": color}))
     if evaluations:
         eval_x = [row[x if x != "episode" else "episodes"] for row in evaluations]
         fig.add_trace(go.Scatter(
@@ -80,16 +104,18 @@ def add_run_traces(fig: go.Figure, episodes: list[dict[str, Any]], evaluations: 
 
 
 def group_figure(groups: list[dict[str, Any]], *, x: str = "env_steps", method: str = "ema", amount: float = 0.9,
-                 seeds: bool = True) -> go.Figure:
+                 seeds: bool = True, max_points: int | None = None) -> go.Figure:
     """Several groups, each ``{"name", "curve": group_curve(...), "runs": [(episodes, evaluations), ...]}``:
-    each seed's smoothed curve faint (when ``seeds``) and the group's mean ± std band."""
+    each seed's smoothed curve faint (when ``seeds``; at most about ``max_points`` points each) and the group's
+    mean ± std band."""
     fig = go.Figure()
     for index, group in enumerate(groups):
         color = PALETTE[index % len(PALETTE)]
         if seeds:
             for episodes, _ in group.get("runs", []):
-                fig.add_trace(go.Scatter(x=[row[x] for row in episodes],
-                                         y=smooth([row["episode_return"] for row in episodes], method, amount),
+                smoothed = smooth([row["episode_return"] for row in episodes], method, amount)
+                keep = keep_indices(smoothed, max_points)
+                fig.add_trace(go.Scatter(x=_pick([row[x] for row in episodes], keep), y=_pick(smoothed, keep),
                                          mode="lines", line={"width": 1, "color": _rgba(color, 0.3)},
                                          showlegend=False, hoverinfo="skip"))
         curve = group["curve"]
@@ -105,14 +131,16 @@ def group_figure(groups: list[dict[str, Any]], *, x: str = "env_steps", method: 
 
 
 def series_figure(rows: list[dict[str, Any]], keys: Sequence[str], *, x: str = "env_steps",
-                  y_title: str = "", log_y: bool = False) -> go.Figure:
-    """Lines of ``keys`` from rows such as per-update diagnostics or per-episode ε / learning rate."""
+                  y_title: str = "", log_y: bool = False, max_points: int | None = None) -> go.Figure:
+    """Lines of ``keys`` from rows such as per-update diagnostics or per-episode ε / learning rate (at most about
+    ``max_points`` points each, as :func:`keep_indices` picks them)."""
     fig = go.Figure()
     for index, key in enumerate(keys):
         points = [(row[x], row[key]) for row in rows if row.get(key) is not None]
         if points:
             xs, ys = zip(*points)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=key,
+            keep = keep_indices(ys, max_points)
+            fig.add_trace(go.Scatter(x=_pick(xs, keep), y=_pick(ys, keep), mode="lines", name=key,
                                      line={"color": PALETTE[index % len(PALETTE)]}))
     if log_y:
         fig.update_yaxes(type="log")

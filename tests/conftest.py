@@ -6,6 +6,13 @@ import torch
 streamlit.logger.set_log_level("error")
 
 
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh data home for the app (CARTPOLE_LAB_HOME), as a new user's."""
+    monkeypatch.setenv("CARTPOLE_LAB_HOME", str(tmp_path))
+    return tmp_path
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Train as the lab's workers do: one torch thread (small networks run fastest so)."""

@@ -2,52 +2,17 @@
 
 import json
 import time
+from urllib.parse import parse_qsl
 
 import plotly.io
 import pytest
-from streamlit.testing.v1 import AppTest
+from app_support import app, figure, live_elements, live_figures, trained_group
 
-from cartpole_core.jobs import execute_run, submit
+import lab_api
+from cartpole_core.jobs import submit
+from cartpole_core.live import LiveRequest
 from cartpole_core.presets import preset_config
 from cartpole_core.store import RunStore
-
-APP = "../app.py"
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CARTPOLE_LAB_HOME", str(tmp_path))
-    return tmp_path
-
-
-def app(page: str | None = None, **query: str) -> AppTest:
-    test = AppTest.from_file(APP, default_timeout=60)
-    for key, value in query.items():
-        test.query_params[key] = value
-    if page:
-        test.switch_page(page)
-    return test.run()
-
-
-def trained_group(home, seeds=(0, 1), total_env_steps=4000) -> list[str]:
-    store = RunStore(home)
-    config = preset_config("qlearning", "fast", total_env_steps=total_env_steps, stop_on_solve=False)
-    _, run_ids = submit(store, config, list(seeds), preset="fast")
-    for run_id in run_ids:
-        store.claim(run_id)
-        execute_run(store, run_id)
-    return run_ids
-
-
-def figure(element) -> dict:
-    return json.loads(element.proto.spec)
-
-
-def live_figures(test: AppTest) -> list[dict]:
-    """The figures of the live view's charts (lab_ui.live_chart, a component that redraws in place)."""
-    return [json.loads(json.loads(element.proto.json)["spec"]) for element in test.get("bidi_component")
-            if element.proto.component_name.endswith("live_view")
-            and json.loads(element.proto.json)["kind"] == "chart"]
 
 
 @pytest.mark.parametrize("algo", ["qlearning", "dqn", "ppo"])
@@ -138,6 +103,25 @@ def test_live_view_stop_button_cancels_a_running_run(home):
     while store.get_run(run_id)["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert store.get_run(run_id)["status"] == "cancelled"
+
+
+def test_a_served_live_view_refreshes_from_the_live_endpoint_until_paused(home, monkeypatch):
+    monkeypatch.setattr(lab_api, "served", True)  # as in a server started from app.py
+    store = RunStore(home)
+    _, (run_id,) = submit(store, preset_config("ppo", "fast"), [0], preset="fast")
+    store.claim(run_id)  # training, as far as the page can tell
+    test = app("pages/live.py", run=run_id)
+    assert not test.exception
+    (progress,), (chart,) = live_elements(test, "progress"), live_elements(test, "chart")
+    assert "▶ running" in progress["progress"][0]["text"]
+    url = progress["feed"]["url"]
+    assert url.startswith(lab_api.LIVE_PATH + "?") and chart["feed"]["url"] == url
+    assert LiveRequest.from_query(dict(parse_qsl(url.split("?", 1)[1]))) == LiveRequest((run_id,), title=store.get_run(run_id)["name"])
+    # The progress element asks for a rerun when the status changes or a first checkpoint exists for the clip.
+    assert progress["feed"]["layout"] == "running|reward_chart" and progress["feed"]["clip"] is None
+
+    test.toggle(key="paused").set_value(True).run()
+    assert [data["feed"] for data in live_elements(test, "progress") + live_elements(test, "chart")] == [None, None]
 
 
 def test_compare_overlays_the_selected_groups(home):

@@ -1,10 +1,12 @@
 """The live view's data (cartpole_core.live) and the endpoint app.py serves it on (lab_api.py, a real server)."""
 
+import base64
 import json
 import urllib.error
 import urllib.request
 from urllib.parse import parse_qsl
 
+import numpy as np
 import pytest
 from browser_support import streamlit_server
 
@@ -26,8 +28,15 @@ def running_run(store: RunStore, run_id: str = "dqn-live", seed: int = 0, group:
     return run_id
 
 
+def array(values) -> np.ndarray:
+    """A figure's values as sent to the browser: a list, or Plotly's typed array ({"dtype", "bdata"})."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
 def raw_points(snapshot: dict) -> int:
-    return len(next(t for t in snapshot["figures"]["reward_chart"]["data"] if t.get("name") == "return")["x"])
+    return len(array(next(t for t in snapshot["figures"]["reward_chart"]["data"] if t.get("name") == "return")["x"]))
 
 
 def test_a_snapshot_grows_with_the_run_and_says_where_it_is(tmp_path):
@@ -61,7 +70,7 @@ def test_each_view_has_its_charts_and_a_new_diagnostic_changes_the_layout(tmp_pa
     feed = LiveFeed(store)
     exploration = feed.snapshot(LiveRequest((run_id,), view="Exploration & learning rate", x="episode"))
     assert set(exploration["figures"]) == {"epsilon_chart", "lr_chart"}
-    assert exploration["figures"]["epsilon_chart"]["data"][0]["y"] == [0.99, 0.98]
+    assert list(array(exploration["figures"]["epsilon_chart"]["data"][0]["y"])) == [0.99, 0.98]
 
     diagnostics = LiveRequest((run_id,), view="Diagnostics")
     before = feed.snapshot(diagnostics)
@@ -130,3 +139,22 @@ def test_the_app_serves_live_snapshots_beside_its_pages(tmp_path):
         assert status == 404 and "no run nope" in body["error"]
         assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=10).read() == b"ok"
     assert shared_feed(tmp_path).store.home == tmp_path.resolve()
+
+
+def test_a_long_run_is_drawn_through_its_highs_and_lows(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = running_run(store)
+    returns = [20.0 + (i % 97) for i in range(5000)]
+    returns[1234], returns[4321] = 500.0, 9.0  # one spike and one dip, each a single episode
+    store.append_events(run_id, [EpisodeEnded(i + 1, (i + 1) * 20, r, 20, 0.1, 1e-3, i * 0.1)
+                                 for i, r in enumerate(returns)])
+    snapshot = LiveFeed(store).snapshot(LiveRequest((run_id,), method="window", amount=10))
+    raw, smoothed = ({key: array(trace[key]) for key in ("x", "y")}
+                     for trace in snapshot["figures"]["reward_chart"]["data"][:2])
+    assert len(raw["x"]) <= 2002 and len(raw["x"]) == len(smoothed["x"])
+    assert raw["y"].max() == 500.0 and raw["y"].min() == 9.0  # nothing a user should see is dropped
+    assert (raw["x"][0], raw["x"][-1]) == (20, 100_000)
+    # The smoothed curve is smoothed over every episode, then drawn at the kept ones.
+    at = list(raw["x"]).index(1235 * 20)
+    assert smoothed["y"][at] == pytest.approx(sum(returns[1225:1235]) / 10)
+    assert "5,000 episodes plotted (each curve through 2,000 points" in snapshot["captions"]["reward_chart"]

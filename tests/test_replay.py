@@ -10,8 +10,8 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
+from app_support import app, figure, trained_group
 from PIL import Image
-from test_app import app, figure, home, trained_group  # noqa: F401  (home is a fixture)
 from test_cli import run_cli
 
 from cartpole_core import replay

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
-from test_app import app, figure, home, trained_group  # noqa: F401  (home is a fixture)
+from app_support import app, figure, trained_group
 
 from cartpole_core.agent import load_agent
 from cartpole_core.envs import PHYSICS_DEFAULTS, SOLVED_RETURN

@@ -1,0 +1,53 @@
+"""The pages through Streamlit's AppTest, shared by the page tests: open a page as a user would (query parameters
+and all), train small runs to show, and read what the pages drew."""
+
+from __future__ import annotations
+
+import json
+
+from streamlit.testing.v1 import AppTest
+
+from cartpole_core.jobs import execute_run, submit
+from cartpole_core.presets import preset_config
+from cartpole_core.store import RunStore
+
+APP = "../app.py"
+
+
+def app(page: str | None = None, **query: str) -> AppTest:
+    """app.py run once, showing ``page`` (e.g. ``pages/live.py``) with ``query`` in its URL."""
+    test = AppTest.from_file(APP, default_timeout=60)
+    for key, value in query.items():
+        test.query_params[key] = value
+    if page:
+        test.switch_page(page)
+    return test.run()
+
+
+def trained_group(home, seeds=(0, 1), total_env_steps=4000) -> list[str]:
+    """Q-learning `fast` runs trained to completion in ``home`` (a group: one run per seed)."""
+    store = RunStore(home)
+    config = preset_config("qlearning", "fast", total_env_steps=total_env_steps, stop_on_solve=False)
+    _, run_ids = submit(store, config, list(seeds), preset="fast")
+    for run_id in run_ids:
+        store.claim(run_id)
+        execute_run(store, run_id)
+    return run_ids
+
+
+def figure(element) -> dict:
+    """An st.plotly_chart's figure."""
+    return json.loads(element.proto.spec)
+
+
+def live_elements(test: AppTest, kind: str) -> list[dict]:
+    """The data the live view sent its components of ``kind`` ("chart" or "progress", lab_ui.live_chart and
+    lab_ui.live_progress)."""
+    elements = [json.loads(element.proto.json) for element in test.get("bidi_component")
+                if element.proto.component_name.endswith("live_view")]
+    return [data for data in elements if data["kind"] == kind]
+
+
+def live_figures(test: AppTest) -> list[dict]:
+    """The figures of the live view's charts, as first drawn (they then refresh themselves in a browser)."""
+    return [json.loads(data["spec"]) for data in live_elements(test, "chart")]
