@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-dev chromium
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/live_page.py
+	$(BIN)/python bench/live_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -38,7 +38,11 @@ def live(request: Request) -> Response:
 
 
 def routes() -> list[Any]:
-    """The routes app.py mounts; calling this marks the live endpoint as served in this process."""
+    """The routes app.py mounts (under ``server.baseUrlPath`` when one is set, as Streamlit's own are); calling
+    this marks the live endpoint as served in this process."""
+    from streamlit import config
+
     global served
     served = True
-    return [Route(LIVE_PATH, live, methods=["GET"])]
+    base = (config.get_option("server.baseUrlPath") or "").strip("/")
+    return [Route(f"{'/' + base if base else ''}{LIVE_PATH}", live, methods=["GET"])]

@@ -25,12 +25,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(home: Path, timeout_s: float = 90) -> Iterator[str]:
-    """`streamlit run app.py` with its data in ``home``; yields the URL once /_stcore/health answers."""
+def streamlit_server(home: Path, timeout_s: float = 90, root: Path = ROOT) -> Iterator[str]:
+    """`streamlit run app.py` (of the checkout at ``root``) with its data in ``home``; yields the URL once
+    /_stcore/health answers."""
+    with streamlit_process(home, timeout_s, root) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def streamlit_process(home: Path, timeout_s: float = 90, root: Path = ROOT) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As :func:`streamlit_server`, yielding the server's process too."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.fileWatcherType", "none"], cwd=ROOT, env={**os.environ, "CARTPOLE_LAB_HOME": str(home)},
+         "--server.fileWatcherType", "none"], cwd=root, env={**os.environ, "CARTPOLE_LAB_HOME": str(home)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -43,7 +51,7 @@ def streamlit_server(home: Path, timeout_s: float = 90) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"streamlit did not become healthy within {timeout_s:.0f} s") from None
                 time.sleep(0.3)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -116,7 +116,8 @@ def test_a_served_live_view_refreshes_from_the_live_endpoint_until_paused(home, 
     assert "▶ running" in progress["progress"][0]["text"]
     url = progress["feed"]["url"]
     assert url.startswith(lab_api.LIVE_PATH + "?") and chart["feed"]["url"] == url
-    assert LiveRequest.from_query(dict(parse_qsl(url.split("?", 1)[1]))) == LiveRequest((run_id,), title=store.get_run(run_id)["name"])
+    expected = LiveRequest((run_id,), title=store.get_run(run_id)["name"])
+    assert LiveRequest.from_query(dict(parse_qsl(url.split("?", 1)[1]))) == expected
     # The progress element asks for a rerun when the status changes or a first checkpoint exists for the clip.
     assert progress["feed"]["layout"] == "running|reward_chart" and progress["feed"]["clip"] is None
 
