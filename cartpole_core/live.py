@@ -28,9 +28,10 @@ X_AXES = {"env_steps": "env steps", "episode": "episodes", "time_s": "training t
 SMOOTHING = {"ema": "EMA", "window": "moving window", "none": "none"}
 EMA_RANGE, WINDOW_RANGE = (0.0, 0.99), (1, 1000)
 MAX_RUNS = 64  # a group larger than this is not a live view
-# Points per drawn curve: a live chart is ~1,000 px wide, and redrawing every episode of a long run once a second
-# (10,000s of points) costs the browser more CPU each minute. Longer curves keep each slice's lowest and highest.
-MAX_POINTS = 2000
+# Points per drawn curve. A live chart's plot area is 600-900 px wide, and redrawing every episode of a long run once
+# a second costs the browser more CPU each minute (bench/live_cost.py). Longer curves keep each of 500 slices'
+# lowest and highest: at most one slice per pixel, so the drawn curve looks the same.
+MAX_POINTS = 1000
 _NOT_DIAGNOSTICS = {"update", "env_steps", "time_s", "epsilon", "learning_rate"}
 
 

@@ -176,6 +176,10 @@ function create(parentElement, kind) {
 
 export default function (component) {
   const {data, parentElement, setTriggerValue} = component;
+  if (data.kind === "preload") {  // after the page has drawn; a failure shows later, on the chart that needs it
+    setTimeout(() => loadPlotly(data.plotly_src).catch(() => {}), 1000);
+    return;
+  }
   const view = parentElement.__liveView || create(parentElement, data.kind);
   view.part = data.part;
   view.plotlySrc = data.plotly_src;

@@ -65,7 +65,7 @@ def policy_clip(run: dict) -> dict:
     latest = feed.latest_checkpoint(run["id"])
     state = st.session_state.setdefault(f"clip.{run['id']}", {})
     if latest:
-        stale = state.get("source") != (latest["path"], latest["created_at"])
+        stale = state.get("key") != checkpoint_key(latest)
         finished = run["status"] not in ACTIVE_STATUSES  # a finished run shows its last checkpoint at once
         if stale and (finished or time.monotonic() - state.get("made", -CLIP_EVERY_S) >= CLIP_EVERY_S):
             try:
@@ -75,7 +75,7 @@ def policy_clip(run: dict) -> dict:
             except (ReplayError, OSError) as err:  # e.g. the run was deleted meanwhile
                 st.caption(f"No clip: {err}")
                 return {}
-            state.update(source=(latest["path"], latest["created_at"]), made=time.monotonic(), video=str(video),
+            state.update(key=checkpoint_key(latest), made=time.monotonic(), video=str(video),
                          text=f"{ui.checkpoint_label(latest)} · episode seed 0 · return {episode.total_return:.0f}"
                               f"{'' if episode.terminated else ' (clip ends at ' + str(CLIP_STEPS) + ' steps)'}")
     st.caption("**Current policy**")
@@ -90,8 +90,7 @@ def policy_clip(run: dict) -> dict:
         st.caption("The first checkpoint is saved a tenth of the way into training; a clip of the policy "
                    "appears here then.")
     due_s = max(0.0, CLIP_EVERY_S - (time.monotonic() - state.get("made", -CLIP_EVERY_S)))
-    return {"clip": checkpoint_key(latest) if "source" not in state else f"{state['source'][0]}@{state['source'][1]}",
-            "clip_due_ms": int(due_s * 1000)}
+    return {"clip": state.get("key"), "clip_due_ms": int(due_s * 1000)}
 
 
 # Refresh only while something shown is queued or training: a finished run's page is static (no CPU, zoom kept).
@@ -112,7 +111,7 @@ def live() -> None:
     snapshot = feed.snapshot(request, runs)
     url = ui.live_feed_url(request) if active and not paused else None
     every = {"url": url, "every_ms": int(LIVE_REFRESH_S * 1000)} if url else None
-    progress = st.empty()
+    progress = st.empty()  # drawn last (it needs the clip's state to know when to ask for a rerun), shown first
     for run in runs:
         if run["status"] == "failed":
             st.error(f"Failed: {run['error']}", icon=":material/error:")

@@ -89,6 +89,7 @@ if problems:
              icon=":material/block:")
 ui.share_url_state(algo, preset)
 ui.sidebar_active_runs()
+ui.preload_live_charts()  # Launch opens the live view
 
 if launch and config is not None:
     group_id, run_ids = submit(ui.store(), config, list(range(first_seed, first_seed + n_seeds)), preset=preset)
