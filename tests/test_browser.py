@@ -164,6 +164,10 @@ def test_user_stops_a_second_run_from_its_live_view(server, chromium_browser):
         time.sleep(0.1)
     assert store.get_run(run_id)["status"] == "cancelled"
     page.get_by_text("■ cancelled").first.wait_for(timeout=10_000)  # the live view shows the new status
+    # ... and, the run being over, the page redraws itself: nothing left to stop.
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("button", name="Stop run")).to_be_disabled(timeout=10_000)
 
 
 def test_user_compares_two_runs(server, chromium_browser):

@@ -148,6 +148,8 @@ def test_a_long_run_is_drawn_through_its_highs_and_lows(tmp_path):
     returns[1234], returns[4321] = 500.0, 9.0  # one spike and one dip, each a single episode
     store.append_events(run_id, [EpisodeEnded(i + 1, (i + 1) * 20, r, 20, 0.1, 1e-3, i * 0.1)
                                  for i, r in enumerate(returns)])
+    store.append_events(run_id, [Evaluated((i + 1) * 100, i, 100.0 + i % 50 + (400 if i == 700 else 0), 1.0, False,
+                                           0.1) for i in range(1000)])
     snapshot = LiveFeed(store).snapshot(LiveRequest((run_id,), method="window", amount=10))
     raw, smoothed = ({key: array(trace[key]) for key in ("x", "y")}
                      for trace in snapshot["figures"]["reward_chart"]["data"][:2])
@@ -158,3 +160,5 @@ def test_a_long_run_is_drawn_through_its_highs_and_lows(tmp_path):
     at = list(raw["x"]).index(1235 * 20)
     assert smoothed["y"][at] == pytest.approx(sum(returns[1225:1235]) / 10)
     assert "5,000 episodes plotted (each curve through 1,000 points" in snapshot["captions"]["reward_chart"]
+    evaluations = snapshot["figures"]["reward_chart"]["data"][2]
+    assert evaluations["name"] == "evaluation" and len(evaluations["y"]) <= 202 and max(evaluations["y"]) == 500.0
