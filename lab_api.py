@@ -2,7 +2,7 @@
 
 ``GET /lab/api/live?runs=ID[,ID…]&view=Reward&x=env_steps&method=ema&amount=0.9&title=…`` answers with the live
 view's snapshot as JSON (``cartpole_core.live.LiveFeed.snapshot``): progress lines, chart figures, captions and a
-layout key. While runs train, the live view's components fetch it once a second and redraw in place. Refreshing by
+layout key. While runs train, the live view's components fetch it every 0.8 s and redraw in place. Refreshing by
 rerunning the page instead cost a run trained on the same two cores 10–25 % of its speed: each rerun is a round of
 server work and of React rendering in the browser.
 

@@ -2,8 +2,9 @@
 // component) that stay mounted and redraw in place.
 //
 // Each element first draws what the page sent. While runs train, it then refreshes itself from the app's live
-// endpoint (lab_api.py, `feed.url`) once a second; elements showing the same URL share one request. No Streamlit
-// rerun is involved: a page rerun a second, in a browser on the cores the run trains on, cost the run its speed.
+// endpoint (lab_api.py, `feed.url`) every `feed.every_ms`; elements showing the same URL share one request. No
+// Streamlit rerun is involved: a page rerun a second, in a browser on the cores the run trains on, cost the run
+// its speed.
 // When the page itself must change (a run's status, a new diagnostic, a newer checkpoint for the policy clip),
 // the progress element asks Streamlit for one rerun with a trigger value.
 //
