@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench chromium clean
+.PHONY: run dev test lint bench chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.installed-app
 	$(BIN)/streamlit run app.py
+
+# While editing pages: reload on save (the watcher costs CPU whenever a worker starts; see .streamlit/config.toml).
+dev: $(VENV)/.installed-app
+	$(BIN)/streamlit run app.py --server.fileWatcherType auto --server.runOnSave true
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
