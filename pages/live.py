@@ -138,8 +138,15 @@ def live() -> None:
         if clip is not None:
             with clip:
                 watch = policy_clip(runs[0])
-    elif not figures:
-        st.caption("No updates yet.")
+    else:
+        if len(runs) > 1:  # ε, learning rate and diagnostics are per run: say whose, and link the others
+            st.caption(f"Showing {runs[0]['name']}, the group's first run. Each run's own live view:")
+            columns = st.columns(min(len(runs), 8))
+            for index, run in enumerate(runs):
+                columns[index % len(columns)].page_link("pages/live.py", label=run["name"],
+                                                        query_params={"run": run["id"]})
+        if not figures:
+            st.caption("No updates yet.")
     for key, figure in figures.items():
         if key != "reward_chart":
             ui.live_chart(figure, key=key, feed=every)

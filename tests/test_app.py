@@ -88,6 +88,12 @@ def test_live_view_of_a_group_shows_each_seed_and_the_mean_band(home):
     names = [trace.get("name") for trace in live_figures(test)[0]["data"]]
     assert any(name and name.endswith("mean") for name in names)
     assert any(name and name.endswith("± std") for name in names)
+    # ε, learning rate and diagnostics are one run's: the page says which.
+    test.segmented_control(key="view").set_value("Diagnostics").run()
+    first = RunStore(home).get_run(RunStore(home).list_runs(group_id=group)[0]["id"])
+    assert any(f"Showing {first['name']}, the group's first run" in caption.value for caption in test.caption)
+    links = {link.proto.query_string for link in test.get("page_link") if link.proto.page == "live"}
+    assert links == {f"run={run_id}" for run_id in run_ids}  # and each seed's own view is a click away
 
 
 def test_live_view_stop_button_cancels_a_running_run(home):
