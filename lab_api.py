@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cartpole_core.live import LiveRequest, LiveRequestError, shared_feed
+from cartpole_core.live import LiveRequest, LiveRequestError, UnknownRunError, shared_feed
 from cartpole_core.paths import data_home
 
 LIVE_PATH = "/lab/api/live"
@@ -32,17 +32,20 @@ def live(request: Request) -> Response:
         feed = shared_feed(data_home())
         snapshot = feed.snapshot(live_request)
     except LiveRequestError as err:
-        status = 404 if str(err).startswith("no run") else 400
-        return JSONResponse({"error": str(err)}, status_code=status)
+        return JSONResponse({"error": str(err)}, status_code=404 if isinstance(err, UnknownRunError) else 400)
     return Response(to_json_plotly(snapshot), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-def routes() -> list[Any]:
-    """The routes app.py mounts (under ``server.baseUrlPath`` when one is set, as Streamlit's own are); calling
-    this marks the live endpoint as served in this process."""
+def url_path(path: str) -> str:
+    """``path`` under the server's ``server.baseUrlPath``, where Streamlit serves its own routes too."""
     from streamlit import config
 
+    base = (config.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{'/' + base if base else ''}{path}"
+
+
+def routes() -> list[Any]:
+    """The routes app.py mounts; calling this marks the live endpoint as served in this process."""
     global served
     served = True
-    base = (config.get_option("server.baseUrlPath") or "").strip("/")
-    return [Route(f"{'/' + base if base else ''}{LIVE_PATH}", live, methods=["GET"])]
+    return [Route(url_path(LIVE_PATH), live, methods=["GET"])]

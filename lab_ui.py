@@ -117,19 +117,14 @@ _LIVE_VIEW = st.components.v2.component(
 _PLOTLY_JS = components.declare_component("plotly_js", path=str(Path(plotly.__file__).parent / "package_data"))
 
 
-def _url(path: str) -> str:
-    base = (st.get_option("server.baseUrlPath") or "").strip("/")
-    return f"{'/' + base if base else ''}{path}"
-
-
 def live_feed_url(request: LiveRequest) -> str | None:
     """Where the live view's elements fetch fresh snapshots, or None when this server has no live endpoint (a
     script run without app.py's ``st.App``, e.g. in AppTest): the page then refreshes by rerunning."""
-    return _url(f"{lab_api.LIVE_PATH}?{request.query()}") if lab_api.served else None
+    return lab_api.url_path(f"{lab_api.LIVE_PATH}?{request.query()}") if lab_api.served else None
 
 
 def _plotly_src() -> str:
-    return _url(f"/component/{_PLOTLY_JS.name}/plotly.min.js")
+    return lab_api.url_path(f"/component/{_PLOTLY_JS.name}/plotly.min.js")
 
 
 def preload_live_charts() -> None:
@@ -153,16 +148,14 @@ def live_chart(figure: Any, *, key: str, caption: str = "", feed: dict[str, Any]
                               "feed": feed})
 
 
-def live_progress(progress: list[dict[str, Any]], *, key: str, feed: dict[str, Any] | None = None) -> bool:
+def live_progress(progress: list[dict[str, Any]], *, key: str, feed: dict[str, Any] | None = None) -> None:
     """Progress bars (one per run, :func:`cartpole_core.live.progress`) that refresh themselves from ``feed``.
 
     ``feed`` may also carry ``layout`` (the snapshot's layout key) and ``clip``/``clip_due_ms`` (the checkpoint
     the page's clip shows, and when a newer one may replace it): when the endpoint's snapshot differs, the
-    element asks for one rerun of the page (or fragment) it is in. Returns True on that rerun.
+    element asks for one rerun of the page (or fragment) it is in.
     """
-    result = _LIVE_VIEW(key=key, data={"kind": "progress", "progress": progress, "feed": feed},
-                        on_changed_change=lambda: None)
-    return bool(result.get("changed"))
+    _LIVE_VIEW(key=key, data={"kind": "progress", "progress": progress, "feed": feed}, on_changed_change=lambda: None)
 
 
 # ------------------------------------------------------------------------------------------------ the form

@@ -1,7 +1,7 @@
 """What the live view shows, as data: progress lines and charts for one run or a group of seeds.
 
 The Live view page draws it once; after that, while runs train, the browser asks the app's live endpoint
-(``lab_api.py``) for a fresh snapshot every second instead of rerunning the page, which costs a run trained on the
+(``lab_api.py``) for a fresh snapshot every 0.8 s instead of rerunning the page, which costs a run trained on the
 same cores far less. Both go through :class:`LiveFeed`, so the page and the endpoint draw the same thing.
 
 Rows are read from the store incrementally and shared by every viewer in the process (one feed per data home).
@@ -37,6 +37,10 @@ _NOT_DIAGNOSTICS = {"update", "env_steps", "time_s", "epsilon", "learning_rate"}
 
 class LiveRequestError(ValueError):
     """A live view asked for something that doesn't exist or isn't allowed; the message says what."""
+
+
+class UnknownRunError(LiveRequestError):
+    """A live view named a run that isn't in the store (never was, or was deleted)."""
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -138,7 +142,7 @@ class LiveFeed:
         runs = [self.store.get_run(run_id) for run_id in request.run_ids]
         missing = [run_id for run_id, run in zip(request.run_ids, runs, strict=True) if run is None]
         if missing:
-            raise LiveRequestError(f"no run {', '.join(missing)} in {self.store.home}; it may have been deleted")
+            raise UnknownRunError(f"no run {', '.join(missing)} in {self.store.home}; it may have been deleted")
         return runs
 
     def snapshot(self, request: LiveRequest, runs: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
