@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from cartpole_core.configs import (
     TrainConfig,
     config_class,
     field_specs,
+    spec_lookup,
     with_overrides,
 )
 from cartpole_core.jobs import Scheduler
@@ -159,10 +162,31 @@ def live_progress(progress: list[dict[str, Any]], *, key: str, feed: dict[str, A
 
 
 # ------------------------------------------------------------------------------------------------ the form
+#
+# Every Train widget keeps its value for the whole session (``persist_state="session"``): Streamlit otherwise drops
+# a widget's state when its page is left or the widget is not drawn (another algorithm shown), and the form came
+# back with every field at its minimum while the page still described the preset.
+
+KEEP = "session"
+LAUNCH_LIMITS = {"seeds": (1, 16), "seed": (0, 1_000_000)}
+NAME_MAX, TAG_MAX = 200, 50  # the store's limits (RunStore.rename / set_tags)
 
 
-def _key(algo: str, name: str) -> str:
+def form_key(algo: str, name: str) -> str:
+    """The session-state key of one field's widget on the Train page."""
     return f"cfg.{algo}.{name}"
+
+
+def field_label(name: str) -> str:
+    """A field as people read it: ``learning_rate.start`` → ``learning rate start``."""
+    return name.replace(".", " ").replace("_", " ")
+
+
+def humanize(message: str, names: list[str] | tuple[str, ...]) -> str:
+    """A validation message with the config's code names (``batch_size``) replaced by their labels."""
+    for name in sorted(names, key=len, reverse=True):
+        message = re.sub(rf"(?<![\w.]){re.escape(name)}(?![\w])", field_label(name), message)
+    return message
 
 
 def _flat(config: TrainConfig) -> dict[str, Any]:
@@ -177,21 +201,23 @@ def _flat(config: TrainConfig) -> dict[str, Any]:
 
 
 def load_preset(algo: str, preset: str, overrides: dict[str, Any] | None = None) -> None:
-    """Put the preset's values (and any overrides) into the form's widget state."""
-    config = preset_config(algo, preset)
-    if overrides:
-        try:
-            config = with_overrides(config, overrides)
-        except ConfigError as err:
-            st.session_state["_url_problem"] = f"The shared link's configuration was not applied: {err}"
-    for name, value in _flat(config).items():
-        st.session_state[_key(algo, name)] = _widget_value(value)
+    """Put the preset's values, and then any overrides, into the form's widget state."""
+    values = {**_flat(preset_config(algo, preset)), **(overrides or {})}
+    for name, value in values.items():
+        st.session_state[form_key(algo, name)] = _widget_value(value)
     st.session_state[f"_loaded.{algo}"] = preset
+    st.session_state[f"_form_version.{algo}"] = st.session_state.get(f"_form_version.{algo}", 0) + 1
+
+
+def form_loaded(algo: str) -> bool:
+    return st.session_state.get(f"_loaded.{algo}") is not None and form_key(algo, "total_env_steps") in st.session_state
 
 
 def _widget_value(value: Any) -> Any:
+    """A field's value as its widget holds it; lists as text, every float written exactly (``0.41887903``, not a
+    rounding that would read back as a change from the preset)."""
     if isinstance(value, list):
-        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        return ", ".join(repr(v) if isinstance(v, float) else str(v) for v in value)
     return value
 
 
@@ -209,7 +235,7 @@ def form_values(algo: str) -> dict[str, Any]:
     """The form's current values as dotted overrides for a config."""
     values = {}
     for spec in field_specs(config_class(algo)):
-        key = _key(algo, spec.name)
+        key = form_key(algo, spec.name)
         if key in st.session_state:
             value = st.session_state[key]
             values[spec.name] = _parse_list(value, spec.kind) if spec.kind.endswith("list") else value
@@ -217,11 +243,29 @@ def form_values(algo: str) -> dict[str, Any]:
 
 
 def validate(algo: str, preset: str) -> tuple[TrainConfig | None, dict[str, str]]:
-    """The config the form describes, or the problems per field (``{field: message}``)."""
+    """The config the form describes, or the problems per field (``{field: message}``, in words people read)."""
     try:
         return with_overrides(preset_config(algo, preset), form_values(algo)), {}
     except ConfigError as err:
-        return None, dict(err.problems)
+        names = [spec.name for spec in field_specs(config_class(algo))]
+        return None, {field: humanize(message, names) for field, message in err.problems}
+
+
+def schedule_preview(algo: str, schedule: str, config: TrainConfig | None, preset: str) -> tuple[Any, int] | None:
+    """The schedule the form describes and the horizon to draw it over — from the schedule's own fields, so the
+    preview stays while some other field is invalid. None when the schedule's own fields are invalid."""
+    cls = config_class(algo).model_fields[schedule].annotation
+    values = {name.split(".", 1)[1]: value for name, value in form_values(algo).items()
+              if name.startswith(f"{schedule}.")}
+    try:
+        sched = cls(**values)
+    except ConfigError:
+        return None
+    base = config or preset_config(algo, preset)
+    steps, episodes = form_values(algo).get("total_env_steps"), form_values(algo).get("max_episodes")
+    steps = steps if isinstance(steps, int) and steps > 0 else base.total_env_steps
+    episodes = episodes if isinstance(episodes, int) and episodes > 0 else base.max_episodes
+    return sched, steps if sched.unit == "steps" else (episodes or 1000)
 
 
 def _help(spec: FieldSpec) -> str:
@@ -234,37 +278,41 @@ def _help(spec: FieldSpec) -> str:
     return " ".join(parts)
 
 
-def field_widget(algo: str, spec: FieldSpec, problems: dict[str, str], label: str | None = None) -> None:
+def field_widget(algo: str, spec: FieldSpec, problems: dict[str, str], label: str | None = None,
+                 preset: str | None = None) -> None:
     """One widget for one field, bounded by its hard limits, with its inline error underneath."""
-    key, label, help_text = _key(algo, spec.name), label or spec.name.split(".")[-1].replace("_", " "), _help(spec)
+    key, label, help_text = form_key(algo, spec.name), label or spec.name.split(".")[-1].replace("_", " "), _help(spec)
     if spec.kind == "bool":
-        st.toggle(label, key=key, help=help_text)
+        st.toggle(label, key=key, help=help_text, persist_state=KEEP)
     elif spec.kind == "choice":
-        st.selectbox(label, spec.choices, key=key, help=help_text)
+        st.selectbox(label, spec.choices, key=key, help=help_text, persist_state=KEEP)
     elif spec.log and spec.kind in ("int", "float") and spec.high is not None:
-        # Log-scaled: a slider over 1-2-5 steps per decade (plus the current value), so 1e-4 → 1e-3 is as far
-        # as 1e-3 → 1e-2.
-        options = log_options(spec, st.session_state.get(key))
-        st.select_slider(label, options, key=key, help=help_text,
+        # Log-scaled: a slider over 1-2-5 steps per decade, plus the preset's value and the current one, so
+        # 1e-4 → 1e-3 is as far as 1e-3 → 1e-2 and the preset's value is always one move away.
+        preset_value = _flat(preset_config(algo, preset)).get(spec.name) if preset else None
+        options = log_options(spec, st.session_state.get(key), preset_value)
+        st.select_slider(label, options, key=key, help=help_text, persist_state=KEEP,
                          format_func=lambda v: f"{v:,}" if isinstance(v, int) else f"{v:g}")
     elif spec.kind in ("int", "optional_int"):
         st.number_input(label, min_value=None if spec.low is None else int(spec.low + spec.low_open),
                         max_value=None if spec.high is None else int(spec.high), step=1, key=key, help=help_text,
-                        placeholder="no limit" if spec.kind == "optional_int" else None)
+                        placeholder="no limit" if spec.kind == "optional_int" else None, persist_state=KEEP)
     elif spec.kind in ("float", "optional_float"):
         small = spec.log or (spec.high is not None and spec.high <= 1e-2)
         st.number_input(label, min_value=None if spec.low is None or spec.low_open else float(spec.low),
                         max_value=None if spec.high is None else float(spec.high), key=key, help=help_text,
                         format="%.2e" if small else "%.4g" if spec.high is None or spec.high > 10 else "%.4f",
-                        step=None, placeholder="none" if spec.kind == "optional_float" else None)
+                        step=None, placeholder="none" if spec.kind == "optional_float" else None,
+                        persist_state=KEEP)
     else:  # lists, e.g. hidden sizes "64, 64"
-        st.text_input(label, key=key, help=help_text + " Comma-separated.")
+        st.text_input(label, key=key, help=help_text + " Comma-separated.", persist_state=KEEP)
     if spec.name in problems:
         st.error(problems[spec.name], icon=":material/error:")
 
 
-def log_options(spec: FieldSpec, current: Any) -> list:
-    """1-2-5 values per decade within the field's bounds (open zero bounds start two decades below typical)."""
+def log_options(spec: FieldSpec, *keep: Any) -> list:
+    """1-2-5 values per decade within the field's bounds (open zero bounds start two decades below typical), plus
+    the values in ``keep`` (the current value, the preset's) so neither is lost by moving the slider."""
     low = spec.low if spec.low and spec.low > 0 else (spec.typical[0] / 100 if spec.typical and spec.typical[0]
                                                       else 1e-6)
     values = []
@@ -273,24 +321,34 @@ def log_options(spec: FieldSpec, current: Any) -> list:
             value = mantissa * 10.0**exponent
             if low <= value <= spec.high and not (spec.low_open and value <= spec.low):
                 values.append(int(value) if spec.kind == "int" else float(f"{value:.6g}"))
-    if current is not None and current not in values:
-        values.append(current)
+    values += [value for value in keep if isinstance(value, (int, float)) and not isinstance(value, bool)]
     return sorted(set(values))
 
 
+# ------------------------------------------------------------------------------------------------ share links
+#
+# A Train URL carries the whole page: algo, preset, the fields that differ from the preset (``cfg``, JSON), the
+# number of seeds and the first one, the run name and tags. A link with a value that cannot be used restores the
+# rest and names what it dropped.
+
 def share_url_state(algo: str, preset: str) -> None:
-    """Write the configuration into the URL (algo, preset, and only the fields that differ from the preset)."""
+    """Write the page's setup into the URL (only the fields that differ from the preset go into ``cfg``)."""
     overrides = {}
     base = _flat(preset_config(algo, preset))
     for name, value in form_values(algo).items():
         if name in base and value != base[name]:
             overrides[name] = value
-    st.query_params["algo"] = algo
-    st.query_params["preset"] = preset
+    params = {"algo": algo, "preset": preset}
     if overrides:
-        st.query_params["cfg"] = json.dumps(overrides, separators=(",", ":"))
-    elif "cfg" in st.query_params:
-        del st.query_params["cfg"]
+        params["cfg"] = json.dumps(overrides, separators=(",", ":"))
+    for param, key, default in (("seeds", "n_seeds", 1), ("seed", "first_seed", 0), ("name", "run_name", ""),
+                                ("tags", "run_tags", "")):
+        value = st.session_state.get(key, default)
+        if value not in (default, None):
+            params[param] = str(value)
+    current = {key: st.query_params.get(key) for key in st.query_params}
+    if current != params:
+        st.query_params.from_dict(params)
 
 
 def default_preset(algo: str) -> str:
@@ -298,37 +356,108 @@ def default_preset(algo: str) -> str:
     return "fast" if "fast" in names else names[0]
 
 
+def _usable(spec: FieldSpec, value: Any) -> bool:
+    """Whether a value from a link can go into the field's widget (type and hard bounds); cross-field rules are
+    left to the form, which shows them inline."""
+    if spec.kind == "bool":
+        return isinstance(value, bool)
+    if spec.kind == "choice":
+        return value in spec.choices
+    if spec.kind.endswith("list"):
+        return isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if value is None:
+        return spec.kind.startswith("optional")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    if spec.kind.endswith("int") and not float(value).is_integer():
+        return False
+    if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
+        return False
+    return spec.high is None or value <= spec.high
+
+
+def _coerce(spec: FieldSpec, value: Any) -> Any:
+    """A usable link value as its widget holds it: ``5.0`` for an integer field is 5, ``1`` for a float is 1.0."""
+    if value is None or spec.kind not in ("int", "optional_int", "float", "optional_float"):
+        return value
+    return int(value) if spec.kind.endswith("int") else float(value)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def restore_url_state(algorithms: tuple[str, ...]) -> None:
-    """On a session's first run, take algo, preset and overrides from the URL (a shared link)."""
+    """On a session's first run, take the setup from the URL (a shared link); name anything not applied."""
     if st.session_state.get("_url_restored"):
         return
     st.session_state["_url_restored"] = True
     algo = st.query_params.get("algo")
+    if algo is None:
+        return
+    problems = []
     if algo not in algorithms:
+        st.session_state["_url_problem"] = (f"The shared link's algorithm {_shown(algo)} is unknown (allowed: "
+                                            f"{', '.join(algorithms)}); nothing was restored.")
         return
     preset = st.query_params.get("preset")
-    preset = preset if preset in preset_names(algo) else default_preset(algo)
+    if preset not in preset_names(algo):
+        problems.append(f"preset {_shown(preset)} (allowed: {', '.join(preset_names(algo))}; "
+                        f"{default_preset(algo)} used)")
+        preset = default_preset(algo)
     try:
-        overrides = json.loads(st.query_params.get("cfg", "{}"))
-    except ValueError:
-        overrides = {}
-        st.session_state["_url_problem"] = "The shared link's configuration is not valid JSON; preset loaded."
+        shared = json.loads(st.query_params.get("cfg", "{}"))
+    except (ValueError, RecursionError):
+        shared = None
+    if not isinstance(shared, dict):
+        problems.append("the configuration (not a JSON object of field values)")
+        shared = {}
+    specs = spec_lookup(config_class(algo))
+    overrides = {}
+    for name, value in shared.items():
+        if name not in specs:
+            problems.append(f"{_shown(name)} (not a field of {ALGORITHM_TITLES[algo]})")
+        elif not _usable(specs[name], value):
+            problems.append(f"{field_label(name)} = {_shown(value)} (must be {specs[name].allowed()})")
+        else:
+            overrides[name] = _coerce(specs[name], value)
     st.session_state["algo"] = algo
     st.session_state[f"preset.{algo}"] = preset
-    load_preset(algo, preset, overrides if isinstance(overrides, dict) else {})
+    load_preset(algo, preset, overrides)
+    for param, key, (low, high) in (("seeds", "n_seeds", LAUNCH_LIMITS["seeds"]),
+                                    ("seed", "first_seed", LAUNCH_LIMITS["seed"])):
+        if param in st.query_params:
+            text = st.query_params.get(param, "")
+            if text.isdigit() and low <= int(text) <= high:
+                st.session_state[key] = int(text)
+            else:
+                label = "Seeds" if param == "seeds" else "First seed"
+                problems.append(f"{label} = {_shown(text)} (must be an integer from {low:,} to {high:,})")
+    name = st.query_params.get("name", "")
+    if len(name) > NAME_MAX:
+        problems.append(f"name ({len(name):,} characters; at most {NAME_MAX})")
+    elif name:
+        st.session_state["run_name"] = name
+    tags = st.query_params.get("tags", "")
+    if tags:
+        st.session_state["run_tags"] = tags
+    if problems:
+        st.session_state["_url_problem"] = ("The shared link's setup was restored except: " + "; ".join(problems)
+                                            + ".")
 
 
 def bins_editor(algo: str, problems: dict[str, str]) -> None:
     """Bins and bounds per observation dimension as one table, parsed back into the bins/low/high fields."""
     import pandas as pd
 
-    bins = _parse_list(st.session_state[_key(algo, "bins")], "int_list")
-    low = _parse_list(st.session_state[_key(algo, "low")], "float_list")
-    high = _parse_list(st.session_state[_key(algo, "high")], "float_list")
+    bins = _parse_list(st.session_state[form_key(algo, "bins")], "int_list")
+    low = _parse_list(st.session_state[form_key(algo, "low")], "float_list")
+    high = _parse_list(st.session_state[form_key(algo, "high")], "float_list")
     if not (isinstance(bins, list) and isinstance(low, list) and isinstance(high, list)):
         bins, low, high = [1, 1, 6, 12], [-2.4, -3.0, -0.42, -0.87], [2.4, 3.0, 0.42, 0.87]
     table = pd.DataFrame({"dimension": list(OBS_NAMES), "bins": bins, "low": low, "high": high})
-    editor_key = f"bins_editor.{algo}.{st.session_state.get(f'_loaded.{algo}')}"
+    editor_key = f"bins_editor.{algo}.{st.session_state.get(f'_form_version.{algo}', 0)}"
 
     def apply_edits() -> None:  # runs before the script, so this rerun validates the edited table
         values = {"bins": list(bins), "low": list(low), "high": list(high)}
@@ -337,7 +466,7 @@ def bins_editor(algo: str, problems: dict[str, str]) -> None:
                 if column in values and value is not None:
                     values[column][int(row)] = value
         for column, column_values in values.items():
-            st.session_state[_key(algo, column)] = _widget_value(column_values)
+            st.session_state[form_key(algo, column)] = _widget_value(column_values)
 
     st.data_editor(
         table, key=editor_key, on_change=apply_edits, hide_index=True,
@@ -352,6 +481,13 @@ def bins_editor(algo: str, problems: dict[str, str]) -> None:
 
 
 # ------------------------------------------------------------------------------------- runs and checkpoints
+
+
+def picker_label(run: dict[str, Any]) -> str:
+    """A run in a selector: its status and name, and what tells look-alikes apart — when it was made and its id's
+    unique tail (``ppo-20261123-204501-3fa2c1`` → ``3fa2c1``)."""
+    made = time.strftime("%b %d %H:%M", time.localtime(run["created_at"]))
+    return f"{run_label(run)} · {made} · {run['id'].rsplit('-', 1)[-1]}"
 
 
 def checkpoint_label(artifact: dict[str, Any]) -> str:
@@ -387,8 +523,7 @@ def pick_checkpoint(key: str, *, label: str = "Run", algos: tuple[str, ...] | No
     if f"{key}.run" not in st.session_state or st.session_state[f"{key}.run"] not in by_id:
         st.session_state[f"{key}.run"] = wanted if wanted in by_id else ids[0]
     run_id = where.selectbox(label, ids, key=f"{key}.run",
-                             format_func=lambda rid: f"{run_label(by_id[rid])} · {by_id[rid]['algo']} · "
-                                                     f"seed {by_id[rid]['seed']}")
+                             format_func=lambda rid: picker_label(by_id[rid]))
     artifacts = store().artifacts(run_id)
     order = {"periodic": 0, "best": 1, "final": 2}
     artifacts.sort(key=lambda a: (order.get(a["kind"], 3), a["env_steps"]))

@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config field, e.g. --set learning_rate.start=3e-4 --set hidden_sizes=64,64")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--json", action="store_true", help="no progress bar; print one JSON result line")
-    train.add_argument("--name", help="a name for the run (default: its id)")
+    train.add_argument("--name", help="a name for the run (default: what differs from the preset, e.g. "
+                                      "'dqn/fast lr=5e-3 · seed 0')")
     train.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
     train.add_argument("--home", help=HOME_HELP)
     runs = commands.add_parser("runs", help="list, show, cancel, delete, export and import stored runs")
@@ -106,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--seed", type=int, default=0, help="episode seed: the start state (default 0)")
     replay.add_argument("--out", required=True, help="file to write: .mp4 (H.264) or .gif")
     replay.add_argument("--physics", action="append", default=[], metavar="NAME=VALUE",
-                        help="changed physics (gravity, masscart, masspole, length, force_mag); repeatable")
-    replay.add_argument("--obs-noise", type=float, default=0.0, help="Gaussian noise std on what the agent sees")
+                        help="changed physics (gravity, masscart, masspole, length, force_mag), each within "
+                             "0.1×–10× of its default; repeatable")
+    replay.add_argument("--obs-noise", type=float, default=0.0,
+                        help="Gaussian noise std on what the agent sees, in [0, 1]")
     replay.add_argument("--max-steps", type=int, default=500, help="episode length cap (default 500)")
     replay.add_argument("--no-overlay", action="store_true", help="plain frames, without step/action/values")
     replay.add_argument("--home", help=HOME_HELP)
@@ -164,8 +167,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     store = _open_store(args.home)
 
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
+    from cartpole_core.compare import default_name
+
+    name = args.name or f"{default_name(config, args.preset)} · seed {args.seed}"  # as the dashboard names runs
     run_id = store.create_run(new_run_id(config.algo), config.to_json(), config.algo, args.seed,
-                              preset=args.preset, name=args.name, tags=args.tag)
+                              preset=args.preset, name=name, tags=args.tag)
     progress = None if args.json else ProgressBar(config.total_env_steps, f"{config.algo}/{args.preset} "
                                                                           f"seed {args.seed}")
     interrupted = []
@@ -288,23 +294,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import time
 
     from cartpole_core.agent import CheckpointError, load_agent
+    from cartpole_core.envs import ConditionError, check_obs_noise, check_physics
     from cartpole_core.replay import ReplayError, choose_checkpoint, encode_gif, encode_mp4, rollout
 
     out = Path(args.out)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise BadInput(f"--out must end in .mp4 or .gif, got {args.out!r}")
-    physics = {}
-    for name, value in parse_overrides(args.physics).items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise BadInput(f"--physics {name} needs a number, got {value!r}")
-        physics[name] = float(value)
+    try:  # the ranges and message the Replay and Robustness pages use
+        physics = check_physics(parse_overrides(args.physics))
+        obs_noise = check_obs_noise(args.obs_noise)
+    except ConditionError as err:
+        raise BadInput(str(err)) from None
     store = _open_store(args.home)
     _get_run(store, args.run_id)
     started = time.perf_counter()
     try:
         artifact = choose_checkpoint(store.artifacts(args.run_id), args.checkpoint)
         agent = load_agent(artifact["path"])
-        episode = rollout(agent, args.seed, physics=physics, obs_noise=args.obs_noise, max_steps=args.max_steps)
+        episode = rollout(agent, args.seed, physics=physics, obs_noise=obs_noise, max_steps=args.max_steps)
         encode = encode_mp4 if out.suffix.lower() == ".mp4" else encode_gif
         encode(episode, out, overlay=not args.no_overlay)
     except (ReplayError, CheckpointError) as err:

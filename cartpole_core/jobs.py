@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cartpole_core.compare import default_name
 from cartpole_core.configs import TrainConfig
 from cartpole_core.paths import new_run_id
 from cartpole_core.store import ACTIVE_STATUSES, RunStore
@@ -148,12 +149,17 @@ class JobManager:
 
 def submit(store: RunStore, config: TrainConfig, seeds: list[int], *, preset: str | None = None,
            name: str | None = None, tags: tuple[str, ...] = ()) -> tuple[str, list[str]]:
-    """Queue one run per seed as one group in the store (a scheduler starts them); returns (group_id, run_ids)."""
+    """Queue one run per seed as one group in the store (a scheduler starts them); returns (group_id, run_ids).
+
+    Each run is named ``<name> · seed N``; without ``name``, the name says what differs from the preset
+    (``compare.default_name``: ``dqn/fast lr=5e-3``), so groups launched to compare settings tell themselves apart.
+    """
     group_id = new_run_id(f"group-{config.algo}")
+    base = name or default_name(config, preset)
     run_ids = []
     for seed in seeds:
         run_id = new_run_id(config.algo)
-        label = f"{name or config.algo + '/' + (preset or 'custom')} · seed {seed}"
+        label = f"{base} · seed {seed}"
         store.create_run(run_id, config.to_json(), config.algo, seed, name=label, preset=preset,
                          group_id=group_id, tags=tags)
         run_ids.append(run_id)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from cartpole_core.configs import config_from_json
+from cartpole_core.compare import stopped_on_solve
+from cartpole_core.configs import config_class, config_from_json
 from cartpole_core.plots import group_figure, reward_figure, series_figure
 from cartpole_core.store import ACTIVE_STATUSES, Cursor, RunStore, binned_mean_std
 
@@ -43,9 +44,22 @@ class UnknownRunError(LiveRequestError):
     """A live view named a run that isn't in the store (never was, or was deleted)."""
 
 
+def view_label(view: str, algo: str) -> str:
+    """A view's name as the page shows it: "Learning rate" for an algorithm without ε-greedy exploration (PPO)."""
+    if view == "Exploration & learning rate" and not has_epsilon(algo):
+        return "Learning rate"
+    return view
+
+
+def has_epsilon(algo: str) -> bool:
+    return "epsilon" in config_class(algo).model_fields
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "–"
+    if seconds < 1:  # tabular Q-learning solves in hundredths of a second: not "0.0 s"
+        return f"{seconds:.2f} s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(seconds), 60)
@@ -156,14 +170,18 @@ class LiveFeed:
         figures: dict[str, Any] = {}
         captions: dict[str, str] = {}
         if request.view == "Reward":
+            cap = max(config_from_json(run["config_json"]).max_episode_steps for run in runs)
             if len(runs) == 1:
                 figure = reward_figure(first["episodes"], first["evaluations"], x=request.x, method=request.method,
-                                       amount=request.amount, max_points=MAX_POINTS)
+                                       amount=request.amount, max_points=MAX_POINTS, episode_cap=cap)
             else:
                 episodes = [data[run["id"]]["episodes"] for run in runs]
                 figure = group_figure([{"name": request.title, "curve": binned_mean_std(episodes, request.x),
-                                        "runs": [(rows, []) for rows in episodes]}], x=request.x,
-                                      method=request.method, amount=request.amount, max_points=MAX_POINTS)
+                                        "runs": [(data[run["id"]]["episodes"], data[run["id"]]["evaluations"])
+                                                 for run in runs],
+                                        "stopped": [stopped_on_solve(run) for run in runs]}],
+                                      x=request.x, method=request.method, amount=request.amount,
+                                      max_points=MAX_POINTS, episode_cap=cap)
             figures["reward_chart"] = figure
             points = sum(len(rows["episodes"]) for rows in data.values())
             longest = max(len(rows["episodes"]) for rows in data.values())
@@ -172,10 +190,12 @@ class LiveFeed:
                 f" (each curve through {MAX_POINTS:,} points: every slice's high and low)" if longest > MAX_POINTS
                 else "")
         elif request.view == "Exploration & learning rate":
-            figures["epsilon_chart"] = series_figure(first["episodes"], ["epsilon"], x=request.x,
-                                                     y_title="exploration ε", max_points=MAX_POINTS)
-            figures["lr_chart"] = series_figure(first["episodes"], ["learning_rate"], x=request.x,
-                                                y_title="learning rate", max_points=MAX_POINTS)
+            # Only charts with data: PPO has no ε, and an empty ε chart reads as "exploration is broken".
+            for key, column, y_title in (("epsilon_chart", "epsilon", "exploration ε"),
+                                         ("lr_chart", "learning_rate", "learning rate")):
+                if any(row.get(column) is not None for row in first["episodes"]):
+                    figures[key] = series_figure(first["episodes"], [column], x=request.x, y_title=y_title,
+                                                 max_points=MAX_POINTS)
         else:
             keys = sorted({key for row in first["updates"] for key in row} - _NOT_DIAGNOSTICS)
             x = request.x if request.x != "episode" else "env_steps"

@@ -2,6 +2,10 @@
 
 Raw per-episode returns are drawn faint with a smoothed line over them (EMA or a moving window: a display
 choice, the store keeps raw numbers); evaluations are markers; groups of seeds are a mean line in a ± std band.
+
+The "solved" line (475) is drawn where a curve can reach it: a run whose episodes are capped below 475 (the
+Q-learning seed's 100 steps) gets its cap line instead, so its curve is not squashed at the bottom of a 0–500 axis.
+A run that stopped because it solved (``stop_on_solve``) is drawn as solved, never as a curve that drops out.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from cartpole_core.envs import SOLVED_RETURN
+from cartpole_core.envs import MAX_EPISODE_STEPS, SOLVED_RETURN
 
 X_TITLES = {"env_steps": "env steps", "episode": "episode", "time_s": "training time (s)"}
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
+NEAR_SOLVED = 0.8  # evaluations at 80 % of 475 or more: the solved line is worth showing even above the episode cap
+STOPPED_TEXT = "solved — training stopped"
 
 
 def smooth(values: Sequence[float], method: str = "ema", amount: float = 0.9) -> np.ndarray:
@@ -71,15 +77,28 @@ def _layout(fig: go.Figure, x: str, y_title: str, height: int = 380) -> go.Figur
 
 def reward_figure(episodes: list[dict[str, Any]], evaluations: list[dict[str, Any]], *, x: str = "env_steps",
                   method: str = "ema", amount: float = 0.9, name: str = "", color: str = PALETTE[0],
-                  max_points: int | None = None) -> go.Figure:
+                  max_points: int | None = None, episode_cap: int | None = None) -> go.Figure:
     """One run: raw episode returns (faint), the smoothed curve, evaluation means with their std. With
-    ``max_points``, longer curves are drawn through :func:`keep_indices` (smoothed over every episode first)."""
+    ``max_points``, longer curves are drawn through :func:`keep_indices` (smoothed over every episode first);
+    ``episode_cap`` is the run's ``max_episode_steps`` (see :func:`add_return_lines`)."""
     fig = go.Figure()
     add_run_traces(fig, episodes, evaluations, x=x, method=method, amount=amount, name=name, color=color,
                    max_points=max_points)
-    fig.add_hline(y=SOLVED_RETURN, line_dash="dot", line_color="#6b7280", annotation_text="solved (475)",
-                  annotation_position="bottom right")
+    add_return_lines(fig, episode_cap, max((row["mean_return"] for row in evaluations), default=None))
     return _layout(fig, x, "episode return")
+
+
+def add_return_lines(fig: go.Figure, episode_cap: int | None = None, best_eval: float | None = None) -> None:
+    """The solved line (475) when training can reach it (episodes capped at 475 or more) or evaluations, which
+    always run full 500-step episodes, come near it; the episode cap's line when it is below 475. Without a
+    fixed line at 475 the axis fits the data, so a 100-step-capped curve is not squashed into a fifth of it."""
+    cap = MAX_EPISODE_STEPS if episode_cap is None else episode_cap
+    if cap >= SOLVED_RETURN or (best_eval is not None and best_eval >= NEAR_SOLVED * SOLVED_RETURN):
+        fig.add_hline(y=SOLVED_RETURN, line_dash="dot", line_color="#6b7280", annotation_text="solved (475)",
+                      annotation_position="bottom right")
+    if cap < SOLVED_RETURN:
+        fig.add_hline(y=cap, line_dash="dash", line_color="#9ca3af", annotation_text=f"episode cap ({cap})",
+                      annotation_position="top right")
 
 
 def add_run_traces(fig: go.Figure, episodes: list[dict[str, Any]], evaluations: list[dict[str, Any]], *,
@@ -107,30 +126,109 @@ def add_run_traces(fig: go.Figure, episodes: list[dict[str, Any]], evaluations: 
 
 
 def group_figure(groups: list[dict[str, Any]], *, x: str = "env_steps", method: str = "ema", amount: float = 0.9,
-                 seeds: bool = True, max_points: int | None = None) -> go.Figure:
-    """Several groups, each ``{"name", "curve": group_curve(...), "runs": [(episodes, evaluations), ...]}``:
-    each seed's smoothed curve faint (when ``seeds``; at most about ``max_points`` points each) and the group's
-    mean ± std band."""
+                 seeds: bool = True, max_points: int | None = None, episode_cap: int | None = None) -> go.Figure:
+    """Training returns of several groups, each ``{"name", "curve": group_curve(...), "runs": [(episodes,
+    evaluations), ...], "stopped": [bool per run]}`` ("stopped" optional): each seed's smoothed curve faint (when
+    ``seeds``; at most about ``max_points`` points each), the group's mean ± std band, the mean ± std across seeds
+    of its evaluations (when the runs come with them), and a marker where a seed stopped because it solved — the
+    mean of the seeds still training continues from there, so without it a solved seed reads as a drop."""
     fig = go.Figure()
+    best_eval = None
     for index, group in enumerate(groups):
         color = PALETTE[index % len(PALETTE)]
+        runs = group.get("runs", [])
+        stopped = group.get("stopped") or [False] * len(runs)
         if seeds:
-            for episodes, _ in group.get("runs", []):
+            for episodes, _ in runs:
                 smoothed = smooth([row["episode_return"] for row in episodes], method, amount)
                 keep = keep_indices(smoothed, max_points)
                 fig.add_trace(go.Scatter(x=_pick([row[x] for row in episodes], keep), y=_pick(smoothed, keep),
                                          mode="lines", line={"width": 1, "color": _rgba(color, 0.3)},
                                          showlegend=False, hoverinfo="skip"))
-        curve = group["curve"]
-        present = curve["n"] > 0
-        cx, mean, std = curve["x"][present], smooth(curve["mean"][present], method, amount), curve["std"][present]
-        fig.add_trace(go.Scatter(x=np.concatenate([cx, cx[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                                 fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0},
-                                 name=f"{group['name']} ± std", hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=cx, y=mean, mode="lines", name=f"{group['name']} mean",
-                                 line={"width": 2.5, "color": color}))
-    fig.add_hline(y=SOLVED_RETURN, line_dash="dot", line_color="#6b7280")
+        _add_band(fig, group["curve"], group["name"], color, method, amount)
+        _add_stop_markers(fig, [episodes for (episodes, _), done in zip(runs, stopped) if done and episodes],
+                          group["name"], color, x, method, amount)
+        evaluations = mean_evaluations([evaluations for _, evaluations in runs], x, stopped)
+        if evaluations["x"]:
+            best_eval = max(best_eval or -np.inf, max(evaluations["mean"]))
+            fig.add_trace(go.Scatter(
+                x=evaluations["x"], y=evaluations["mean"], mode="markers", name=f"{group['name']} evaluation",
+                customdata=evaluations["n"], legendgroup=group["name"],
+                hovertemplate="evaluation %{y:.1f} (mean over %{customdata} seeds)",
+                marker={"symbol": "diamond", "size": 9, "color": color, "line": {"width": 1, "color": "white"}},
+                error_y={"type": "data", "array": evaluations["std"], "visible": True, "color": _rgba(color, 0.5)}))
+    add_return_lines(fig, episode_cap, best_eval)
     return _layout(fig, x, "episode return (mean ± std across seeds)")
+
+
+def _add_band(fig: go.Figure, curve: dict[str, np.ndarray], name: str, color: str, method: str = "none",
+              amount: float = 0.0) -> None:
+    """A group's mean line (hover: how many seeds it is the mean of) in its ± std band."""
+    present = curve["n"] > 0
+    cx, mean, std = curve["x"][present], smooth(curve["mean"][present], method, amount), curve["std"][present]
+    fig.add_trace(go.Scatter(x=np.concatenate([cx, cx[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                             fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0},
+                             name=f"{name} ± std", hoverinfo="skip", legendgroup=name, showlegend=False))
+    fig.add_trace(go.Scatter(x=cx, y=mean, mode="lines", name=f"{name} mean", line={"width": 2.5, "color": color},
+                             customdata=curve["n"][present].astype(int), legendgroup=name,
+                             hovertemplate="%{y:.1f} (mean of %{customdata} seeds)"))
+
+
+def _add_stop_markers(fig: go.Figure, stopped_runs: list[list[dict[str, Any]]], name: str, color: str, x: str,
+                      method: str, amount: float) -> None:
+    """A star at the end of each seed's smoothed curve that ended because it solved."""
+    if not stopped_runs:
+        return
+    ends = [(episodes[-1][x], smooth([row["episode_return"] for row in episodes], method, amount)[-1])
+            for episodes in stopped_runs]
+    fig.add_trace(go.Scatter(x=[end[0] for end in ends], y=[end[1] for end in ends], mode="markers",
+                             name=f"{name} {STOPPED_TEXT}", showlegend=False, legendgroup=name,
+                             hovertemplate=f"{STOPPED_TEXT}<extra>{name}</extra>",
+                             marker={"symbol": "star", "size": 13, "color": color,
+                                     "line": {"width": 1, "color": "white"}}))
+
+
+def mean_evaluations(runs: Sequence[Sequence[dict[str, Any]]], x: str = "env_steps",
+                     stopped: Sequence[bool] | None = None) -> dict[str, list]:
+    """The mean ± std across seeds of each evaluation: a group's seeds share one schedule, so their k-th
+    evaluations are one point (at the seeds' mean ``x``: vectorized envs put them a few steps apart); ``n`` counts
+    the seeds. A seed that stopped because it solved counts with its last (solved) evaluation at every later one,
+    as it stays solved — otherwise the mean would fall to the seeds still training and read as a collapse."""
+    stopped = stopped or [False] * len(runs)
+    key = "episodes" if x == "episode" else x
+    out: dict[str, list] = {"x": [], "mean": [], "std": [], "n": []}
+    for k in range(max((len(rows) for rows in runs), default=0)):
+        rows = [seed[k] for seed in runs if len(seed) > k]
+        carried = [seed[-1] for seed, done in zip(runs, stopped) if done and 0 < len(seed) <= k]
+        values = [row["mean_return"] for row in rows + carried]
+        out["x"].append(float(np.mean([row[key] for row in rows])))
+        out["mean"].append(float(np.mean(values)))
+        out["std"].append(float(np.std(values)))
+        out["n"].append(len(values))
+    return out
+
+
+def evaluation_figure(groups: list[dict[str, Any]], *, x: str = "env_steps", seeds: bool = True) -> go.Figure:
+    """Greedy evaluations of several groups, each ``{"name", "curve": binned_mean_std(rows, x, "mean_return"),
+    "runs": [compare.evaluation_rows(...), ...]}``: the mean ± std across seeds and, when ``seeds``, each seed's
+    evaluations faint. A seed's rows marked ``carried`` (it stopped because it solved) continue dotted to the end
+    of the compared range: a solved run is drawn as solved, not as a curve that ends."""
+    fig = go.Figure()
+    for index, group in enumerate(groups):
+        color = PALETTE[index % len(PALETTE)]
+        for rows in group.get("runs", []) if seeds else []:
+            measured = [row for row in rows if not row["carried"]]
+            fig.add_trace(go.Scatter(x=[row[x] for row in measured], y=[row["mean_return"] for row in measured],
+                                     mode="lines+markers", line={"width": 1, "color": _rgba(color, 0.35)},
+                                     marker={"size": 4}, showlegend=False, hoverinfo="skip"))
+            if rows and rows[-1]["carried"]:
+                fig.add_trace(go.Scatter(x=[rows[-2][x], rows[-1][x]], y=[rows[-2]["mean_return"]] * 2,
+                                         mode="lines", line={"width": 1, "dash": "dot", "color": _rgba(color, 0.6)},
+                                         showlegend=False, hovertemplate=f"{STOPPED_TEXT}<extra>{group['name']}"
+                                                                         "</extra>"))
+        _add_band(fig, group["curve"], group["name"], color)
+    add_return_lines(fig)  # evaluations run full 500-step episodes: 475 is always reachable
+    return _layout(fig, x, "greedy evaluation return (mean ± std across seeds)")
 
 
 def series_figure(rows: list[dict[str, Any]], keys: Sequence[str], *, x: str = "env_steps",
@@ -159,17 +257,28 @@ def schedule_figure(t: np.ndarray, values: np.ndarray, unit: str, title: str) ->
 
 def bin_edges_figure(edges: list[np.ndarray], names: Sequence[str], low: Sequence[float],
                      high: Sequence[float]) -> go.Figure:
-    """One row per observation dimension: its bin edges as ticks between its bounds."""
+    """One row per observation dimension, each on its own x-axis from its low to its high bound, with its inner bin
+    edges as ticks. (One shared axis drew the pole angle's ±0.42 rad as a sliver beside the cart's ±2.4 m.)"""
+    rows, gap = len(names), 0.12
+    height = (1 - gap * (rows - 1)) / rows
     fig = go.Figure()
     for row, (name, dim_edges, lo, hi) in enumerate(zip(names, edges, low, high)):
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[row, row], mode="lines", line={"color": "#9ca3af", "width": 6},
-                                 showlegend=False, hoverinfo="skip"))
+        suffix = "" if row == 0 else str(row + 1)
+        top = 1 - row * (height + gap)
+        axes = {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[0, 0], mode="lines", line={"color": "#9ca3af", "width": 6},
+                                 showlegend=False, hoverinfo="skip", **axes))
         if len(dim_edges):
-            fig.add_trace(go.Scatter(x=dim_edges, y=[row] * len(dim_edges), mode="markers", showlegend=False,
+            fig.add_trace(go.Scatter(x=dim_edges, y=[0] * len(dim_edges), mode="markers", showlegend=False,
                                      marker={"symbol": "line-ns-open", "size": 18, "color": PALETTE[0]},
-                                     hovertemplate=f"{name}: %{{x:.3f}}<extra></extra>"))
-    fig.update_layout(height=60 + 45 * len(names), margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                      yaxis={"tickvals": list(range(len(names))), "ticktext": list(names), "autorange": "reversed"})
+                                     hovertemplate=f"{name}: %{{x:.3f}}<extra></extra>", **axes))
+        span = (hi - lo) * 0.02
+        fig.update_layout({
+            f"xaxis{suffix}": {"anchor": f"y{suffix}", "range": [lo - span, hi + span], "tickfont": {"size": 10}},
+            f"yaxis{suffix}": {"domain": [max(0.0, round(top - height, 6)), round(top, 6)], "anchor": f"x{suffix}",
+                               "tickvals": [0], "ticktext": [name if len(dim_edges) else f"{name} (1 bin: ignored)"],
+                               "fixedrange": True, "showgrid": False, "zeroline": False}})
+    fig.update_layout(height=40 + 70 * rows, margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return fig
 
 

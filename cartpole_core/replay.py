@@ -4,7 +4,9 @@ A rollout records the states, actions and the agent's action values, not pixels:
 function of its 4-number state, so any frame is re-rendered on demand (scrubbing costs one render, and a 500-step
 episode does not hold 360 MB of frames). Videos stream frames straight into ffmpeg (libx264, yuv420p — what
 browsers play). The overlay on frame ``t`` describes the observation the agent saw at ``t``: the step, the action
-it took there, its action values for that observation, and the return collected before it.
+it took there, its action values for that observation, and the return collected before it; it is drawn on the
+frame at its final size, so a small clip's text stays readable. Two episodes compared are one video, side by side
+on the same frame index: two players would start at different moments and drift apart.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import io
 import itertools
 import json
 import os
+import re
 import tempfile
 import threading
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,18 +29,31 @@ from typing import Any
 import numpy as np
 
 from cartpole_core.configs import OBS_NAMES
-from cartpole_core.envs import MAX_EPISODE_STEPS, PHYSICS_DEFAULTS, make_env
+from cartpole_core.envs import (
+    MAX_EPISODE_STEPS,
+    add_noise,
+    check_obs_noise,
+    check_physics,
+    make_env,
+    noise_generator,
+)
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen; no display needed
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 FPS = 50  # CartPole's own render_fps: one second of video is 50 steps, real time
 ACTION_NAMES = ("push left", "push right")
-OVERLAY_VERSION = 3  # bump when the overlay's look changes, so cached videos are re-made
+OVERLAY_VERSION = 4  # bump when the overlay's look (or the noise stream) changes, so cached videos are re-made
+FRAME_WIDTH, FRAME_HEIGHT = 600, 400  # CartPole's rgb_array frame
+MIN_TEXT_PX = 13  # overlay text size floor: a half-size clip would otherwise shrink it to an unreadable 10 px
+COMPACT_BELOW_PX = 300  # frames lower than this get the compact overlay (step, action, return; values in the bar)
+PANEL_GAP_PX = 4  # the grey divider between the two episodes of a side-by-side video
+MAX_SLUG = 120
 
 
 class ReplayError(ValueError):
-    """Bad replay input (seed, physics, noise, output file)."""
+    """Bad replay input (seed, max_steps, frame, output file). Bad physics or noise raise ``envs.ConditionError``,
+    the one check (and message) the Robustness page shares."""
 
 
 @dataclass
@@ -85,37 +102,27 @@ class Episode:
         return table
 
 
-def check_physics(physics: dict[str, float] | None) -> dict[str, float]:
-    physics = dict(physics or {})
-    for name, value in physics.items():
-        if name not in PHYSICS_DEFAULTS:
-            raise ReplayError(f"unknown physics parameter {name!r}; allowed: {', '.join(PHYSICS_DEFAULTS)}")
-        if isinstance(value, bool) or not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-            raise ReplayError(f"physics {name} must be a positive number, got {value!r}")
-    return {name: float(value) for name, value in physics.items()}
-
-
 def rollout(agent: Any, seed: int = 0, *, physics: dict[str, float] | None = None, obs_noise: float = 0.0,
             max_steps: int = MAX_EPISODE_STEPS) -> Episode:
     """Run the greedy policy for one episode on ``seed`` (same seed, same start state) and record it.
 
-    ``obs_noise`` adds Gaussian noise (std) to what the agent sees, from a generator seeded by ``seed``.
+    ``obs_noise`` adds Gaussian noise (std) to what the agent sees, from ``envs.noise_generator(seed)``: the
+    stream a robustness evaluation on this seed draws from. Physics and noise outside the ranges the Robustness
+    page offers raise ``envs.ConditionError``.
     """
     if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**31:
         raise ReplayError(f"episode seed must be an integer in [0, 2**31), got {seed!r}")
-    if isinstance(obs_noise, bool) or not isinstance(obs_noise, (int, float)) or not (np.isfinite(obs_noise)
-                                                                                     and obs_noise >= 0):
-        raise ReplayError(f"observation noise must be ≥ 0, got {obs_noise!r}")
+    obs_noise = check_obs_noise(obs_noise)
     if not 1 <= int(max_steps) <= 100_000:
         raise ReplayError(f"max_steps must be in [1, 100000], got {max_steps!r}")
     physics = check_physics(physics)
     env = make_env(**physics)
-    rng = np.random.default_rng(int(seed))
+    rng = noise_generator(int(seed))
     obs, _ = env.reset(seed=int(seed))
     observations, seen, actions, values, rewards = [obs], [], [], [], []
     terminated = truncated = False
     for _ in range(int(max_steps)):
-        view = obs + rng.normal(0.0, obs_noise, size=obs.shape).astype(obs.dtype) if obs_noise else obs
+        view = add_noise(obs, rng, obs_noise) if obs_noise else obs
         q = np.asarray(agent.action_values(view), dtype=np.float64)
         action = int(q.argmax())
         obs, reward, terminated, truncated, _ = env.step(action)
@@ -168,23 +175,31 @@ def renderer_for(physics: dict[str, float] | None = None) -> Renderer:
         return _renderers[key]
 
 
-def overlay_lines(episode: Episode, t: int) -> list[str]:
-    """The text drawn on frame ``t``: step, the action taken there, the action values behind it, return so far."""
+def overlay_lines(episode: Episode, t: int, *, compact: bool = False) -> list[str]:
+    """The text drawn on frame ``t``: step, the action taken there, the action values behind it, return so far.
+    ``compact`` (small frames) leaves out the values, which the preference bar still shows, and shortens the
+    ending, so the text can stay large enough to read."""
     if not 0 <= t <= episode.steps:
         raise ReplayError(f"frame {t} is outside this episode; allowed: 0 … {episode.steps}")
     lines = [f"step {t} / {episode.steps}"]
+    ending = "terminated" if episode.terminated else "time limit" if episode.truncated else "stopped"
     if t < episode.steps:
         action = int(episode.actions[t])
         left, right = episode.action_values[t]
         name = "Q" if episode.value_kind == "Q" else "P"
         fmt = "{:.2f}" if episode.value_kind == "Q" else "{:.3f}"
-        lines.append(f"action: {ACTION_NAMES[action]}")
-        lines.append(f"{name}(left) {fmt.format(left)}  {name}(right) {fmt.format(right)}")
+        lines.append(ACTION_NAMES[action] if compact else f"action: {ACTION_NAMES[action]}")
+        if not compact:
+            lines.append(f"{name}(left) {fmt.format(left)}  {name}(right) {fmt.format(right)}")
     else:
-        lines.append("episode over: " + ("terminated" if episode.terminated else "time limit"
-                                         if episode.truncated else "stopped"))
+        lines.append(ending if compact else f"episode over: {ending}")
     lines.append(f"return {episode.return_before(t):.0f}")
     return lines
+
+
+def overlay_text_size(height: int) -> int:
+    """Overlay font size (pixels) on a frame ``height`` pixels high: a twentieth of it, never below MIN_TEXT_PX."""
+    return max(MIN_TEXT_PX, height // 20)
 
 
 _font_cache: dict[int, Any] = {}
@@ -254,11 +269,12 @@ def _box(out: np.ndarray, y0: int, x0: int, y1: int, x1: int, fill: tuple[int, i
 
 def draw_overlay(frame: np.ndarray, lines: list[str], action: int | None = None,
                  values: np.ndarray | None = None, value_kind: str = "Q") -> np.ndarray:
-    """Text box at the top left and a left/right preference bar at the top right, drawn into a copy."""
+    """Text box at the top left and a left/right preference bar at the top right, drawn into a copy. Drawn on the
+    frame at its final size (text is sized by ``overlay_text_size``, not scaled with the picture)."""
     out = np.array(frame)  # writable copy
     height, width = frame.shape[:2]
-    size = max(11, height // 20)
-    small = max(9, size - 4)
+    size = overlay_text_size(height)
+    small = max(MIN_TEXT_PX - 2, size - 4)
     pad, line_h = 6, size + 4
     masks = [text_mask(line, size) for line in lines]
     box_w = min(width - 9, max(mask.shape[1] for mask in masks) + 2 * pad)
@@ -285,40 +301,94 @@ def draw_overlay(frame: np.ndarray, lines: list[str], action: int | None = None,
     return out
 
 
-def render_frame(episode: Episode, t: int, *, overlay: bool = True) -> np.ndarray:
-    """Frame ``t`` of the episode (state after t steps), with the overlay unless ``overlay=False``."""
-    lines = overlay_lines(episode, t)  # validates t
+def frame_size(scale: float = 1.0) -> tuple[int, int]:
+    """(width, height) of a frame scaled by ``scale``, rounded to even numbers (H.264 in yuv420p needs them)."""
+    if not 0.1 <= scale <= 2.0:
+        raise ReplayError(f"video scale must be in [0.1, 2], got {scale!r}")
+    return int(round(FRAME_WIDTH * scale / 2)) * 2, int(round(FRAME_HEIGHT * scale / 2)) * 2
+
+
+def render_frame(episode: Episode, t: int, *, overlay: bool = True,
+                 size: tuple[int, int] | None = None) -> np.ndarray:
+    """Frame ``t`` of the episode (state after t steps), resized to ``size`` = (width, height) if given, then with
+    the overlay unless ``overlay=False`` (drawn after resizing, so its text stays readable on small frames)."""
+    overlay_lines(episode, t)  # validates t
     frame = renderer_for(episode.physics).frame(episode.observations[t])
+    if size is not None and tuple(size) != (frame.shape[1], frame.shape[0]):
+        from PIL import Image
+        frame = np.asarray(Image.fromarray(frame).resize(tuple(size), Image.BILINEAR))
     if not overlay:
         return frame
     acting = t < episode.steps
+    lines = overlay_lines(episode, t, compact=frame.shape[0] < COMPACT_BELOW_PX)
     return draw_overlay(frame, lines, int(episode.actions[t]) if acting else None,
                         episode.action_values[t] if acting else None, episode.value_kind)
 
 
-def frames(episode: Episode, *, overlay: bool = True, every: int = 1) -> Iterator[np.ndarray]:
+def frames(episode: Episode, *, overlay: bool = True, every: int = 1,
+           size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
     for t in range(0, episode.steps + 1, every):
-        yield render_frame(episode, t, overlay=overlay)
+        yield render_frame(episode, t, overlay=overlay, size=size)
+
+
+# ------------------------------------------------------------------------------------------- side by side
+
+
+def _label_strip(width: int, text: str, size: int, ended: bool) -> np.ndarray:
+    """A band above a panel naming its episode: grey while it plays, amber once it has ended."""
+    strip = np.full((size + 10 + size % 2, width, 3), (253, 230, 138) if ended else (243, 244, 246), dtype=np.uint8)
+    _blend(strip, 4, 6, text_mask(text, size), (20, 20, 20))
+    return strip
+
+
+def side_by_side_frame(episodes: Sequence[Episode], labels: Sequence[str], t: int, *,
+                       size: tuple[int, int] | None = None) -> np.ndarray:
+    """Frame ``t`` of every episode, next to each other under their labels, so they play in lockstep. An episode
+    shorter than ``t`` holds its last frame, faded, its label strip turned amber and saying when it ended."""
+    if len(episodes) != len(labels) or not episodes:
+        raise ReplayError(f"side by side needs one label per episode, got {len(episodes)} episodes and "
+                          f"{len(labels)} labels")
+    longest = max(episode.steps for episode in episodes)
+    if not 0 <= t <= longest:
+        raise ReplayError(f"frame {t} is outside these episodes; allowed: 0 … {longest}")
+    panels = []
+    for episode, label in zip(episodes, labels):
+        ended = t > episode.steps
+        frame = render_frame(episode, min(t, episode.steps), size=size)
+        if ended:
+            frame = (frame // 2 + 128).astype(np.uint8)  # faded towards white: this side is over
+        text = f"{label} · ended at step {episode.steps}" if ended else label
+        strip = _label_strip(frame.shape[1], text, overlay_text_size(frame.shape[0]), ended)
+        panels.append(np.vstack([strip, frame]))
+    divider = np.full((panels[0].shape[0], PANEL_GAP_PX, 3), 160, dtype=np.uint8)
+    parts = [panels[0]]
+    for panel in panels[1:]:
+        parts += [divider, panel]
+    return np.hstack(parts)
+
+
+def side_by_side_frames(episodes: Sequence[Episode], labels: Sequence[str], *, every: int = 1,
+                        size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+    for t in range(0, max(episode.steps for episode in episodes) + 1, every):
+        yield side_by_side_frame(episodes, labels, t, size=size)
 
 
 # ----------------------------------------------------------------------------------------------- encoding
 
 
-def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, every: int = 1, overlay: bool = True,
-               scale: float = 1.0) -> bytes:
-    """H.264 (libx264, yuv420p, faststart) MP4 of every ``every``-th frame, played in real time (50 / every fps);
-    written to ``path`` if given. Returns the bytes."""
+def _check_every(every: int) -> int:
     if every not in (1, 2, 5, 10):
         raise ReplayError(f"every must be 1, 2, 5 or 10 (a whole frame rate), got {every!r}")
-    fps = FPS // every
-    import imageio_ffmpeg
-    from PIL import Image
+    return every
 
-    stream = frames(episode, overlay=overlay, every=every)
+
+def _write_mp4(stream: Iterator[np.ndarray], path: str | os.PathLike | None, fps: int) -> bytes:
+    """H.264 (libx264, yuv420p, faststart) MP4 of ``stream``'s frames (all of the first one's even size), written
+    to ``path`` if given. Returns the bytes."""
+    import imageio_ffmpeg
+
     first = next(stream)
     height, width = first.shape[:2]
-    if scale != 1.0:
-        width, height = (int(round(width * scale / 2)) * 2, int(round(height * scale / 2)) * 2)
     with tempfile.TemporaryDirectory() as folder:
         # Encoded beside the target when there is one (then renamed into place: readers never see half a file).
         out = Path(path).with_name(f".{Path(path).stem}.{os.getpid()}.part.mp4") if path is not None else \
@@ -332,8 +402,6 @@ def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, every
                                                             "-movflags", "+faststart"])
         writer.send(None)
         for frame in itertools.chain([first], stream):
-            if frame.shape[:2] != (height, width):
-                frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
             writer.send(np.ascontiguousarray(frame))
         writer.close()
         data = out.read_bytes()
@@ -342,22 +410,12 @@ def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, every
     return data
 
 
-def encode_gif(episode: Episode, path: str | os.PathLike | None = None, *, width: int = 320, fps: int = 25,
-               overlay: bool = True) -> bytes:
-    """An animated GIF ``width`` pixels wide (Streamlit shows only the first frame of GIFs wider than the page,
-    so keep it small), at ``fps`` (every other step at the default 25). Loops forever."""
+def _write_gif(stream: Iterator[np.ndarray], path: str | os.PathLike | None, every: int) -> bytes:
+    """An animated GIF of ``stream``'s frames, each shown for ``every`` steps of real time; loops forever."""
     from PIL import Image
 
-    if not 64 <= width <= 1200:
-        raise ReplayError(f"GIF width must be in [64, 1200] pixels, got {width}")
-    if not 1 <= fps <= FPS:
-        raise ReplayError(f"GIF frame rate must be in [1, {FPS}] per second, got {fps}")
-    every = max(1, round(FPS / fps))
-    images = []
-    for frame in frames(episode, overlay=overlay, every=every):
-        image = Image.fromarray(frame)
-        image = image.resize((width, round(frame.shape[0] * width / frame.shape[1])), Image.BILINEAR)
-        images.append(image.quantize(colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+    images = [Image.fromarray(frame).quantize(colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+              for frame in stream]
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
                    duration=int(1000 * every / FPS), optimize=False, disposal=1)
@@ -367,11 +425,52 @@ def encode_gif(episode: Episode, path: str | os.PathLike | None = None, *, width
     return data
 
 
+def encode_mp4(episode: Episode, path: str | os.PathLike | None = None, *, every: int = 1, overlay: bool = True,
+               scale: float = 1.0) -> bytes:
+    """H.264 MP4 of every ``every``-th frame, ``scale`` times CartPole's 600 × 400, played in real time
+    (50 / every fps); written to ``path`` if given. Returns the bytes."""
+    every = _check_every(every)
+    return _write_mp4(frames(episode, overlay=overlay, every=every, size=frame_size(scale)), path, FPS // every)
+
+
+def encode_gif(episode: Episode, path: str | os.PathLike | None = None, *, width: int = 320, fps: int = 25,
+               overlay: bool = True) -> bytes:
+    """An animated GIF ``width`` pixels wide (Streamlit shows only the first frame of GIFs wider than the page,
+    so keep it small), at ``fps`` (every other step at the default 25). Loops forever."""
+    if not 64 <= width <= 1200:
+        raise ReplayError(f"GIF width must be in [64, 1200] pixels, got {width}")
+    if not 1 <= fps <= FPS:
+        raise ReplayError(f"GIF frame rate must be in [1, {FPS}] per second, got {fps}")
+    every = max(1, round(FPS / fps))
+    size = (width, round(FRAME_HEIGHT * width / FRAME_WIDTH))
+    return _write_gif(frames(episode, overlay=overlay, every=every, size=size), path, every)
+
+
+def encode_side_by_side(episodes: Sequence[Episode], labels: Sequence[str], path: str | os.PathLike | None = None,
+                        *, kind: str = "mp4", every: int = 1, scale: float = 1.0) -> bytes:
+    """One video of the episodes next to each other (``side_by_side_frame``): two ``st.video`` elements start
+    at different moments, one video's halves cannot drift apart. As long as the longest episode; MP4 or GIF."""
+    if kind not in ("mp4", "gif"):
+        raise ReplayError(f"video format must be mp4 or gif, got {kind!r}")
+    every = _check_every(every)
+    stream = side_by_side_frames(episodes, labels, every=every, size=frame_size(scale))
+    return _write_mp4(stream, path, FPS // every) if kind == "mp4" else _write_gif(stream, path, every)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def slug(text: str, fallback: str = "replay") -> str:
+    """``text`` as a safe file name part: ASCII letters, digits, ``-``, ``_`` and ``.`` only (run names hold
+    spaces, ``/`` and ``·``, which downloads, shells and some file systems mangle); accents lose their marks."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_text)
+    cleaned = re.sub(r"-{2,}", "-", cleaned)[:MAX_SLUG].strip("-._")
+    return cleaned or fallback
 
 
 # -------------------------------------------------------------------------------------- cached replay files
@@ -404,6 +503,30 @@ def cached_video(agent: Any, checkpoint: Path, seed: int = 0, *, physics: dict[s
         else:
             encode_gif(episode, path, width=int(320 * scale))
     return path, episode
+
+
+def side_by_side_key(episodes: Sequence[Episode], labels: Sequence[str], kind: str = "mp4", every: int = 1,
+                     scale: float = 1.0) -> str:
+    """A file name for a side-by-side video of exactly these episodes (their recorded states, actions and values:
+    what the frames show) under these labels."""
+    digest = hashlib.sha1()
+    for episode in episodes:
+        for array in (episode.observations, episode.actions, episode.action_values):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(json.dumps([episode.value_kind, episode.physics], sort_keys=True).encode())
+    digest.update(json.dumps([list(labels), kind, int(every), float(scale), OVERLAY_VERSION]).encode())
+    seeds = "-".join(dict.fromkeys(str(episode.seed) for episode in episodes))
+    return f"side-by-side-seed{seeds}-{digest.hexdigest()[:12]}.{kind}"
+
+
+def cached_side_by_side(episodes: Sequence[Episode], labels: Sequence[str], folder: Path, *, kind: str = "mp4",
+                        every: int = 1, scale: float = 1.0) -> Path:
+    """The side-by-side video of these episodes in ``folder`` (e.g. the first run's ``replays/``), encoded only
+    if not there yet."""
+    path = Path(folder) / side_by_side_key(episodes, labels, kind, every, scale)
+    if not path.exists():
+        encode_side_by_side(episodes, labels, path, kind=kind, every=every, scale=scale)
+    return path
 
 
 # ------------------------------------------------------------------------------------- choosing checkpoints

@@ -3,11 +3,12 @@
 Two kinds of change, called *factors*:
 
 - physics — gravity, cart mass, pole mass, half pole length and push force (Gymnasium's names, see
-  ``envs.PHYSICS_DEFAULTS``), set on the environment before the episodes start;
+  ``envs.CONDITIONS`` for their defaults and allowed ranges), set on the environment before the episodes start;
 - ``obs_noise`` — Gaussian noise with standard deviation σ added to what the agent *sees*, in each observation
   dimension's own unit (m, m/s, rad, rad/s). The true state, and so the physics, is untouched: the noise only
-  blurs the policy's input. It comes from a numpy Generator seeded from the evaluation seed, so the same seed
-  gives the same returns, and σ = 0 leaves the policy unwrapped: exactly the plain evaluation.
+  blurs the policy's input. It comes from ``envs.noise_generator`` of the evaluation seed (the stream a replay of
+  that seed draws from), so the same seed gives the same returns, and σ = 0 leaves the policy unwrapped: exactly
+  the plain evaluation.
 
 A grid varies two factors over lists of values; every cell is one ``evaluate_returns`` call (its episodes
 stepped together in one vectorized env) on the same episode seed, so cells differ only in their conditions,
@@ -24,49 +25,32 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from cartpole_core.envs import MAX_EPISODE_STEPS, PHYSICS_DEFAULTS, SOLVED_RETURN
+from cartpole_core.envs import (
+    CONDITIONS,
+    MAX_EPISODE_STEPS,
+    OBS_NOISE,
+    SOLVED_RETURN,
+    Condition,
+    add_noise,
+    check_condition,
+    exact_text,
+    noise_generator,
+)
 from cartpole_core.evaluate import EVAL_EPISODES, EVAL_SEED, BatchPolicy, evaluate_returns
 
-NOISE = "obs_noise"
-NOISE_STREAM = 0x0B5  # mixed into the noise seed, so the noise is not the stream that drew the start states
+NOISE = OBS_NOISE
 MAX_RETURN = float(MAX_EPISODE_STEPS)  # reward 1 per step up to CartPole-v1's cap: the top of every colour scale
 # Red → yellow below "solved", green from 475 on (475 / 500 = 0.95), so solved cells stand out at a glance.
 RETURN_COLORSCALE = [[0.0, "#b91c1c"], [0.5, "#facc15"], [0.949, "#bef264"], [0.95, "#4ade80"], [1.0, "#15803d"]]
+DEFAULT_POINTS = 5  # per axis: 0.1×, 0.32×, 1×, 3.2×, 10× over the full range, the default in the middle
+DEFAULT_NOISE_RANGE = (0.0, 0.2)  # σ: from none to where a solved agent usually fails
 
 ProgressSink = Callable[[int, int], None]  # (cells done, cells in total)
 
-
-@dataclass(frozen=True)
-class Factor:
-    """One thing a robustness test changes, with the range the UI offers (``low``–``high`` in ``step``s)."""
-
-    name: str
-    label: str
-    unit: str
-    default: float
-    low: float
-    high: float
-    step: float
-
-    @property
-    def title(self) -> str:
-        """Axis / column title, e.g. ``push force (N)``."""
-        return f"{self.label} ({self.unit})"
-
-    @property
-    def is_physics(self) -> bool:
-        return self.name in PHYSICS_DEFAULTS
-
-
-# Physics ranges are about 0.25× to 4× the default, rounded so that the default lies on the slider's steps.
-FACTORS: dict[str, Factor] = {factor.name: factor for factor in (
-    Factor("gravity", "gravity", "m/s²", PHYSICS_DEFAULTS["gravity"], 2.5, 40.0, 0.1),
-    Factor("masscart", "cart mass", "kg", PHYSICS_DEFAULTS["masscart"], 0.25, 4.0, 0.05),
-    Factor("masspole", "pole mass", "kg", PHYSICS_DEFAULTS["masspole"], 0.025, 0.4, 0.005),
-    Factor("length", "half pole length", "m", PHYSICS_DEFAULTS["length"], 0.125, 2.0, 0.025),
-    Factor("force_mag", "push force", "N", PHYSICS_DEFAULTS["force_mag"], 2.5, 40.0, 0.5),
-    Factor(NOISE, "observation noise σ", "obs. units", 0.0, 0.0, 0.5, 0.01),
-)}
+# The factors and their ranges are the lab's one set (``envs.CONDITIONS``), so that every condition a grid can
+# produce is one the Replay page and the ``replay`` command accept.
+Factor = Condition
+FACTORS: dict[str, Factor] = CONDITIONS
 
 
 def _factor(name: str) -> Factor:
@@ -76,28 +60,27 @@ def _factor(name: str) -> Factor:
 
 
 def validate_conditions(conditions: Mapping[str, float]) -> dict[str, float]:
-    """The conditions as floats; ValueError for an unknown factor, non-positive physics or negative noise."""
-    out = {}
-    for name, value in conditions.items():
-        factor = _factor(name)
-        value = float(value)
-        if factor.is_physics and not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"{factor.label} ({name} = {value:g}) must be a positive number; "
-                             f"the default is {factor.default:g} {factor.unit}")
-        if not factor.is_physics and not (value >= 0 and math.isfinite(value)):
-            raise ValueError(f"{factor.label} ({name} = {value:g}) must be ≥ 0; 0 means no noise")
-        out[name] = value
-    return out
+    """The conditions as floats; ValueError for an unknown factor, ConditionError (a ValueError) for a value
+    outside its allowed range (the check the Replay page and the ``replay`` command use too)."""
+    for name in conditions:
+        _factor(name)
+    return {name: check_condition(name, value) for name, value in conditions.items()}
+
+
+def multiple_range(factor: str) -> tuple[float, float]:
+    """The allowed range of a physics factor as multiples of its default (0.1×, 10×): the grid's axis inputs."""
+    spec = _factor(factor)
+    return float(f"{spec.low / spec.default:.6g}"), float(f"{spec.high / spec.default:.6g}")
 
 
 def noisy_policy(policy: BatchPolicy, obs_noise: float, seed: int = EVAL_SEED) -> BatchPolicy:
     """``policy`` acting on observations blurred by N(0, ``obs_noise``²) per dimension; σ = 0 returns it as is."""
     if obs_noise == 0:
         return policy
-    rng = np.random.default_rng([NOISE_STREAM, seed])
+    rng = noise_generator(seed)
 
     def act(obs: np.ndarray) -> np.ndarray:
-        return policy(obs + rng.normal(0.0, obs_noise, size=np.shape(obs)))
+        return policy(add_noise(obs, rng, obs_noise))
 
     return act
 
@@ -118,8 +101,9 @@ def evaluate_under(agent_or_policy: Any, conditions: Mapping[str, float] | None 
 
 def axis_values(factor: str, points: int, low: float, high: float) -> list[float]:
     """``points`` values of a factor from ``low`` to ``high``: multiples of the default, geometrically spaced,
-    for physics (0.5× – 2× in 5 points gives 0.5, 0.71, 1, 1.41, 2 ×); σ itself, evenly spaced, for noise.
-    Rounded to 6 significant digits, so the middle of a symmetric range is exactly the default."""
+    for physics (0.1× – 10× in 5 points gives 0.1, 0.32, 1, 3.2, 10 ×); σ itself, evenly spaced, for noise.
+    Rounded to 6 significant digits, so the middle of a symmetric range is exactly the default; each value must
+    lie in the factor's allowed range."""
     spec = _factor(factor)
     if points < 1:
         raise ValueError(f"{spec.label} needs at least 1 point, got {points}")
@@ -131,7 +115,7 @@ def axis_values(factor: str, points: int, low: float, high: float) -> list[float
         if not 0 <= low <= high:
             raise ValueError(f"{spec.label} must satisfy 0 ≤ min ≤ max, got {low:g} and {high:g}")
         values = np.linspace(low, high, points)
-    return [float(f"{value:.6g}") for value in values]
+    return [check_condition(factor, float(f"{value:.6g}")) for value in values]
 
 
 @dataclass
@@ -252,9 +236,10 @@ def grid_table(grid: RobustnessGrid) -> list[dict[str, Any]]:
 
 def replay_query_params(run_id: str, checkpoint: str, seed: int,
                         conditions: Mapping[str, float]) -> dict[str, str]:
-    """Query parameters for the Replay page: run, checkpoint file name, seed, and each non-default factor."""
+    """Query parameters for the Replay page: run, checkpoint file name, seed, and each non-default factor, written
+    exactly (the Replay page then replays this very condition, not a rounding of it)."""
     params = {"run": run_id, "checkpoint": checkpoint, "seed": str(int(seed))}
     for name, value in validate_conditions(conditions).items():
-        if not math.isclose(value, FACTORS[name].default):
-            params[name] = f"{value:g}"
+        if value != FACTORS[name].default:
+            params[name] = exact_text(value)
     return params

@@ -6,6 +6,8 @@ import streamlit as st
 
 import lab_api
 import lab_ui as ui
+from cartpole_core.compare import group_label
+from cartpole_core.evaluate import EVAL_EPISODES
 from cartpole_core.jobs import cancel_run
 from cartpole_core.live import (
     EMA_RANGE,
@@ -16,6 +18,7 @@ from cartpole_core.live import (
     LiveRequest,
     checkpoint_key,
     shared_feed,
+    view_label,
 )
 from cartpole_core.replay import ReplayError, cached_video
 from cartpole_core.store import ACTIVE_STATUSES
@@ -42,10 +45,10 @@ if not run_ids or store.get_run(run_ids[0]) is None:
     st.stop()
 
 first = store.get_run(run_ids[0])
-title = first["name"] if run_id else f"{first['algo']}/{first['preset'] or 'custom'} · {len(run_ids)} seeds"
+title = first["name"] if run_id else group_label([store.get_run(rid) for rid in run_ids])
 st.title(title)
 st.caption(f"{ui.ALGORITHM_TITLES[first['algo']]} · preset {first['preset'] or 'custom'} · "
-           f"{'run ' + run_id if run_id else 'group ' + group_id}")
+           f"{'run ' + run_id if run_id else f'group {group_id} · {len(run_ids)} seeds'}")
 
 controls = st.columns([1, 1, 1, 1])
 method = controls[0].selectbox("Smoothing", list(SMOOTHING), key="smooth_method", format_func=SMOOTHING.get)
@@ -56,6 +59,31 @@ x_axis = controls[2].selectbox("x axis", list(X_AXES), key="x_axis", format_func
 paused = controls[3].toggle("Pause live updates", key="paused",
                             help="Holds the charts still while you read them. Zoom survives refreshes either way.")
 feed = shared_feed(store.home)
+
+
+def clip_caption(checkpoint: str, episode) -> str:
+    """What the clip is: ONE greedy episode, cut at CLIP_STEPS — its return is not the evaluation's mean over 20
+    full episodes, and a clip that ends at 200 steps with the pole up is not a failure."""
+    head = f"{checkpoint} · one episode (seed {episode.seed})"
+    if episode.terminated:
+        return (f"{head}: the pole fell at step {episode.steps}, return {episode.total_return:.0f}. The clip shows "
+                f"at most {CLIP_STEPS} steps.")
+    if episode.steps >= CLIP_STEPS:
+        return (f"{head}, cut at {CLIP_STEPS} steps with the pole still up: return {episode.total_return:.0f} "
+                "(evaluation episodes run to 500).")
+    return (f"{head}: {episode.steps} steps, return {episode.total_return:.0f}. The clip shows at most "
+            f"{CLIP_STEPS} steps.")
+
+
+def latest_evaluation(rid: str) -> str:
+    """The run's latest evaluation beside the clip: what "solved" is decided on."""
+    evaluations = feed.rows(rid)["evaluations"]
+    if not evaluations:
+        return "No evaluation yet."
+    last = evaluations[-1]
+    verdict = "solved" if last["solved"] else "not solved"
+    return (f"Latest evaluation: mean return {last['mean_return']:.0f} ± {last['std_return']:.0f} over "
+            f"{EVAL_EPISODES} episodes at {last['env_steps']:,} env steps — {verdict} (≥ 475).")
 
 
 def policy_clip(run: dict) -> dict:
@@ -76,14 +104,14 @@ def policy_clip(run: dict) -> dict:
                 st.caption(f"No clip: {err}")
                 return {}
             state.update(key=checkpoint_key(latest), made=time.monotonic(), video=str(video),
-                         text=f"{ui.checkpoint_label(latest)} · episode seed 0 · return {episode.total_return:.0f}"
-                              f"{'' if episode.terminated else ' (clip ends at ' + str(CLIP_STEPS) + ' steps)'}")
+                         text=clip_caption(ui.checkpoint_label(latest), episode))
     st.caption("**Current policy**")
     if "video" in state:
         # While training, each new clip plays through once (a looping video keeps the browser compositing on the
         # cores the run trains on); once the run is over it loops.
         st.video(state["video"], autoplay=True, loop=run["status"] not in ACTIVE_STATUSES, muted=True)
         st.caption(state["text"])
+        st.caption(latest_evaluation(run["id"]))
         st.page_link("pages/replay.py", label="Full replay", icon=":material/movie:",
                      query_params={"run": run["id"]})
     else:
@@ -128,7 +156,7 @@ def live() -> None:
     # One view at a time (not tabs, which render every chart on every refresh): the server and the browser
     # redraw only what is shown, so a watched run keeps its training speed.
     st.segmented_control("View", list(VIEWS), key="view", default="Reward", required=True,
-                         label_visibility="collapsed")
+                         label_visibility="collapsed", format_func=lambda name: view_label(name, first["algo"]))
     watch: dict = {}
     figures, captions = snapshot["figures"], snapshot["captions"]
     if view == "Reward":
@@ -146,7 +174,7 @@ def live() -> None:
                 columns[index % len(columns)].page_link("pages/live.py", label=run["name"],
                                                         query_params={"run": run["id"]})
         if not figures:
-            st.caption("No updates yet.")
+            st.caption("No updates yet." if view == "Diagnostics" else "No episodes yet.")
     for key, figure in figures.items():
         if key != "reward_chart":
             ui.live_chart(figure, key=key, feed=every)

@@ -1,23 +1,26 @@
 """Replay: watch a checkpoint's greedy policy on one episode — video, frame scrubber with the agent's values,
-state trace — optionally next to a second checkpoint on the same episode, under changed physics or noise."""
+state trace — optionally next to a second checkpoint on the same episode (one video, both halves in lockstep),
+under changed physics or noise: any condition the Robustness page can produce, shown and replayed exactly."""
 
 import math
 
 import streamlit as st
 
 import lab_ui as ui
-from cartpole_core.envs import PHYSICS_DEFAULTS
+from cartpole_core.envs import CONDITIONS, OBS_NOISE, PHYSICS_DEFAULTS, ConditionError, check_condition, exact_text
 from cartpole_core.plots import episode_trace_figure
 from cartpole_core.replay import (
     FPS,
     ReplayError,
+    cached_side_by_side,
     cached_video,
     encode_gif,
+    encode_side_by_side,
     render_frame,
     replay_key,
     rollout,
+    slug,
 )
-from cartpole_core.robustness import FACTORS, NOISE
 
 MAX_SEED = 2**31 - 1
 KEPT_EPISODES = 16  # rollouts kept per session (a few KB each: states, not frames)
@@ -50,26 +53,51 @@ def url_number(name: str, default: float) -> float:
     return value if math.isfinite(value) else default
 
 
+def link_conditions() -> dict[str, float]:
+    """The conditions in the page's link, exactly as given; a value the lab does not accept is named in a warning
+    (with the allowed range) and left at its default, never silently moved into range."""
+    found = {}
+    for name, spec in CONDITIONS.items():
+        if name not in st.query_params:
+            continue
+        raw = st.query_params[name]
+        try:
+            number = float(raw)
+        except ValueError:
+            number = raw  # check_condition names it: "must be a number in [...], got 'abc'"
+        try:
+            value = check_condition(name, number)
+        except ConditionError as err:
+            st.warning(f"The link's {err}. Replaying the default {exact_text(spec.default)} {spec.unit} instead.",
+                       icon=":material/warning:")
+            continue
+        if value != spec.default:
+            found[name] = value
+    return found
+
+
 settings = st.columns([1, 3])
 seed = settings[0].number_input("Episode seed", 0, MAX_SEED, min(max(int(url_number("seed", 0)), 0), MAX_SEED),
                                 key="replay_seed",
                                 help="Fixes the start state: the same seed is the same episode for every checkpoint.")
-url_conditions = {name: url_number(name, spec.default) for name, spec in FACTORS.items()}
-url_conditions = {name: value for name, value in url_conditions.items()
-                  if not math.isclose(value, FACTORS[name].default)}
+url_conditions = link_conditions()
 with settings[1].expander("Physics and observation noise" + (" (changed)" if url_conditions else ""),
                           expanded=bool(url_conditions), icon=":material/tune:"):
-    sliders = st.columns(len(FACTORS))
+    inputs = st.columns(len(CONDITIONS))
     conditions = {}
-    for column, spec in zip(sliders, FACTORS.values()):
-        start = min(max(url_conditions.get(spec.name, spec.default), spec.low), spec.high)
-        value = column.slider(spec.title, spec.low, spec.high, start, spec.step, key=f"replay_{spec.name}")
-        if not math.isclose(value, spec.default):
+    for column, spec in zip(inputs, CONDITIONS.values()):
+        # Number inputs, not sliders: a slider snaps to its steps, and the link's value must be replayed as is.
+        value = column.number_input(spec.title, spec.low, spec.high, url_conditions.get(spec.name, spec.default),
+                                    spec.step, format="%g", key=f"replay_{spec.name}",
+                                    help=f"{exact_text(spec.low)} to {exact_text(spec.high)}; "
+                                         f"default {exact_text(spec.default)}.")
+        if value != spec.default:
             conditions[spec.name] = value
 physics = {name: value for name, value in conditions.items() if name in PHYSICS_DEFAULTS}
-noise = conditions.get(NOISE, 0.0)
+noise = conditions.get(OBS_NOISE, 0.0)
 if conditions:
-    st.caption("Changed: " + ", ".join(f"{FACTORS[name].title} {value:g}" for name, value in conditions.items()))
+    st.caption("Changed: " + ", ".join(f"{CONDITIONS[name].title} {exact_text(value)}"
+                                       for name, value in conditions.items()))
 
 # ---------------------------------------------------------------------------------------------- rollouts
 
@@ -90,11 +118,22 @@ for run, artifact in [pick for pick in picks if pick is not None]:
     agent = ui.load_checkpoint(artifact)
     try:
         shown.append((run, artifact, agent, episode_for(artifact, agent)))
-    except (ReplayError, OSError) as err:
+    except (ReplayError, ConditionError, OSError) as err:
         st.error(f"Cannot replay {artifact['path'].name} of {run['name']}: {err}")
         st.stop()
 
 # ------------------------------------------------------------------------------------------------- videos
+
+
+def downloads(video, gif, stem: str) -> None:
+    """MP4 (the cached file) and GIF (made on click) buttons; file names are slugs (run names hold spaces, ``/``
+    and ``·``)."""
+    columns = st.columns(2)
+    columns[0].download_button("MP4", video.read_bytes, f"{slug(stem)}.mp4", "video/mp4", icon=":material/download:",
+                               key=f"mp4_{video.name}", on_click="ignore", width="stretch")
+    columns[1].download_button("GIF", gif, f"{slug(stem)}.gif", "image/gif", icon=":material/download:",
+                               key=f"gif_{video.name}", on_click="ignore", width="stretch",
+                               help="320 px wide per episode, 25 frames per second; made on click.")
 
 
 def video_panel(run: dict, artifact: dict, agent, episode) -> None:
@@ -104,18 +143,33 @@ def video_panel(run: dict, artifact: dict, agent, episode) -> None:
     try:
         with st.spinner("Encoding the video …"):
             video, _ = cached_video(agent, artifact["path"], seed, physics=physics, obs_noise=noise, episode=episode)
-    except (ReplayError, OSError) as err:
+    except (ReplayError, ConditionError, OSError) as err:
         st.error(f"Cannot encode the replay of {artifact['path'].name}: {err}")
         return
     st.video(str(video), autoplay=True, loop=True, muted=True)
     st.caption(f"Return **{episode.total_return:.0f}** — {episode.outcome()}. {FPS} frames per second: real time.")
-    downloads = st.columns(2)
-    stem = f"{run['name']}-{artifact['path'].stem}-seed{seed}"
-    downloads[0].download_button("MP4", video.read_bytes, f"{stem}.mp4", "video/mp4", icon=":material/download:",
-                                 key=f"mp4_{video.name}", on_click="ignore", width="stretch")
-    downloads[1].download_button("GIF", lambda: encode_gif(episode), f"{stem}.gif", "image/gif",
-                                 icon=":material/download:", key=f"gif_{video.name}", on_click="ignore",
-                                 width="stretch", help="320 px wide, 25 frames per second; made on click.")
+    downloads(video, lambda: encode_gif(episode), f"{run['name']}-{artifact['path'].stem}-seed{seed}")
+
+
+def pair_panel(replays: list) -> None:
+    """Both episodes in one video, side by side on the same frame index (two videos would start at different
+    moments and drift apart); the shorter one holds its last frame, marked as ended. Cached on disk."""
+    labels = [f"{run['name']} · {ui.checkpoint_label(artifact)}" for run, artifact, _, _ in replays]
+    episodes = [episode for *_, episode in replays]
+    st.markdown(" **vs** ".join(f"**{run['name']}** · {ui.checkpoint_label(artifact)}"
+                                for run, artifact, _, _ in replays))
+    try:
+        with st.spinner("Encoding the side-by-side video …"):
+            video = cached_side_by_side(episodes, labels, replays[0][1]["path"].parent / "replays")
+    except (ReplayError, OSError) as err:
+        st.error(f"Cannot encode the side-by-side replay: {err}")
+        return
+    st.video(str(video), autoplay=True, loop=True, muted=True)
+    st.caption(" · ".join(f"{run['name']}: return **{episode.total_return:.0f}** — {episode.outcome()}"
+                          for run, _, _, episode in replays) + f". {FPS} frames per second: real time.")
+    stem = "-vs-".join(f"{run['name']}-{artifact['path'].stem}" for run, artifact, _, _ in replays)
+    downloads(video, lambda: encode_side_by_side(episodes, labels, kind="gif", every=2, scale=320 / 600),
+              f"{stem}-seed{seed}")
 
 
 @st.fragment
@@ -143,9 +197,8 @@ if len(shown) == 1:
     with left:
         video_panel(*shown[0])
 else:
-    panels = [column.container() for column in st.columns(len(shown), gap="large")]
-    scrubber()
-    for panel, replay in zip(panels, shown):
-        with panel:
-            video_panel(*replay)
+    panel = st.container()
+    scrubber()  # first: the episodes are on screen while the video encodes
+    with panel:
+        pair_panel(shown)
 ui.sidebar_active_runs()

@@ -1,20 +1,23 @@
 """Robustness: a trained agent under changed physics and observation noise — a grid over two factors, one
 condition against the default, and links to replay either."""
 
-import math
 
 import pandas as pd
 import streamlit as st
 
 import lab_ui as ui
+from cartpole_core.envs import exact_text
 from cartpole_core.evaluate import EVAL_SEED
 from cartpole_core.robustness import (
+    DEFAULT_NOISE_RANGE,
+    DEFAULT_POINTS,
     FACTORS,
     NOISE,
     axis_values,
     evaluate_under,
     grid_figure,
     grid_table,
+    multiple_range,
     replay_query_params,
     robustness_grid,
     value_label,
@@ -40,21 +43,24 @@ def replay_link(conditions: dict[str, float], label: str) -> None:
 
 
 def axis_inputs(axis: str, column, default_factor: str) -> tuple[str, list[float]]:
-    """A factor and its values: points between min and max (multiples of the default, or σ for noise)."""
+    """A factor and its values: points between min and max (multiples of the default, or σ for noise), bounded
+    by the lab's allowed range. Physics defaults to the whole range, geometrically spaced: a solved agent holds
+    near the default, so a narrow grid shows 500 everywhere and not where it breaks."""
     names = list(FACTORS)
     factor = column.selectbox(f"{axis} factor", names, index=names.index(default_factor), key=f"robust_{axis}",
                               format_func=lambda name: FACTORS[name].title)
     spec = FACTORS[factor]
-    points = column.number_input("points", 1, 9, 5, key=f"robust_{axis}_points_{factor}")
+    points = column.number_input("points", 1, 9, DEFAULT_POINTS, key=f"robust_{axis}_points_{factor}")
     low, high = column.columns(2)
     if spec.is_physics:
-        kwargs = {"min_value": 0.1, "max_value": 10.0, "step": 0.25, "format": "%.2f"}
-        lo = low.number_input("min (× default)", value=0.5, key=f"robust_{axis}_min_{factor}", **kwargs)
-        hi = high.number_input("max (× default)", value=2.0, key=f"robust_{axis}_max_{factor}", **kwargs)
+        least, most = multiple_range(factor)
+        kwargs = {"min_value": least, "max_value": most, "step": 0.25, "format": "%g"}
+        lo = low.number_input("min (× default)", value=least, key=f"robust_{axis}_min_{factor}", **kwargs)
+        hi = high.number_input("max (× default)", value=most, key=f"robust_{axis}_max_{factor}", **kwargs)
     else:
-        kwargs = {"min_value": 0.0, "max_value": 1.0, "step": 0.05, "format": "%.2f"}
-        lo = low.number_input("min σ", value=0.0, key=f"robust_{axis}_min_{factor}", **kwargs)
-        hi = high.number_input("max σ", value=0.2, key=f"robust_{axis}_max_{factor}", **kwargs)
+        kwargs = {"min_value": spec.low, "max_value": spec.high, "step": 0.05, "format": "%g"}
+        lo = low.number_input("min σ", value=DEFAULT_NOISE_RANGE[0], key=f"robust_{axis}_min_{factor}", **kwargs)
+        hi = high.number_input("max σ", value=DEFAULT_NOISE_RANGE[1], key=f"robust_{axis}_max_{factor}", **kwargs)
     try:
         return factor, axis_values(factor, int(points), lo, hi)
     except ValueError as err:
@@ -71,8 +77,8 @@ episodes = other_column.number_input("episodes per cell", 1, 100, 20, key="robus
 noise = 0.0
 if NOISE not in (x_factor, y_factor):
     noise_spec = FACTORS[NOISE]
-    noise = other_column.slider(noise_spec.title, noise_spec.low, noise_spec.high, 0.0, noise_spec.step,
-                                key="robust_grid_noise", help="Held fixed over the whole physics grid.")
+    noise = other_column.number_input(noise_spec.title, noise_spec.low, noise_spec.high, 0.0, noise_spec.step,
+                                      format="%g", key="robust_grid_noise", help="Held fixed over the whole grid.")
 if x_factor == y_factor:
     st.error("Choose two different factors for x and y.", icon=":material/error:")
 inputs = (source, x_factor, tuple(x_values), y_factor, tuple(y_values), int(episodes), noise)
@@ -107,11 +113,15 @@ else:
                                 "std return": st.column_config.NumberColumn(format="%.1f")})
 
 st.subheader("One condition")
-sliders = st.columns(len(FACTORS))
+inputs = st.columns(len(FACTORS))
 conditions = {}
-for column, spec in zip(sliders, FACTORS.values()):
-    value = column.slider(spec.title, spec.low, spec.high, spec.default, spec.step, key=f"robust_one_{spec.name}")
-    if not math.isclose(value, spec.default):
+for column, spec in zip(inputs, FACTORS.values()):
+    # Number inputs over the lab's allowed range (the Replay page's too): the value linked is the value typed.
+    value = column.number_input(spec.title, spec.low, spec.high, spec.default, spec.step, format="%g",
+                                key=f"robust_one_{spec.name}",
+                                help=f"{exact_text(spec.low)} to {exact_text(spec.high)}; "
+                                     f"default {exact_text(spec.default)}.")
+    if value != spec.default:
         conditions[spec.name] = value
 single_episodes = st.number_input("episodes", 1, 100, 20, key="robust_one_episodes")
 single_inputs = (source, tuple(sorted(conditions.items())), int(single_episodes))

@@ -27,39 +27,142 @@ def test_train_page_renders_a_form_for_every_field_of_each_algorithm(home, algo)
     assert charts, "schedule preview"
     if algo == "qlearning":
         assert any("Q-table" in caption.value for caption in test.caption)
+        # The bin-edge preview gives each dimension its own axis, from its low to its high bound.
+        edges = next(chart for chart in charts if len(chart["data"]) > 4)
+        config = preset_config("qlearning", "fast")
+        ranges = [edges["layout"][f"xaxis{'' if i == 0 else i + 1}"]["range"] for i in range(4)]
+        for (lo, hi), low, high in zip(ranges, config.low, config.high):
+            assert lo <= low < high <= hi and (hi - lo) < 1.1 * (high - low)
 
 
-def test_invalid_input_shows_the_error_inline_and_launches_nothing(home):
+def test_invalid_input_shows_the_error_inline_in_words_and_launches_nothing(home):
     test = app(algo="dqn")
     test.select_slider(key="cfg.dqn.batch_size").set_value(500).run()  # log-scaled fields are 1-2-5 sliders
     test.select_slider(key="cfg.dqn.buffer_size").set_value(200).run()
     messages = [error.value for error in test.error]
-    assert any("batch_size (500) must not exceed buffer_size (200)" in message for message in messages)
+    assert any("batch size (500) must not exceed buffer size (200)" in message for message in messages)
+    assert not any("batch_size" in message for message in messages)  # labels, not code names
     launch = next(button for button in test.button if "Launch" in button.label)
     assert launch.disabled  # a browser user cannot click it
     test.run()
     assert RunStore(home).list_runs() == []
 
 
-def test_launch_creates_runs_in_the_store_and_opens_the_live_view(home):
+def test_schedule_previews_stay_while_another_field_is_invalid(home):
+    test = app(algo="dqn")
+    assert len(test.get("plotly_chart")) == 2  # ε and learning rate
+    test.select_slider(key="cfg.dqn.batch_size").set_value(500).run()
+    test.select_slider(key="cfg.dqn.buffer_size").set_value(200).run()
+    assert test.error and len(test.get("plotly_chart")) == 2
+
+
+def test_launch_creates_named_runs_in_the_store_and_opens_the_live_view(home):
     test = app(algo="qlearning")
     test.number_input(key="n_seeds").set_value(2).run()
+    test.text_input(key="run_tags").input("sweep, baseline").run()
     next(button for button in test.button if "Launch" in button.label).click().run()
     runs = RunStore(home).list_runs()
     assert len(runs) == 2 and {run["seed"] for run in runs} == {0, 1}
     assert len({run["group_id"] for run in runs}) == 1
     assert all(run["algo"] == "qlearning" and run["preset"] == "fast" for run in runs)
+    assert all(run["tags"] == ["baseline", "sweep"] for run in runs)
     assert not test.exception
-    assert "2 seeds" in test.title[0].value  # the live view of the group
+    assert "×2" in test.title[0].value  # the live view of the group
 
 
-def test_configuration_round_trips_through_the_url(home):
-    test = app(algo="ppo", preset="fast", cfg=json.dumps({"gamma": 0.97, "hidden_sizes": [32, 32]}))
+def test_a_changed_field_names_the_runs_and_a_given_name_wins(home):
+    test = app(algo="dqn")
+    test.select_slider(key="cfg.dqn.learning_rate.start").set_value(0.005).run()
+    next(button for button in test.button if "Launch" in button.label).click().run()
+    (run,) = RunStore(home).list_runs()
+    assert run["name"].startswith("dqn/fast lr=") and run["name"].endswith(" · seed 0")
+    test = app(algo="dqn")
+    test.text_input(key="run_name").input("my baseline").run()
+    next(button for button in test.button if "Launch" in button.label).click().run()
+    assert "my baseline · seed 0" in {run["name"] for run in RunStore(home).list_runs()}
+
+
+def form_state(test, algo: str) -> dict:
+    from cartpole_core.configs import config_class, field_specs
+
+    return {spec.name: test.session_state[f"cfg.{algo}.{spec.name}"] for spec in field_specs(config_class(algo))}
+
+
+def preset_form(algo: str, preset: str = "fast") -> dict:
+    import lab_ui
+
+    return {name: lab_ui._widget_value(value) for name, value in lab_ui._flat(preset_config(algo, preset)).items()}
+
+
+def test_the_form_survives_leaving_the_page_and_switching_algorithms(home):
+    test = app(algo="dqn")
+    assert form_state(test, "dqn") == preset_form("dqn")
+    test.select_slider(key="cfg.dqn.learning_rate.start").set_value(0.002).run()
+    test.number_input(key="n_seeds").set_value(3).run()
+    changed = form_state(test, "dqn")
+    url = shared(test)
+
+    test.switch_page("pages/runs.py").run()
+    test.switch_page("pages/train.py").run()
+    assert not test.exception
+    assert test.session_state["algo"] == "dqn"
+    assert form_state(test, "dqn") == changed  # not every field at its minimum
+    assert test.number_input(key="n_seeds").value == 3
+    assert shared(test) == url  # the URL it writes matches the form
+
+    test.segmented_control(key="algo").set_value("ppo").run()
+    assert form_state(test, "ppo") == preset_form("ppo")
+    test.segmented_control(key="algo").set_value("dqn").run()
+    assert form_state(test, "dqn") == changed
+    assert test.select_slider(key="cfg.dqn.learning_rate.start").value == 0.002
+
+
+def test_log_sliders_keep_the_presets_value_after_moving_off_it(home):
+    test = app(algo="dqn")
+    assert test.select_slider(key="cfg.dqn.batch_size").value == 256  # DQN fast
+    test.select_slider(key="cfg.dqn.batch_size").set_value(500).run()
+    assert "256" in test.select_slider(key="cfg.dqn.batch_size").options  # one move back to the preset
+
+
+def shared(test) -> dict:
+    return {key: test.query_params[key][0] if isinstance(test.query_params[key], list) else test.query_params[key]
+            for key in test.query_params}
+
+
+def test_a_share_link_carries_every_field_on_the_page(home):
+    test = app(algo="ppo", preset="fast", cfg=json.dumps({"gamma": 0.97, "hidden_sizes": [32, 32]}),
+               seeds="3", seed="10", name="wide net", tags="sweep")
     assert test.number_input(key="cfg.ppo.gamma").value == pytest.approx(0.97)
     assert test.text_input(key="cfg.ppo.hidden_sizes").value == "32, 32"
-    shared = json.loads(test.query_params["cfg"][0] if isinstance(test.query_params["cfg"], list)
-                        else test.query_params["cfg"])
-    assert shared == {"gamma": 0.97, "hidden_sizes": [32, 32]}
+    assert test.number_input(key="n_seeds").value == 3 and test.number_input(key="first_seed").value == 10
+    assert test.text_input(key="run_name").value == "wide net" and test.text_input(key="run_tags").value == "sweep"
+    assert not test.warning
+    link = shared(test)
+    assert json.loads(link["cfg"]) == {"gamma": 0.97, "hidden_sizes": [32, 32]}
+    assert (link["seeds"], link["seed"], link["name"], link["tags"]) == ("3", "10", "wide net", "sweep")
+
+    # Fields of every kind changed from the preset come back as the same form from the link.
+    test.number_input(key="cfg.ppo.clip_range").set_value(0.25).run()
+    test.toggle(key="cfg.ppo.normalize_advantage").set_value(False).run()
+    test.selectbox(key="cfg.ppo.learning_rate.kind").set_value("exponential").run()
+    test.select_slider(key="cfg.ppo.minibatch_size").set_value(128).run()
+    link = shared(test)
+    again = app(**link)
+    assert form_state(again, "ppo") == form_state(test, "ppo")
+    assert shared(again) == link
+
+
+def test_a_share_link_with_a_bad_field_restores_the_rest_and_names_it(home):
+    cfg = {"gamma": 0.97, "batch_size": 64, "clip_range": "wide", "hidden_sizes": [32]}
+    test = app(algo="ppo", preset="fast", cfg=json.dumps(cfg), seeds="99")
+    assert not test.exception
+    assert test.number_input(key="cfg.ppo.gamma").value == pytest.approx(0.97)
+    assert test.text_input(key="cfg.ppo.hidden_sizes").value == "32"
+    assert test.number_input(key="cfg.ppo.clip_range").value == preset_config("ppo", "fast").clip_range
+    (warning,) = test.warning
+    assert "clip range = 'wide'" in warning.value  # named, with what is allowed
+    assert "'batch_size' (not a field of PPO)" in warning.value
+    assert "Seeds = '99'" in warning.value and "16" in warning.value
 
 
 def test_live_view_of_a_finished_run_plots_every_episode_and_evaluation(home):
@@ -155,3 +258,14 @@ def test_plotly_specs_are_valid_figures(home):
     assert specs
     for spec in specs:
         plotly.io.from_json(spec)  # raises on an invalid figure
+
+
+@pytest.mark.parametrize("algo", ["qlearning", "dqn", "ppo"])
+def test_an_untouched_form_is_the_preset_exactly(home, algo):
+    """Nothing the user did not change shows up as a change: not in the URL, not in the runs' names."""
+    test = app(algo=algo)
+    assert "cfg" not in shared(test)
+    next(button for button in test.button if "Launch" in button.label).click().run()
+    (run,) = RunStore(home).list_runs()
+    assert run["name"] == f"{algo}/fast · seed 0"
+    assert json.loads(run["config_json"]) == json.loads(preset_config(algo, "fast").to_json())

@@ -224,3 +224,64 @@ def test_a_page_link_opened_first_after_a_server_start_has_the_apps_navigation(t
         assert sidebar.get_by_text("Watch", exact=True).is_visible()
         assert sidebar.get_by_text("app", exact=True).count() == 0
         page.close()
+
+
+def test_user_finds_which_setting_is_best(server, chromium_browser):
+    """The tuning loop: launch a group, go back to Train (the form is as it was), change one field, launch a second
+    group, and on Runs & compare see runs named by that field, a summary ranking the two settings and a config diff
+    of exactly that field."""
+    url, home = server
+    store = RunStore(home)
+    wait_until_idle(store)
+    before = {run["id"] for run in store.list_runs()}
+    page = open_page(chromium_browser, f"{url}/?algo=qlearning&preset=fast&seeds=2")
+    page.get_by_role("button", name="Launch training").click()
+    page.wait_for_url("**/live?group=*", timeout=30_000)
+
+    page.get_by_test_id("stSidebar").get_by_text("Train", exact=True).click()
+    page.get_by_text("Train an agent").wait_for(timeout=30_000)
+    seeds = page.get_by_role("spinbutton", name="Seeds")
+    assert seeds.input_value() == "2", "going back to Train lost the number of seeds"
+    gamma = page.get_by_role("spinbutton", name="gamma", exact=True)
+    assert float(gamma.input_value()) == 0.99, "going back to Train lost the preset's values"
+    gamma.fill("0.9")
+    gamma.press("Enter")
+    page.wait_for_url("**gamma*", timeout=30_000)  # the share link now carries the changed field
+    page.get_by_role("button", name="Launch training").click()
+    page.wait_for_url("**/live?group=*", timeout=30_000)
+    wait_until_idle(store)
+
+    runs = [run for run in store.list_runs() if run["id"] not in before]
+    assert len(runs) == 4 and all(run["status"] == "completed" for run in runs)
+    changed = [run for run in runs if "gamma" in run["name"]]
+    assert len(changed) == 2 and all("gamma=0.9" in run["name"] for run in changed), [r["name"] for r in runs]
+
+    page.goto(f"{url}/runs?select={','.join(run['id'] for run in runs)}")
+    page.get_by_text("Groups, best first").wait_for(timeout=60_000)
+    summary = table_text(page, "group_summary")
+    header, *groups = summary
+    assert len(groups) == 2 and header.split(" | ")[:2] == ["group", "gamma"], summary
+    # Ranked best first by the share of seeds solved, as the store has them.
+    solved_column = header.split(" | ").index("solved")
+    shown = [float(row.split(" | ")[solved_column].rstrip("%")) / (100 if "%" in row else 1) for row in groups]
+    stored = [sum(run["solved"] for run in (changed if "gamma=0.9" in row else
+                                            [r for r in runs if r not in changed])) / 2 for row in groups]
+    assert shown == stored and shown == sorted(shown, reverse=True), summary
+    diff = table_text(page, "config_diff")
+    assert [row.split(" | ")[0] for row in diff[1:]] == ["gamma"], diff  # exactly the changed field, one row
+    assert len(diff[0].split(" | ")) == 3, diff  # a blank corner and one column per group
+    page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+
+
+def table_text(page, key: str) -> list[str]:
+    """The rows of the st.dataframe in the container ``key``, as the grid's accessible table gives them (the grid
+    itself is drawn on a canvas): one string per row, cells joined by " | ", the header first."""
+    page.wait_for_function(f"() => document.querySelectorAll('.st-key-{key} table tr').length > 1", timeout=30_000)
+    return page.evaluate(f"""() => [...document.querySelectorAll('.st-key-{key} table tr')]
+        .map(row => [...row.children].map(cell => cell.innerText.trim()).join(' | '))""")
+
+
+def wait_until_idle(store: RunStore, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(r["status"] in ACTIVE_STATUSES for r in store.list_runs()) and time.monotonic() < deadline:
+        time.sleep(0.5)

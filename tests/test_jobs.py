@@ -130,3 +130,18 @@ def test_scheduler_thread_runs_what_another_store_handle_queues_and_honours_its_
     finally:
         scheduler.stop()
         scheduler.join(timeout=10)
+
+
+def test_submitted_runs_are_named_by_what_differs_from_their_preset(tmp_path):
+    from cartpole_core.jobs import submit
+    from cartpole_core.store import RunStore
+
+    store = RunStore(tmp_path)
+    config = preset_config("dqn", "fast", overrides={"learning_rate.start": 5e-3})
+    _, run_ids = submit(store, config, [0, 1], preset="fast")
+    assert [store.get_run(run_id)["name"] for run_id in run_ids] == ["dqn/fast lr=5e-3 · seed 0",
+                                                                     "dqn/fast lr=5e-3 · seed 1"]
+    _, (plain,) = submit(store, preset_config("ppo", "fast"), [3], preset="fast")
+    assert store.get_run(plain)["name"] == "ppo/fast · seed 3"
+    _, (named,) = submit(store, config, [7], preset="fast", name="my lr test")
+    assert store.get_run(named)["name"] == "my lr test · seed 7"

@@ -11,7 +11,7 @@ import pytest
 from browser_support import streamlit_server
 
 from cartpole_core.events import EpisodeEnded, Evaluated, Updated
-from cartpole_core.live import LiveFeed, LiveRequest, LiveRequestError, shared_feed
+from cartpole_core.live import LiveFeed, LiveRequest, LiveRequestError, shared_feed, view_label
 from cartpole_core.presets import preset_config
 from cartpole_core.store import RunStore
 
@@ -22,8 +22,9 @@ def episode(i: int) -> EpisodeEnded:
     return EpisodeEnded(i, i * 20, 20.0 + i, 20, 1.0 - i / 100, 1e-3, i * 0.1)
 
 
-def running_run(store: RunStore, run_id: str = "dqn-live", seed: int = 0, group: str | None = None) -> str:
-    store.create_run(run_id, CONFIG.to_json(), "dqn", seed, preset="fast", group_id=group)
+def running_run(store: RunStore, run_id: str = "dqn-live", seed: int = 0, group: str | None = None,
+                config=CONFIG) -> str:
+    store.create_run(run_id, config.to_json(), config.algo, seed, preset="fast", group_id=group)
     store.claim(run_id)
     return run_id
 
@@ -80,16 +81,45 @@ def test_each_view_has_its_charts_and_a_new_diagnostic_changes_the_layout(tmp_pa
     assert set(after["figures"]) == {"diag.q_mean", "diag.td_loss"} and after["layout"] != before["layout"]
 
 
-def test_a_group_snapshot_has_a_line_per_seed_and_the_mean_band(tmp_path):
+def test_a_group_snapshot_has_a_line_per_seed_the_mean_band_and_its_evaluations(tmp_path):
     store = RunStore(tmp_path)
     run_ids = tuple(running_run(store, f"dqn-{seed}", seed, group="g1") for seed in range(3))
-    for run_id in run_ids:
-        store.append_events(run_id, [episode(1), episode(2), episode(3)])
-    snapshot = LiveFeed(store).snapshot(LiveRequest(run_ids, title="dqn/fast · 3 seeds"))
+    for seed, run_id in enumerate(run_ids):
+        store.append_events(run_id, [episode(1), episode(2), episode(3),
+                                     Evaluated(60, 3, 100.0 * (seed + 1), 3.0, False, 0.3)])
+    snapshot = LiveFeed(store).snapshot(LiveRequest(run_ids, title="dqn/fast ×3"))
     assert len(snapshot["progress"]) == 3
     names = [trace.get("name") or "" for trace in snapshot["figures"]["reward_chart"]["data"]]
-    assert any(name.endswith("mean") for name in names) and any(name.endswith("± std") for name in names)
+    assert "dqn/fast ×3 mean" in names and "dqn/fast ×3 ± std" in names
     assert snapshot["captions"]["reward_chart"] == "9 episodes plotted"
+    # As a single run's chart: evaluation markers, here the mean ± std across the seeds' evaluations.
+    marker = next(t for t in snapshot["figures"]["reward_chart"]["data"] if t.get("name") == "dqn/fast ×3 evaluation")
+    assert list(array(marker["x"])) == [60] and list(array(marker["y"])) == [200.0]
+    assert array(marker["error_y"]["array"])[0] == pytest.approx(np.std([100, 200, 300]))
+
+
+def test_ppo_has_no_exploration_chart_and_its_view_says_learning_rate(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = running_run(store, "ppo-live", config=preset_config("ppo", "fast", total_env_steps=1000))
+    store.append_events(run_id, [EpisodeEnded(i, i * 20, 20.0, 20, None, 3e-3, i * 0.1) for i in (1, 2)])
+    snapshot = LiveFeed(store).snapshot(LiveRequest((run_id,), view="Exploration & learning rate"))
+    assert set(snapshot["figures"]) == {"lr_chart"}
+    assert view_label("Exploration & learning rate", "ppo") == "Learning rate"
+    assert view_label("Exploration & learning rate", "dqn") == "Exploration & learning rate"
+
+
+def test_a_run_capped_below_475_is_drawn_against_its_cap_not_a_0_to_500_axis(tmp_path):
+    store = RunStore(tmp_path)
+    capped = preset_config("qlearning", "seed")  # 100-step training episodes
+    run_id = running_run(store, "q-live", config=capped)
+    store.append_events(run_id, [EpisodeEnded(i, i * 50, 50.0 + i, 50, 0.5, 0.5, i * 0.1) for i in range(1, 20)])
+    feed, request = LiveFeed(store), LiveRequest((run_id,))
+    lines = [(shape["y0"], shape["line"]["dash"]) for shape in feed.snapshot(request)["figures"]["reward_chart"]
+             ["layout"]["shapes"]]
+    assert lines == [(100, "dash")]  # the cap, no 475 line pulling the axis up to 500
+    store.append_events(run_id, [Evaluated(1000, 19, 460.0, 20.0, False, 2.0)])  # evaluations run 500 steps
+    lines = [shape["y0"] for shape in feed.snapshot(request)["figures"]["reward_chart"]["layout"]["shapes"]]
+    assert lines == [475.0, 100]
 
 
 @pytest.mark.parametrize("params, message", [

@@ -1,9 +1,11 @@
 """Replays: greedy rollouts, their frames and overlays, MP4/GIF files, the cached video, checkpoint choice, the
 ``replay`` command and the Replay page — all with real agents, real encoders and real decoders."""
 
+import io
 import json
 import math
 import os
+import re
 
 import gymnasium as gym
 import imageio_ffmpeg
@@ -17,19 +19,27 @@ from test_cli import run_cli
 from cartpole_core import replay
 from cartpole_core.agent import PPOAgent, QTableAgent, load_agent, save_checkpoint
 from cartpole_core.cli import main
-from cartpole_core.envs import SOLVED_RETURN, make_env
+from cartpole_core.envs import CONDITIONS, PHYSICS_DEFAULTS, SOLVED_RETURN, ConditionError, make_env
 from cartpole_core.presets import preset_config
 from cartpole_core.replay import (
     ACTION_NAMES,
+    MIN_TEXT_PX,
+    OVERLAY_VERSION,
     ReplayError,
+    cached_side_by_side,
     cached_video,
     choose_checkpoint,
     encode_gif,
     encode_mp4,
+    encode_side_by_side,
+    frame_size,
     overlay_lines,
+    overlay_text_size,
     render_frame,
     replay_key,
     rollout,
+    side_by_side_frame,
+    slug,
 )
 from cartpole_core.store import RunStore
 from cartpole_core.training import train
@@ -146,13 +156,43 @@ def test_the_preference_bar_follows_the_action(solver):
 
 
 def test_every_overlay_character_has_a_glyph_in_the_overlay_font(solved, untrained, ppo_agent):
-    """A character the font lacks is drawn as a box (this once hit the action arrows '←'/'→')."""
-    font = replay._font(max(11, HEIGHT // 26))  # the size draw_overlay uses on a 400-pixel-high frame
-    missing = bytes(font.getmask("\uffff"))
-    episodes = [solved, rollout(untrained, 0), rollout(ppo_agent, 0)]
-    text = "".join(line for episode in episodes for t in (0, episode.steps) for line in overlay_lines(episode, t))
-    boxes = {char for char in set(text) - {" "} if bytes(font.getmask(char)) == missing}
-    assert not boxes
+    """A character the font lacks is drawn as a box (this once hit the action arrows '←'/'→', and the dash '—')."""
+    for size in (overlay_text_size(HEIGHT), MIN_TEXT_PX):
+        font = replay._font(size)
+        missing = bytes(font.getmask("\uffff"))
+        episodes = [solved, rollout(untrained, 0), rollout(ppo_agent, 0)]
+        text = "".join(line for episode in episodes for t in (0, episode.steps) for compact in (False, True)
+                       for line in overlay_lines(episode, t, compact=compact))
+        text += "run · final · ended at step 12"  # the side-by-side video's label strip
+        boxes = {char for char in set(text) - {" "} if bytes(font.getmask(char)) == missing}
+        assert not boxes, size
+
+
+def text_rows(frame: np.ndarray, plain: np.ndarray, box: tuple[slice, slice]) -> list[int]:
+    """Heights of the bands of rows holding dark text pixels inside ``box`` (the overlay's text box)."""
+    text = np.any(frame[box] != plain[box], axis=2) & (frame[box].max(axis=2) < 110)
+    rows = np.flatnonzero(text.any(axis=1))
+    bands = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
+    return [int(band[-1] - band[0] + 1) for band in bands if band.size]
+
+
+def test_half_size_overlay_text_stays_readable(solved):
+    """The live view's clip is encoded at half size: its overlay is drawn after scaling, with a size floor, in a
+    compact form (values left to the preference bar), instead of shrinking to 10-pixel text."""
+    half = frame_size(0.5)
+    assert half == (WIDTH // 2, HEIGHT // 2)
+    frame, plain = render_frame(solved, 10, size=half), render_frame(solved, 10, size=half, overlay=False)
+    assert frame.shape == (HEIGHT // 2, WIDTH // 2, 3)
+    lines = overlay_lines(solved, 10, compact=True)
+    assert lines == ["step 10 / 500", ACTION_NAMES[solved.actions[10]], "return 10"]
+    bands = text_rows(frame, plain, (slice(0, HEIGHT // 4), slice(0, WIDTH // 4)))
+    assert len(bands) == len(lines)
+    # "step" and "push" from ascender to descender, "return 10" a digit's height: 9 pixels and more (the full-size
+    # overlay scaled down to half gave 6 to 8, blurred).
+    assert bands[0] >= 12 and min(bands) >= 9, bands
+    left_of_bar = WIDTH // 2 - WIDTH // 8 - 10
+    assert not np.any(frame[:, WIDTH // 4:left_of_bar] != plain[:, WIDTH // 4:left_of_bar])  # text box stays small
+    assert OVERLAY_VERSION >= 4  # clips cached with the old, shrunken overlay are made again
 
 
 # -------------------------------------------------------------------------------------------------- episodes
@@ -241,13 +281,15 @@ def test_a_longer_pole_is_a_different_episode_and_picture(solver, solved):
 
 
 @pytest.mark.parametrize(("kwargs", "named"), [
-    ({"physics": {"gravity": -1.0}}, "gravity must be a positive number, got -1.0"),
-    ({"physics": {"length": 0}}, "length must be a positive number, got 0"),
-    ({"physics": {"masspole": float("nan")}}, "masspole must be a positive number, got nan"),
+    ({"physics": {"gravity": -1.0}}, "gravity (gravity) must be a number in [0.98, 98] m/s², got -1"),
+    ({"physics": {"length": 0}}, "half pole length (length) must be a number in [0.05, 5] m, got 0"),
+    ({"physics": {"length": 1e300}}, "half pole length (length) must be a number in [0.05, 5] m, got 1e+300"),
+    ({"physics": {"force_mag": 1e308}}, "push force (force_mag) must be a number in [1, 100] N, got 1e+308"),
+    ({"physics": {"masspole": float("nan")}}, "pole mass (masspole) must be a number in [0.01, 1] kg, got nan"),
     ({"physics": {"wind": 1.0}}, "unknown physics parameter 'wind'"),
-    ({"obs_noise": -0.1}, "observation noise must be ≥ 0, got -0.1"),
-    ({"obs_noise": "lots"}, "observation noise must be ≥ 0, got 'lots'"),
-    ({"physics": {"length": True}}, "length must be a positive number, got True"),
+    ({"obs_noise": -0.1}, "observation noise σ (obs_noise) must be a number in [0, 1] obs. units, got -0.1"),
+    ({"obs_noise": "lots"}, "observation noise σ (obs_noise) must be a number in [0, 1] obs. units, got 'lots'"),
+    ({"physics": {"length": True}}, "half pole length (length) must be a number in [0.05, 5] m, got True"),
     ({"seed": -1}, "got -1"),
     ({"seed": 2**31}, f"got {2**31}"),
     ({"seed": 1.5}, "got 1.5"),
@@ -255,7 +297,8 @@ def test_a_longer_pole_is_a_different_episode_and_picture(solver, solved):
 ])
 def test_invalid_replay_input_names_the_value(untrained, kwargs, named):
     kwargs = {"seed": 0, **kwargs}
-    with pytest.raises(ReplayError) as err:
+    error = ConditionError if "physics" in kwargs or "obs_noise" in kwargs else ReplayError
+    with pytest.raises(error) as err:
         rollout(untrained, kwargs.pop("seed"), **kwargs)
     assert named in str(err.value)
 
@@ -301,7 +344,7 @@ def test_half_rate_half_size_clip_still_plays_in_real_time(solved, tmp_path):
 
 def test_short_episodes_give_short_videos(untrained, solver, tmp_path):
     fallen = rollout(untrained, 0)
-    weak = rollout(solver, 0, physics={"force_mag": 0.1})  # a hundredth of the push: it cannot hold the pole
+    weak = rollout(solver, 0, physics={"force_mag": 1.0, "gravity": 98.0})  # a tenth of the push, 10× gravity
     assert weak.terminated and weak.steps < 500
     for name, episode in (("fallen", fallen), ("weak", weak)):
         path = tmp_path / f"{name}.mp4"
@@ -318,6 +361,78 @@ def test_gif_is_animated_small_and_loops(untrained, tmp_path):
         assert gif.n_frames == math.ceil((episode.steps + 1) / 2)  # every other step at 25 fps
         assert gif.size == (320, round(HEIGHT * 320 / WIDTH))
         assert gif.info["loop"] == 0 and gif.info["duration"] == 40
+
+
+@pytest.mark.parametrize("end", ["low", "high"])
+def test_the_extremes_of_the_allowed_physics_simulate_and_render(solver, end):
+    physics = {name: getattr(spec, end) for name, spec in CONDITIONS.items() if name in PHYSICS_DEFAULTS}
+    episode = rollout(solver, 0, physics=physics)
+    assert episode.steps >= 1 and np.isfinite(episode.observations).all()
+    for t in (0, episode.steps):
+        frame = render_frame(episode, t, overlay=False)
+        assert frame.shape == (HEIGHT, WIDTH, 3) and (frame != 255).any()  # the cart and pole are drawn
+    assert not np.array_equal(render_frame(episode, 0, overlay=False), render_frame(rollout(solver, 0), 0,
+                                                                                     overlay=False))
+
+
+# ------------------------------------------------------------------------------------------- side by side
+
+
+@pytest.fixture(scope="module")
+def pair(solver, untrained):
+    """A 60-step episode and an 11-step one (the untrained agent's pole falls), same seed."""
+    return [rollout(solver, 0, max_steps=60), rollout(untrained, 0)], ["solver · final", "untrained · step-0"]
+
+
+def test_side_by_side_frames_show_both_episodes_on_the_same_step(pair):
+    (long, short), labels = pair
+    assert short.steps < long.steps
+    frame = side_by_side_frame(*pair, 5)
+    strip = frame.shape[0] - HEIGHT
+    assert frame.shape == (HEIGHT + strip, 2 * WIDTH + replay.PANEL_GAP_PX, 3) and strip > 0
+    right = WIDTH + replay.PANEL_GAP_PX
+    np.testing.assert_array_equal(frame[strip:, :WIDTH], render_frame(long, 5))
+    np.testing.assert_array_equal(frame[strip:, right:], render_frame(short, 5))
+
+    # After the short episode ends, its half holds its last frame (faded, its label strip changed) while the
+    # other half plays on.
+    ended = [side_by_side_frame(*pair, t) for t in (short.steps + 1, long.steps)]
+    np.testing.assert_array_equal(ended[0][:, right:], ended[1][:, right:])
+    assert not np.array_equal(ended[0][:, :WIDTH], ended[1][:, :WIDTH])
+    last = side_by_side_frame(*pair, short.steps)
+    assert not np.array_equal(last[:strip, right:], ended[0][:strip, right:])  # the strip says it has ended
+    with pytest.raises(ReplayError, match=rf"frame 61 is outside these episodes; allowed: 0 … {long.steps}"):
+        side_by_side_frame(*pair, 61)
+
+
+def test_side_by_side_video_is_one_video_as_long_as_the_longer_episode(pair, tmp_path):
+    (long, short), labels = pair
+    path = cached_side_by_side(*pair, tmp_path)
+    meta, decoded = decode(path)
+    assert meta["size"] == (2 * WIDTH + replay.PANEL_GAP_PX, decoded[0].shape[0]) and meta["fps"] == 50
+    assert len(decoded) == long.steps + 1
+    strip = decoded[0].shape[0] - HEIGHT
+    for t in (0, short.steps + 5, long.steps):  # each frame holds both episodes at the same step
+        error = np.abs(decoded[t].astype(int) - side_by_side_frame(*pair, t).astype(int)).mean()
+        assert error < 4, (t, error)
+    assert np.abs(decoded[3][strip:, :WIDTH].astype(int) - render_frame(long, 3).astype(int)).mean() < 4
+    before = path.stat().st_mtime_ns
+    assert cached_side_by_side(*pair, tmp_path) == path and path.stat().st_mtime_ns == before  # made once
+    assert cached_side_by_side([long, short], ["other", "labels"], tmp_path) != path
+    with Image.open(io.BytesIO(encode_side_by_side(*pair, kind="gif", every=2, scale=320 / 600))) as gif:
+        assert gif.n_frames == math.ceil((long.steps + 1) / 2) and gif.size[0] == 2 * 320 + replay.PANEL_GAP_PX
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("qlearning/fast · seed 0-final-seed3", "qlearning-fast-seed-0-final-seed3"),
+    ("Émile's run #2 (v1.5)", "Emile-s-run-2-v1.5"),
+    ("dqn_seed-1.best", "dqn_seed-1.best"),
+    ("··· / ", "replay"),
+    ("../../etc/passwd", "etc-passwd"),
+])
+def test_download_names_are_safe_slugs(text, expected):
+    assert slug(text) == expected
+    assert len(slug("x" * 500)) <= 120
 
 
 # ------------------------------------------------------------------------------------------ the cached video
@@ -429,12 +544,19 @@ def test_replay_command_runs_as_a_user_runs_it(lab, tmp_path):
 @pytest.mark.parametrize(("args", "named"), [
     (["--out", "{tmp}/x.avi"], "--out must end in .mp4 or .gif, got"),
     (["--checkpoint", "step-7", "--out", "{tmp}/x.mp4"], "no checkpoint 'step-7'; this run has: "),
-    (["--physics", "gravity=-1", "--out", "{tmp}/x.mp4"], "gravity must be a positive number, got -1.0"),
+    (["--physics", "gravity=-1", "--out", "{tmp}/x.mp4"], "gravity (gravity) must be a number in [0.98, 98] m/s², "
+                                                           "got -1"),
+    (["--physics", "length=1e300", "--out", "{tmp}/x.mp4"], "half pole length (length) must be a number in "
+                                                             "[0.05, 5] m, got 1e+300"),
+    (["--physics", "force_mag=true", "--out", "{tmp}/x.mp4"], "push force (force_mag) must be a number in [1, 100] "
+                                                               "N, got True"),
     (["--physics", "wind=3", "--out", "{tmp}/x.mp4"], "unknown physics parameter 'wind'"),
-    (["--physics", "gravity=heavy", "--out", "{tmp}/x.mp4"], "--physics gravity needs a number, got 'heavy'"),
+    (["--physics", "gravity=heavy", "--out", "{tmp}/x.mp4"], "gravity (gravity) must be a number in [0.98, 98] "
+                                                              "m/s², got 'heavy'"),
     (["--physics", "gravity", "--out", "{tmp}/x.mp4"], "expects field=value"),
     (["--seed", "-1", "--out", "{tmp}/x.gif"], "episode seed must be an integer in [0, 2**31), got -1"),
-    (["--obs-noise", "-0.5", "--out", "{tmp}/x.mp4"], "observation noise must be ≥ 0, got -0.5"),
+    (["--obs-noise", "-0.5", "--out", "{tmp}/x.mp4"], "observation noise σ (obs_noise) must be a number in [0, 1] "
+                                                       "obs. units, got -0.5"),
     (["--out", "{tmp}/x.mp4", "--max-steps", "0"], "max_steps must be in [1, 100000], got 0"),
     (["--seed", "abc", "--out", "{tmp}/x.mp4"], "--seed"),
 ])
@@ -469,7 +591,7 @@ def trace_x(chart) -> list[list[int]]:
     return [trace["x"] for trace in figure(chart)["data"]]
 
 
-def test_page_shows_the_video_a_scrubber_and_the_state_trace(lab_home):
+def test_page_shows_the_video_a_scrubber_and_the_state_trace(lab_home, download_names):
     folder, run_ids = lab_home
     shown_id = RunStore(folder).list_runs()[0]["id"]  # newest first: the page's default
     test = app("pages/replay.py")
@@ -479,6 +601,10 @@ def test_page_shows_the_video_a_scrubber_and_the_state_trace(lab_home):
     assert (shown_id, "final.pt", expected.steps) == (test.selectbox(key="replay.run").value, "final.pt",
                                                       test.slider(key="replay_frame").max)
     assert any(f"Return **{expected.total_return:.0f}**" in caption.value for caption in test.caption)
+    name = RunStore(folder).get_run(shown_id)["name"]
+    assert " " in name  # run names hold spaces (and "·", "/"): the files downloaded do not
+    assert sorted(download_names) == [f"{slug(name)}-final-seed0.gif", f"{slug(name)}-final-seed0.mp4"]
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", download) for download in download_names)
 
     k = expected.steps // 2
     test.slider(key="replay_frame").set_value(k).run()
@@ -500,7 +626,7 @@ def test_page_link_selects_run_checkpoint_seed_and_physics(lab_home):
     assert not test.exception and not test.error
     assert test.selectbox(key="replay.run").value == other
     assert test.number_input(key="replay_seed").value == 3
-    assert test.slider(key="replay_length").value == 1.0
+    assert test.number_input(key="replay_length").value == 1.0
     assert any("best evaluation" in markdown.value for markdown in test.markdown)
     assert any("Changed: half pole length (m) 1" in caption.value for caption in test.caption)
     expected = rollout(load_agent(artifact(folder, other, "best")["path"]), 3, physics={"length": 1.0})
@@ -510,7 +636,23 @@ def test_page_link_selects_run_checkpoint_seed_and_physics(lab_home):
     assert len(test.get("video")) == 1
 
 
-def test_side_by_side_shows_two_videos_on_the_same_episode(lab_home):
+@pytest.fixture
+def download_names(monkeypatch) -> list[str]:
+    """The file names the pages' download buttons save under (AppTest has no runtime to serve the files from, so
+    the buttons are watched as they are made)."""
+    from streamlit.elements.widgets.button import ButtonMixin
+
+    names, make = [], ButtonMixin.download_button
+
+    def watched(self, label, data, file_name=None, *args, **kwargs):
+        names.append(file_name)
+        return make(self, label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(ButtonMixin, "download_button", watched)
+    return names
+
+
+def test_side_by_side_shows_both_episodes_in_one_video(lab_home, download_names):
     folder, run_ids = lab_home
     test = app("pages/replay.py")
     first = test.selectbox(key="replay.run").value
@@ -519,7 +661,7 @@ def test_side_by_side_shows_two_videos_on_the_same_episode(lab_home):
     test.toggle(key="replay_compare").set_value(True).run()
     assert not test.exception and not test.error
     assert test.selectbox(key="replay_b.run").value == second
-    assert len(test.get("video")) == 2
+    assert len(test.get("video")) == 1  # one video: its two halves cannot drift apart as two players would
     names = [RunStore(folder).get_run(run_id)["name"] for run_id in (first, second)]
     images = test.get("image")
     assert [image.captions[0].rsplit(" · frame ", 1)[0] for image in images] == names
@@ -533,7 +675,12 @@ def test_side_by_side_shows_two_videos_on_the_same_episode(lab_home):
     episodes = [rollout(load_agent(artifact(folder, run_id, "final")["path"]), 0) for run_id in (first, second)]
     assert test.slider(key="replay_frame").max == max(episode.steps for episode in episodes)
 
-
+    (made,) = (RunStore(folder).run_dir(first) / "replays").glob("side-by-side-seed0-*.mp4")
+    meta, decoded = decode(made)
+    assert meta["size"][0] == 2 * WIDTH + replay.PANEL_GAP_PX  # both episodes in every frame
+    assert len(decoded) == max(episode.steps for episode in episodes) + 1
+    stem = f"{slug(names[0])}-final-vs-{slug(names[1])}-final-seed0"
+    assert set(download_names[-2:]) == {f"{stem}.mp4", f"{stem}.gif"}
 def test_side_by_side_of_the_same_checkpoint_asks_for_another_instead_of_crashing(lab_home):
     test = app("pages/replay.py")
     test.toggle(key="replay_compare").set_value(True).run()  # both pickers default to the newest final checkpoint

@@ -1,5 +1,6 @@
 """Robustness: evaluation under changed physics and observation noise, the two-factor grid, its figure and page."""
 
+import json
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -7,17 +8,31 @@ import pytest
 from app_support import app, figure, trained_group
 
 from cartpole_core.agent import load_agent
-from cartpole_core.envs import PHYSICS_DEFAULTS, SOLVED_RETURN
+from cartpole_core.cli import main
+from cartpole_core.envs import (
+    CONDITIONS,
+    PHYSICS_DEFAULTS,
+    SOLVED_RETURN,
+    ConditionError,
+    check_condition,
+    check_physics,
+    make_env,
+    make_vec_env,
+)
 from cartpole_core.evaluate import EVAL_SEED, evaluate_returns
 from cartpole_core.presets import preset_config
+from cartpole_core.replay import rollout
 from cartpole_core.robustness import (
+    DEFAULT_POINTS,
     FACTORS,
     axis_values,
     evaluate_under,
     grid_figure,
     grid_table,
+    multiple_range,
     replay_query_params,
     robustness_grid,
+    validate_conditions,
 )
 from cartpole_core.store import RunStore
 from cartpole_core.training import train
@@ -87,9 +102,10 @@ def test_noise_grid_starts_at_the_plain_evaluation_and_reports_progress(solver):
     (("wind", [1.0], "gravity", [9.8]), "unknown factor 'wind'; allowed: gravity, masscart"),
     (("gravity", [9.8], "gravity", [5.0]), "both 'gravity'"),
     (("gravity", [], "length", [0.5]), "the gravity axis has no values"),
-    (("gravity", [9.8], "length", [0.5, 0.0]), "half pole length (length = 0) must be a positive number"),
-    (("masscart", [-1.0], "length", [0.5]), "cart mass (masscart = -1) must be a positive number"),
-    (("obs_noise", [-0.1], "length", [0.5]), "observation noise σ (obs_noise = -0.1) must be ≥ 0"),
+    (("gravity", [9.8], "length", [0.5, 0.0]), "half pole length (length) must be a number in [0.05, 5] m, got 0"),
+    (("masscart", [-1.0], "length", [0.5]), "cart mass (masscart) must be a number in [0.1, 10] kg, got -1"),
+    (("obs_noise", [-0.1], "length", [0.5]),
+     "observation noise σ (obs_noise) must be a number in [0, 1] obs. units, got -0.1"),
 ])
 def test_invalid_grids_say_what_is_wrong(args, message):
     with pytest.raises(ValueError) as err:
@@ -100,16 +116,99 @@ def test_invalid_grids_say_what_is_wrong(args, message):
 def test_invalid_base_and_axis_ranges_are_rejected():
     with pytest.raises(ValueError, match="unknown factor 'friction'"):
         robustness_grid(lean_policy, "gravity", [9.8], "length", [0.5], base={"friction": 1.0})
-    with pytest.raises(ValueError, match="must be ≥ 0"):
+    with pytest.raises(ValueError, match=r"must be a number in \[0, 1\] obs. units, got -1"):
         robustness_grid(lean_policy, "gravity", [9.8], "length", [0.5], base={"obs_noise": -1})
     with pytest.raises(ValueError, match="0 < min ≤ max"):
         axis_values("gravity", 5, 2.0, 0.5)
+    with pytest.raises(ConditionError, match=r"gravity \(gravity\) must be a number in \[0.98, 98\] m/s², got 0.49"):
+        axis_values("gravity", 3, 0.05, 1.0)  # below the allowed 0.1×
 
 
 def test_axis_values_are_multiples_of_the_default_with_the_default_in_the_middle():
     assert axis_values("gravity", 5, 0.5, 2.0) == [4.9, 6.92965, 9.8, 13.8593, 19.6]
     assert axis_values("obs_noise", 3, 0.0, 0.5) == [0.0, 0.25, 0.5]
     assert all(spec.low <= spec.default <= spec.high for spec in FACTORS.values())
+    # The default grid spans each factor's whole allowed range, its ends exactly the range's ends.
+    for name, spec in FACTORS.items():
+        if spec.is_physics:
+            assert multiple_range(name) == (0.1, 10.0)
+            values = axis_values(name, DEFAULT_POINTS, *multiple_range(name))
+            assert (values[0], values[DEFAULT_POINTS // 2], values[-1]) == (spec.low, spec.default, spec.high)
+    assert axis_values("length", 5, 0.1, 10.0) == [0.05, 0.158114, 0.5, 1.58114, 5.0]
+
+
+def test_the_default_grid_shows_where_a_solving_agent_breaks(solver):
+    """Over 0.5×–2× a solved agent scored 500 in every cell; the full range finds its limits."""
+    grid = robustness_grid(solver, "force_mag", axis_values("force_mag", DEFAULT_POINTS, *multiple_range("force_mag")),
+                           "length", axis_values("length", DEFAULT_POINTS, *multiple_range("length")))
+    assert grid.mean[grid.default_cell] >= SOLVED_RETURN
+    assert grid.mean.min() < SOLVED_RETURN / 2 and 0 < grid.solved_fraction < 0.5
+
+
+# ------------------------------------------------------------------------------ one range, one check, everywhere
+
+
+BAD_CONDITIONS = [
+    ("length", 1e300, "half pole length (length) must be a number in [0.05, 5] m, got 1e+300"),
+    ("force_mag", 1e308, "push force (force_mag) must be a number in [1, 100] N, got 1e+308"),
+    ("length", 0.049, "half pole length (length) must be a number in [0.05, 5] m, got 0.049"),
+    ("masspole", 1.01, "pole mass (masspole) must be a number in [0.01, 1] kg, got 1.01"),
+    ("gravity", float("nan"), "gravity (gravity) must be a number in [0.98, 98] m/s², got nan"),
+    ("masscart", float("inf"), "cart mass (masscart) must be a number in [0.1, 10] kg, got inf"),
+    ("gravity", True, "gravity (gravity) must be a number in [0.98, 98] m/s², got True"),
+    ("obs_noise", 1.5, "observation noise σ (obs_noise) must be a number in [0, 1] obs. units, got 1.5"),
+]
+
+
+class LeanAgent:
+    """The lean policy as an agent replay's rollout can run (one observation at a time)."""
+
+    value_kind = "Q"
+
+    @staticmethod
+    def action_values(obs: np.ndarray) -> np.ndarray:
+        return np.eye(2)[int(lean_policy(np.reshape(obs, (1, 4)))[0])]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_CONDITIONS)
+def test_every_entry_point_rejects_a_condition_with_the_same_message(name, value, message, capsys):
+    checks = [lambda: check_condition(name, value), lambda: validate_conditions({name: value}),
+              lambda: robustness_grid(lean_policy, name, [value], "gravity" if name != "gravity" else "length",
+                                      [FACTORS["length"].default if name == "gravity" else 9.8], episodes=1),
+              lambda: evaluate_under(lean_policy, {name: value}, episodes=1)]
+    if name != "obs_noise":
+        checks += [lambda: check_physics({name: value}), lambda: make_env(**{name: value}),
+                   lambda: make_vec_env(2, **{name: value})]
+    checks.append(lambda: rollout(LeanAgent(), 0, **({"obs_noise": value} if name == "obs_noise"
+                                                     else {"physics": {name: value}})))
+    for check in checks:
+        with pytest.raises(ConditionError) as err:
+            check()
+        assert str(err.value) == message
+    # The replay command checks before it opens the store or the run: the same message, as its one error line.
+    option = ["--obs-noise", str(value)] if name == "obs_noise" else ["--physics", f"{name}={json.dumps(value)}"]
+    assert main(["replay", "any-run", *option, "--out", "never.mp4"]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_the_ranges_are_what_every_page_offers():
+    assert {name: (spec.low, spec.default, spec.high) for name, spec in CONDITIONS.items()} == {
+        "gravity": (0.98, 9.8, 98.0), "masscart": (0.1, 1.0, 10.0), "masspole": (0.01, 0.1, 1.0),
+        "length": (0.05, 0.5, 5.0), "force_mag": (1.0, 10.0, 100.0), "obs_noise": (0.0, 0.0, 1.0)}
+    assert FACTORS is CONDITIONS and set(PHYSICS_DEFAULTS) == set(CONDITIONS) - {"obs_noise"}
+    for name, spec in CONDITIONS.items():  # both ends are allowed
+        assert check_condition(name, spec.low) == spec.low and check_condition(name, spec.high) == spec.high
+
+
+@pytest.mark.parametrize("conditions", [{"obs_noise": 0.1}, {"obs_noise": 0.3, "length": 0.05},
+                                        {"force_mag": 1.0, "obs_noise": 0.05}, {"length": 5.0, "obs_noise": 0.2}])
+def test_a_one_episode_evaluation_is_the_replay_of_its_seed_noise_and_all(solver, conditions):
+    """Robustness and Replay draw the observation noise from one stream per seed (and a one-copy vector env
+    starts where the single env does): the evaluation's episode is the very episode the Replay page shows."""
+    physics = {name: value for name, value in conditions.items() if name != "obs_noise"}
+    for seed in (EVAL_SEED, 7):
+        episode = rollout(solver, seed, physics=physics, obs_noise=conditions["obs_noise"])
+        assert evaluate_under(solver, conditions, episodes=1, seed=seed)[0] == episode.total_return
 
 
 def test_figure_and_table_show_what_the_grid_computed():
@@ -153,12 +252,12 @@ def test_page_runs_the_grid_and_links_to_the_replay(home):  # noqa: F811
     assert not test.exception
     heatmap = figure(test.get("plotly_chart")[0])["data"][0]
     artifact = next(a for a in RunStore(home).artifacts(run_id) if a["kind"] == "final")
-    expected = robustness_grid(load_agent(artifact["path"]), "force_mag", axis_values("force_mag", 5, 0.5, 2.0),
-                               "length", axis_values("length", 5, 0.5, 2.0))
+    expected = robustness_grid(load_agent(artifact["path"]), "force_mag", axis_values("force_mag", 5, 0.1, 10.0),
+                               "length", axis_values("length", 5, 0.1, 10.0))  # the whole allowed range
     np.testing.assert_array_equal(np.asarray(heatmap["z"]), expected.mean)
     assert len(test.dataframe) == 1
 
-    test.slider(key="robust_one_gravity").set_value(19.6).run()
+    test.number_input(key="robust_one_gravity").set_value(19.6).run()
     assert test.get("plotly_chart"), "the grid is kept across reruns"
     links = {link.proto.label: parse_qs(link.proto.query_string) for link in test.get("page_link")
              if link.proto.page == "replay"}

@@ -1,0 +1,112 @@
+"""Runs & compare (and the live view's group and clip captions) through Streamlit's AppTest: two settings of one
+algorithm, trained for real on small budgets, must be told apart and ranked at a glance."""
+
+import pytest
+from app_support import app, figure, trained_group
+
+from cartpole_core.compare import group_summary
+from cartpole_core.jobs import execute_run, submit
+from cartpole_core.presets import preset_config
+from cartpole_core.store import RunStore
+
+
+def trained(home, gamma: float, seeds=(0, 1), total_env_steps=4000) -> list[str]:
+    """As ``trained_group``, with the discount factor set: Q-learning `fast` runs trained to completion."""
+    store = RunStore(home)
+    config = preset_config("qlearning", "fast", total_env_steps=total_env_steps, stop_on_solve=False, gamma=gamma)
+    _, run_ids = submit(store, config, list(seeds), preset="fast")
+    for run_id in run_ids:
+        store.claim(run_id)
+        execute_run(store, run_id)
+    return run_ids
+
+
+def dataframe(test, columns: set[str]):
+    """The first st.dataframe showing all of ``columns``."""
+    return next(frame.value for frame in test.dataframe if columns <= set(frame.value.columns))
+
+
+def legend(chart: dict) -> list[str]:
+    return [trace["name"] for trace in chart["data"] if trace.get("name") and trace.get("showlegend") is not False]
+
+
+def test_two_settings_are_columns_ranked_groups_one_diff_row_and_two_distinct_curves(home):
+    default = trained_group(home, seeds=(0, 1))  # gamma 0.99
+    low = trained(home, 0.9, seeds=(0, 1))
+    store = RunStore(home)
+    test = app("pages/runs.py", select=",".join(default + low))
+    assert not test.exception
+
+    runs = dataframe(test, {"name", "id"})
+    assert "gamma" in runs.columns  # the one setting that differs, as a column beside the names
+    gammas = dict(zip(runs["id"], runs["gamma"]))
+    assert {gammas[run_id] for run_id in default} == {0.99} and {gammas[run_id] for run_id in low} == {0.9}
+    groups = {store.get_run(run_id)["group_id"] for run_id in default + low}
+    assert set(runs["group"]) == groups  # the full group id
+
+    summary = dataframe(test, {"group", "solved", "median steps to solve"})
+    assert len(summary) == 2 and set(summary["group id"]) == groups
+    assert summary["gamma"].tolist() in (["0.99", "0.9"], ["0.9", "0.99"])
+    assert summary["solved"].tolist() == sorted(summary["solved"], reverse=True)  # best first
+    for _, row in summary.iterrows():  # each row is its own group's seeds
+        members = store.list_runs(group_id=row["group id"])
+        assert row["seeds"] == 2 and row["solved"] == sum(run["solved"] for run in members) / 2
+    assert summary["group"].tolist() == [row["label"] for row in group_summary(store.list_runs())]
+    labels = dict(zip(summary["group id"], summary["group"]))
+    assert len(set(labels.values())) == 2
+
+    diff = dataframe(test, set(labels.values()))
+    assert diff.index.tolist() == ["gamma"] and diff.shape == (1, 2)  # one column per group, not per seed
+    default_group = store.get_run(default[0])["group_id"]
+    low_group = store.get_run(low[0])["group_id"]
+    assert diff.loc["gamma", labels[default_group]] == "0.99" and diff.loc["gamma", labels[low_group]] == "0.9"
+
+    evaluation = figure(test.get("plotly_chart")[0])  # the evaluation view is the default
+    assert sorted(legend(evaluation)) == sorted(f"{label} mean" for label in labels.values())  # one per group
+    assert "greedy evaluation" in evaluation["layout"]["yaxis"]["title"]["text"]
+
+    test.segmented_control(key="cmp_view").set_value("training").run()
+    training = figure(test.get("plotly_chart")[0])
+    assert sorted(legend(training)) == sorted(f"{label} mean" for label in labels.values())
+    assert "episode return" in training["layout"]["yaxis"]["title"]["text"]
+
+
+def test_a_whole_group_is_renamed_and_tagged_at_once_keeping_each_seed(home):
+    run_ids = trained_group(home, seeds=(0, 1), total_env_steps=1000)
+    test = app("pages/runs.py", select=",".join(run_ids))
+    name = next(field for field in test.text_input if field.label.startswith("Name of the 2 selected runs"))
+    assert name.value == "qlearning/fast steps=1k stop_on_solve=off"  # their common base
+    name.set_value("gamma sweep")
+    next(field for field in test.text_input if field.label.startswith("Tags")).set_value("sweep, q")
+    next(button for button in test.button if button.label == "Save for 2 runs").click().run()
+    assert not test.exception and not test.error
+    store = RunStore(home)
+    assert [(store.get_run(r)["name"], store.get_run(r)["tags"]) for r in run_ids] == [
+        ("gamma sweep · seed 0", ["q", "sweep"]), ("gamma sweep · seed 1", ["q", "sweep"])]
+
+
+def test_live_view_titles_a_group_by_its_label_and_the_clip_does_not_contradict_the_evaluation(home):
+    run_ids = trained_group(home, seeds=(0, 1), total_env_steps=1000)
+    store = RunStore(home)
+    group = store.get_run(run_ids[0])["group_id"]
+    test = app("pages/live.py", group=group)
+    assert not test.exception
+    assert test.title[0].value == "qlearning/fast steps=1k stop_on_solve=off ×2"
+
+    test = app("pages/live.py", run=run_ids[0])
+    captions = [caption.value for caption in test.caption]
+    last = store.evaluations(run_ids[0])[-1]
+    clip = next(caption for caption in captions if "one episode (seed 0)" in caption)
+    assert "200 steps" in clip and clip.startswith("final · ")
+    assert f"Latest evaluation: mean return {last['mean_return']:.0f} ± {last['std_return']:.0f} over 20 episodes " \
+           f"at {last['env_steps']:,} env steps" in " ".join(captions)
+
+
+@pytest.mark.parametrize("algo, label", [("ppo", "Learning rate"), ("dqn", "Exploration & learning rate")])
+def test_live_view_names_the_exploration_view_by_what_the_algorithm_has(home, algo, label):
+    store = RunStore(home)
+    _, (run_id,) = submit(store, preset_config(algo, "fast"), [0], preset="fast")
+    store.claim(run_id)  # training, as far as the page can tell (the page's scheduler leaves it alone)
+    test = app("pages/live.py", run=run_id)
+    assert not test.exception
+    assert label in test.segmented_control(key="view").options
