@@ -6,7 +6,10 @@ layout key. While runs train, the live view's components fetch it every 0.8 s an
 rerunning the page instead cost a run trained on the same two cores 10–25 % of its speed: each rerun is a round of
 server work and of React rendering in the browser.
 
-Bad requests get a 400 (unknown runs a 404) whose ``error`` names what was wrong and what is allowed.
+Bad requests get a 400 (unknown runs a 404) whose ``error`` names what was wrong and what is allowed; no message
+carries a path of this machine. Requests whose ``Host`` is not one this server answers to get a 403 — a web page on
+another site cannot read metrics by pointing its own host name at this address (DNS rebinding). With the access
+gate on (``CARTPOLE_LAB_TOKEN``, see :mod:`lab_access`), a request must also carry the ``key`` the page signed for it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import lab_access
 from cartpole_core.live import LiveRequest, LiveRequestError, UnknownRunError, shared_feed
 from cartpole_core.paths import data_home
+from cartpole_core.store import StoreError
 
 LIVE_PATH = "/lab/api/live"
 served = False  # True in a server started from app.py: the live view then refreshes through LIVE_PATH
@@ -27,12 +32,23 @@ served = False  # True in a server started from app.py: the live view then refre
 
 def live(request: Request) -> Response:
     """The live view's snapshot (a plain function: Starlette runs it in its thread pool, off the event loop)."""
+    host = request.headers.get("host", "")
+    if not lab_access.host_allowed(host):
+        return JSONResponse({"error": f"host {host[:100]!r} is not served here; allowed: "
+                                      f"{', '.join(lab_access.allowed_hosts())} (set {lab_access.HOSTS_ENV} to add "
+                                      "names this server is reached by)"}, status_code=403)
+    params = dict(request.query_params)
+    key = params.pop("key", "")
+    if not lab_access.request_allowed(request.url.query, key):
+        return JSONResponse({"error": "this lab is gated: open it in the browser and sign in"}, status_code=403)
     try:
-        live_request = LiveRequest.from_query(request.query_params)
+        live_request = LiveRequest.from_query(params)
         feed = shared_feed(data_home())
         snapshot = feed.snapshot(live_request)
     except LiveRequestError as err:
         return JSONResponse({"error": str(err)}, status_code=404 if isinstance(err, UnknownRunError) else 400)
+    except StoreError:  # its message names files on this machine: not for the network
+        return JSONResponse({"error": "the run store cannot be read; the dashboard says why"}, status_code=503)
     return Response(to_json_plotly(snapshot), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 

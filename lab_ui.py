@@ -4,10 +4,12 @@ URL sharing of a configuration, and small display helpers. Pages stay thin and c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import plotly.io
 import streamlit as st
 from streamlit.components import v1 as components
 
+import lab_access
 import lab_api
 from cartpole_core.configs import (
     OBS_NAMES,
@@ -28,10 +31,11 @@ from cartpole_core.configs import (
     with_overrides,
 )
 from cartpole_core.jobs import Scheduler
+from cartpole_core.limits import NAME_MAX, SEEDS_PER_LAUNCH_MAX
 from cartpole_core.live import STATUS_ICONS, LiveRequest, chart_spec
-from cartpole_core.paths import data_home
+from cartpole_core.paths import DataHomeError, data_home
 from cartpole_core.presets import preset_config, preset_names
-from cartpole_core.store import ACTIVE_STATUSES, RunStore
+from cartpole_core.store import ACTIVE_STATUSES, RunStore, StoreError
 
 ALGORITHM_TITLES = {"qlearning": "Tabular Q-learning", "dqn": "DQN", "ppo": "PPO"}
 COMMON_FIELDS = ("total_env_steps", "max_episodes", "max_episode_steps", "n_envs", "eval_every_steps",
@@ -58,7 +62,42 @@ def _run_pages_through_the_app() -> None:
 _run_pages_through_the_app()
 
 
+# ------------------------------------------------------------------------------------------------ access
+
+
+def require_access() -> None:
+    """With the access gate on (a server others can reach, :mod:`lab_access`), nothing draws until this session
+    has given the token."""
+    if not lab_access.gated() or st.session_state.get("_signed_in"):
+        return
+    st.title("CartPole Lab")
+    with st.form("sign_in"):
+        given = st.text_input("Access token", type="password",
+                              help=f"This lab is shared: the person who started it set {lab_access.TOKEN_ENV}.")
+        if st.form_submit_button("Sign in", type="primary"):
+            if lab_access.session_allowed(given):
+                st.session_state["_signed_in"] = True
+                st.rerun()
+            st.error("That is not this lab's access token.", icon=":material/lock:")
+    st.stop()
+
+
 # ------------------------------------------------------------------------------------------------ handles
+
+
+@contextlib.contextmanager
+def store_problems_shown() -> Iterator[None]:
+    """Run a page (or fragment); if the run store or data home cannot be read or written — a damaged database, a
+    file that is not the lab's, a full disk, a read-only folder — say so and what to do, instead of a traceback.
+    Everything already stored stays as it is."""
+    try:
+        yield
+    except (StoreError, DataHomeError) as err:
+        st.error(f"**The lab's data cannot be used right now.** {plain(err)}", icon=":material/database:")
+        st.markdown("To check the store: `python -m cartpole_core runs check`. To save everything readable into a "
+                    "fresh data home: `python -m cartpole_core runs salvage --to NEW_FOLDER`, then start the lab "
+                    "with `CARTPOLE_LAB_HOME=NEW_FOLDER`.")
+        st.stop()
 
 
 @st.cache_resource
@@ -82,6 +121,16 @@ def store() -> RunStore:
 # ---------------------------------------------------------------------------------------------- formatting
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!:<>|~$&])")
+
+
+def plain(text: Any) -> str:
+    """User text (a name, a tag) for an element that renders Markdown — titles, captions, page links, image
+    captions: every Markdown, directive (``:red[…]``), LaTeX (``$…$``) and HTML character escaped, so it reads
+    exactly as typed. Widgets' options and tables show text as is and need none of this."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+
 def run_label(run: dict[str, Any]) -> str:
     return f"{STATUS_ICONS.get(run['status'], '')} {run['name']}"
 
@@ -98,7 +147,7 @@ def sidebar_active_runs(refresh_s: float | None = 2.0) -> None:
         runs = [r for r in store().list_runs() if r["status"] in ACTIVE_STATUSES]
         st.caption(f"**Active runs** ({len(runs)})")
         for run in runs[:12]:
-            st.page_link("pages/live.py", label=run_label(run), query_params={"run": run["id"]})
+            st.page_link("pages/live.py", label=plain(run_label(run)), query_params={"run": run["id"]})
         if not runs:
             st.caption("Nothing training. Launch a run from **Train**.")
 
@@ -123,7 +172,8 @@ _PLOTLY_JS = components.declare_component("plotly_js", path=str(Path(plotly.__fi
 def live_feed_url(request: LiveRequest) -> str | None:
     """Where the live view's elements fetch fresh snapshots, or None when this server has no live endpoint (a
     script run without app.py's ``st.App``, e.g. in AppTest): the page then refreshes by rerunning."""
-    return lab_api.url_path(f"{lab_api.LIVE_PATH}?{request.query()}") if lab_api.served else None
+    query = lab_access.signed_query(request.query())
+    return lab_api.url_path(f"{lab_api.LIVE_PATH}?{query}") if lab_api.served else None
 
 
 def _plotly_src() -> str:
@@ -168,8 +218,7 @@ def live_progress(progress: list[dict[str, Any]], *, key: str, feed: dict[str, A
 # back with every field at its minimum while the page still described the preset.
 
 KEEP = "session"
-LAUNCH_LIMITS = {"seeds": (1, 16), "seed": (0, 1_000_000)}
-NAME_MAX, TAG_MAX = 200, 50  # the store's limits (RunStore.rename / set_tags)
+LAUNCH_LIMITS = {"seeds": (1, SEEDS_PER_LAUNCH_MAX), "seed": (0, 1_000_000)}
 
 
 def form_key(algo: str, name: str) -> str:

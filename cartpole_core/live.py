@@ -156,7 +156,7 @@ class LiveFeed:
         runs = [self.store.get_run(run_id) for run_id in request.run_ids]
         missing = [run_id for run_id, run in zip(request.run_ids, runs, strict=True) if run is None]
         if missing:
-            raise UnknownRunError(f"no run {', '.join(missing)} in {self.store.home}; it may have been deleted")
+            raise UnknownRunError(f"no run {', '.join(missing)} in the run store; it may have been deleted")
         return runs
 
     def snapshot(self, request: LiveRequest, runs: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -24,6 +24,13 @@ NEAR_SOLVED = 0.8  # evaluations at 80 % of 475 or more: the solved line is wort
 STOPPED_TEXT = "solved — training stopped"
 
 
+def plotly_text(text: str) -> str:
+    """User text (a run's or group's name) as Plotly shows it literally: Plotly reads ``<b>``, ``<a href>`` and
+    entities in names and hover labels, and ``%{…}`` in hover templates; each becomes an entity it prints as is."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("%", "&#37;")
+            .replace("{", "&#123;"))
+
+
 def smooth(values: Sequence[float], method: str = "ema", amount: float = 0.9) -> np.ndarray:
     """EMA with weight ``amount`` on the past (0 = raw), or a trailing window of ``int(amount)`` episodes."""
     y = np.asarray(values, dtype=float)
@@ -107,7 +114,7 @@ def add_run_traces(fig: go.Figure, episodes: list[dict[str, Any]], evaluations: 
     returns = [row["episode_return"] for row in episodes]
     keep = keep_indices(returns, max_points)
     xs = _pick([row[x] for row in episodes], keep)
-    label = f"{name} " if name else ""
+    label = f"{plotly_text(name)} " if name else ""
     if raw:
         fig.add_trace(go.Scatter(x=xs, y=_pick(returns, keep), mode="lines", name=f"{label}return",
                                  line={"width": 1}, line_color=_rgba(color, 0.25), showlegend=not name))
@@ -132,6 +139,7 @@ def group_figure(groups: list[dict[str, Any]], *, x: str = "env_steps", method: 
     ``seeds``; at most about ``max_points`` points each), the group's mean ± std band, the mean ± std across seeds
     of its evaluations (when the runs come with them), and a marker where a seed stopped because it solved — the
     mean of the seeds still training continues from there, so without it a solved seed reads as a drop."""
+    groups = [{**group, "name": plotly_text(group["name"])} for group in groups]
     fig = go.Figure()
     best_eval = None
     for index, group in enumerate(groups):
@@ -213,6 +221,7 @@ def evaluation_figure(groups: list[dict[str, Any]], *, x: str = "env_steps", see
     "runs": [compare.evaluation_rows(...), ...]}``: the mean ± std across seeds and, when ``seeds``, each seed's
     evaluations faint. A seed's rows marked ``carried`` (it stopped because it solved) continue dotted to the end
     of the compared range: a solved run is drawn as solved, not as a curve that ends."""
+    groups = [{**group, "name": plotly_text(group["name"])} for group in groups]
     fig = go.Figure()
     for index, group in enumerate(groups):
         color = PALETTE[index % len(PALETTE)]
@@ -310,6 +319,7 @@ def episode_trace_figure(episodes: Sequence[tuple[str, Any]], cursor: int | None
                                     "showticklabels": row == rows - 1,
                                     **({"title": {"text": "step"}} if row == rows - 1 else {})}
         for i, (label, episode) in enumerate(episodes):
+            label = plotly_text(label)
             table = episode.state_table()
             data.append({"type": "scatter", "mode": "lines", "x": table["step"].tolist(),
                          "y": np.round(table[name], 5).tolist(), "name": label, "legendgroup": label,

@@ -14,6 +14,8 @@ from cartpole_core.inspection import (
     qtable_slice,
 )
 
+ui.require_access()  # a page may be run on its own: the gate is checked on each
+
 st.title("Inspect policy")
 picked = ui.pick_checkpoint("inspect")
 if picked is None:
@@ -21,7 +23,7 @@ if picked is None:
 run, artifact = picked
 agent = ui.load_checkpoint(artifact)
 algo = agent.config.algo
-st.caption(f"{ui.ALGORITHM_TITLES[algo]} · {run['name']} · {ui.checkpoint_label(artifact)}. "
+st.caption(f"{ui.ALGORITHM_TITLES[algo]} · {ui.plain(run['name'])} · {ui.checkpoint_label(artifact)}. "
            "Blue means push left, red push right.")
 
 if algo == "qlearning":

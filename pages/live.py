@@ -23,6 +23,8 @@ from cartpole_core.live import (
 from cartpole_core.replay import ReplayError, cached_video
 from cartpole_core.store import ACTIVE_STATUSES
 
+ui.require_access()  # a page may be run on its own: the gate is checked on each
+
 LIVE_REFRESH_S = 0.8  # "at least once a second": with some room for a fetch or a draw that lands late
 CLIP_EVERY_S = 15.0  # a new clip of the current policy at most this often (encoding takes CPU from training)
 CLIP_STEPS = 200  # four seconds of CartPole
@@ -46,7 +48,7 @@ if not run_ids or store.get_run(run_ids[0]) is None:
 
 first = store.get_run(run_ids[0])
 title = first["name"] if run_id else group_label([store.get_run(rid) for rid in run_ids])
-st.title(title)
+st.title(ui.plain(title))
 st.caption(f"{ui.ALGORITHM_TITLES[first['algo']]} · preset {first['preset'] or 'custom'} · "
            f"{'run ' + run_id if run_id else f'group {group_id} · {len(run_ids)} seeds'}")
 
@@ -129,6 +131,11 @@ training = any(store.get_run(rid)["status"] in ACTIVE_STATUSES for rid in run_id
 
 @st.fragment(run_every=LIVE_REFRESH_S if training and not paused and not lab_api.served else None)
 def live() -> None:
+    with ui.store_problems_shown():  # a fragment rerun is not inside app.py's guard
+        live_view()
+
+
+def live_view() -> None:
     runs = [store.get_run(rid) for rid in run_ids]
     if training and not any(run["status"] in ACTIVE_STATUSES for run in runs):
         st.rerun()  # the last run just ended: one full rerun draws the final state and stops the refreshes
@@ -168,10 +175,10 @@ def live() -> None:
                 watch = policy_clip(runs[0])
     else:
         if len(runs) > 1:  # ε, learning rate and diagnostics are per run: say whose, and link the others
-            st.caption(f"Showing {runs[0]['name']}, the group's first run. Each run's own live view:")
+            st.caption(f"Showing {ui.plain(runs[0]['name'])}, the group's first run. Each run's own live view:")
             columns = st.columns(min(len(runs), 8))
             for index, run in enumerate(runs):
-                columns[index % len(columns)].page_link("pages/live.py", label=run["name"],
+                columns[index % len(columns)].page_link("pages/live.py", label=ui.plain(run["name"]),
                                                         query_params={"run": run["id"]})
         if not figures:
             st.caption("No updates yet." if view == "Diagnostics" else "No episodes yet.")

@@ -22,6 +22,8 @@ from cartpole_core.replay import (
     slug,
 )
 
+ui.require_access()  # a page may be run on its own: the gate is checked on each
+
 MAX_SEED = 2**31 - 1
 KEPT_EPISODES = 16  # rollouts kept per session (a few KB each: states, not frames)
 
@@ -119,7 +121,7 @@ for run, artifact in [pick for pick in picks if pick is not None]:
     try:
         shown.append((run, artifact, agent, episode_for(artifact, agent)))
     except (ReplayError, ConditionError, OSError) as err:
-        st.error(f"Cannot replay {artifact['path'].name} of {run['name']}: {err}")
+        st.error(f"Cannot replay {artifact['path'].name} of {ui.plain(run['name'])}: {err}")
         st.stop()
 
 # ------------------------------------------------------------------------------------------------- videos
@@ -139,7 +141,7 @@ def downloads(video, gif, stem: str) -> None:
 def video_panel(run: dict, artifact: dict, agent, episode) -> None:
     """The replay video (encoded once per checkpoint version and conditions, then cached on disk), its outcome
     and the downloads. Drawn after the scrubber, so the episode is on screen while the video encodes."""
-    st.markdown(f"**{run['name']}** · {ui.checkpoint_label(artifact)}")
+    st.markdown(f"**{ui.plain(run['name'])}** · {ui.checkpoint_label(artifact)}")
     try:
         with st.spinner("Encoding the video …"):
             video, _ = cached_video(agent, artifact["path"], seed, physics=physics, obs_noise=noise, episode=episode)
@@ -156,7 +158,7 @@ def pair_panel(replays: list) -> None:
     moments and drift apart); the shorter one holds its last frame, marked as ended. Cached on disk."""
     labels = [f"{run['name']} · {ui.checkpoint_label(artifact)}" for run, artifact, _, _ in replays]
     episodes = [episode for *_, episode in replays]
-    st.markdown(" **vs** ".join(f"**{run['name']}** · {ui.checkpoint_label(artifact)}"
+    st.markdown(" **vs** ".join(f"**{ui.plain(run['name'])}** · {ui.checkpoint_label(artifact)}"
                                 for run, artifact, _, _ in replays))
     try:
         with st.spinner("Encoding the side-by-side video …"):
@@ -165,7 +167,7 @@ def pair_panel(replays: list) -> None:
         st.error(f"Cannot encode the side-by-side replay: {err}")
         return
     st.video(str(video), autoplay=True, loop=True, muted=True)
-    st.caption(" · ".join(f"{run['name']}: return **{episode.total_return:.0f}** — {episode.outcome()}"
+    st.caption(" · ".join(f"{ui.plain(run['name'])}: return **{episode.total_return:.0f}** — {episode.outcome()}"
                           for run, _, _, episode in replays) + f". {FPS} frames per second: real time.")
     stem = "-vs-".join(f"{run['name']}-{artifact['path'].stem}" for run, artifact, _, _ in replays)
     downloads(video, lambda: encode_side_by_side(episodes, labels, kind="gif", every=2, scale=320 / 600),
@@ -183,7 +185,7 @@ def scrubber() -> None:
     frames = st.columns(len(shown))
     for column, (run, _, _, episode) in zip(frames, shown):
         t = min(step, episode.steps)
-        column.image(render_frame(episode, t), caption=f"{run['name']} · frame {t} of {episode.steps}",
+        column.image(render_frame(episode, t), caption=f"{ui.plain(run['name'])} · frame {t} of {episode.steps}",
                      width="stretch")
     st.plotly_chart(episode_trace_figure([(f"{run['name']} · {ui.checkpoint_label(artifact)}", episode)
                                           for run, artifact, _, episode in shown], cursor=step),

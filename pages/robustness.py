@@ -23,6 +23,8 @@ from cartpole_core.robustness import (
     value_label,
 )
 
+ui.require_access()  # a page may be run on its own: the gate is checked on each
+
 KEPT_GRIDS = 8  # results kept per session, so going back to earlier inputs does not recompute
 
 st.title("Robustness")

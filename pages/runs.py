@@ -28,10 +28,12 @@ from cartpole_core.compare import (
     run_config,
     stopped_on_solve,
 )
+from cartpole_core.limits import NAME_MAX, TAG_MAX
 from cartpole_core.plots import evaluation_figure, group_figure
 from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore, binned_mean_std
 
-NAME_MAX, TAG_MAX = 200, 50  # the store's limits (RunStore.rename / set_tags)
+ui.require_access()  # a page may be run on its own: the gate is checked on each
+
 
 store = ui.store()
 st.title("Runs & compare")
@@ -53,8 +55,14 @@ algo = filters[0].selectbox("Algorithm", [None, *ALGORITHMS], format_func=lambda
 status = filters[1].selectbox("Status", [None, *STATUSES], format_func=lambda s: "all" if s is None else s,
                               key="filter_status")
 all_tags = sorted({tag for run in store.list_runs() for tag in run["tags"]})
+if "filter_tag" not in st.session_state:  # ``?tag=NAME`` opens the page filtered, e.g. a sweep's shared link
+    st.session_state["filter_tag"] = st.query_params.get("tag") if st.query_params.get("tag") in all_tags else None
 tag = filters[2].selectbox("Tag", [None, *all_tags], format_func=lambda t: "all" if t is None else t,
                            key="filter_tag")
+if tag is None:
+    st.query_params.pop("tag", None)
+else:
+    st.query_params["tag"] = tag
 sort = filters[3].selectbox("Sort by", ["newest", "final evaluation", "steps to solve", "time to solve"], key="sort")
 runs = store.list_runs(algo=algo, status=status, tag=tag)
 if sort == "final evaluation":

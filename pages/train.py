@@ -9,14 +9,17 @@ from cartpole_core.agent import Discretizer
 from cartpole_core.compare import default_name
 from cartpole_core.configs import OBS_NAMES, config_class
 from cartpole_core.jobs import submit
+from cartpole_core.limits import NAME_MAX, LimitError, check_name, check_tags
 from cartpole_core.plots import bin_edges_figure, schedule_figure
 from cartpole_core.presets import preset_description, preset_names
 from cartpole_core.schedules import curve
 
+ui.require_access()  # a page may be run on its own: the gate is checked on each
+
 ui.restore_url_state(ALGORITHMS)
 st.title("Train an agent")
 if problem := st.session_state.pop("_url_problem", None):
-    st.warning(problem, icon=":material/link_off:")
+    st.warning(ui.plain(problem), icon=":material/link_off:")  # it quotes the link's text
 with st.expander("New here? How the lab works", expanded=not ui.store().list_runs(), icon=":material/school:"):
     st.markdown(
         "1. **Pick an algorithm and a preset** below. `fast` presets solve CartPole in seconds; `seed` reproduces "
@@ -55,7 +58,7 @@ with st.container(border=True):
     name_column, tags_column, seeds_column, first_column, launch_column = st.columns(
         [3, 2, 1, 1, 2], vertical_alignment="bottom")
     suggested = default_name(config, preset) if config is not None else f"{algo}/{preset}"
-    run_name = name_column.text_input("Name", key="run_name", max_chars=ui.NAME_MAX, placeholder=suggested,
+    run_name = name_column.text_input("Name", key="run_name", max_chars=NAME_MAX, placeholder=suggested,
                                       persist_state=ui.KEEP,
                                       help="Empty: named after what differs from the preset, e.g. "
                                            f"`{suggested}`. Each seed's run adds ` · seed N`.")
@@ -66,14 +69,16 @@ with st.container(border=True):
                                              "Runs & compare summarizes them. 3 or more to compare settings.")
     first_seed = first_column.number_input("First seed", *ui.LAUNCH_LIMITS["seed"], key="first_seed",
                                            persist_state=ui.KEEP, help="Seeds first seed, first seed + 1, …")
-    tags = [tag.strip() for tag in run_tags.split(",") if tag.strip()]
-    long_tags = [tag for tag in tags if len(tag) > ui.TAG_MAX]
-    if long_tags:
-        problems["tags"] = f"tags must be at most {ui.TAG_MAX} characters; {long_tags[0][:20]!r}… is longer"
+    try:
+        tags = check_tags(run_tags)
+        if run_name.strip():
+            check_name(run_name)
+    except LimitError as err:
+        problems["name_tags"] = str(err)
     launch = launch_column.button("Launch training", type="primary", icon=":material/rocket_launch:",
                                   disabled=bool(problems), width="stretch")
     if problems:
-        st.error(f"Fix {len(problems)} field(s) before launching: " + "; ".join(problems.values()),
+        st.error(ui.plain(f"Fix {len(problems)} field(s) before launching: " + "; ".join(problems.values())),
                  icon=":material/block:")
 
 # ------------------------------------------------------------------------------------------------ the form
@@ -126,7 +131,11 @@ ui.sidebar_active_runs()
 ui.preload_live_charts()  # Launch opens the live view
 
 if launch and config is not None and not problems:
-    group_id, run_ids = submit(ui.store(), config, list(range(first_seed, first_seed + n_seeds)), preset=preset,
-                               name=run_name.strip() or None, tags=tuple(tags))
+    try:
+        group_id, run_ids = submit(ui.store(), config, list(range(first_seed, first_seed + n_seeds)),
+                                   preset=preset, name=run_name.strip() or None, tags=tuple(tags))
+    except ValueError as err:  # the queue is full, or a name or seed outside the lab's limits: nothing was queued
+        st.error(f"Not launched: {ui.plain(err)}", icon=":material/block:")
+        st.stop()
     params = {"run": run_ids[0]} if len(run_ids) == 1 else {"group": group_id}
     st.switch_page("pages/live.py", query_params=params)

@@ -1,6 +1,7 @@
 """Every dashboard page through Streamlit's AppTest (the real scripts, no browser), on a temporary data home."""
 
 import json
+import re
 import time
 from urllib.parse import parse_qsl
 
@@ -124,6 +125,11 @@ def test_log_sliders_keep_the_presets_value_after_moving_off_it(home):
     assert "256" in test.select_slider(key="cfg.dqn.batch_size").options  # one move back to the preset
 
 
+def shown_text(markdown: str) -> str:
+    """What a Markdown element shows: its backslash escapes removed."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def shared(test) -> dict:
     return {key: test.query_params[key][0] if isinstance(test.query_params[key], list) else test.query_params[key]
             for key in test.query_params}
@@ -160,9 +166,10 @@ def test_a_share_link_with_a_bad_field_restores_the_rest_and_names_it(home):
     assert test.text_input(key="cfg.ppo.hidden_sizes").value == "32"
     assert test.number_input(key="cfg.ppo.clip_range").value == preset_config("ppo", "fast").clip_range
     (warning,) = test.warning
-    assert "clip range = 'wide'" in warning.value  # named, with what is allowed
-    assert "'batch_size' (not a field of PPO)" in warning.value
-    assert "Seeds = '99'" in warning.value and "16" in warning.value
+    shown = shown_text(warning.value)
+    assert "clip range = 'wide'" in shown  # named, with what is allowed
+    assert "'batch_size' (not a field of PPO)" in shown
+    assert "Seeds = '99'" in shown and "16" in shown
 
 
 def test_live_view_of_a_finished_run_plots_every_episode_and_evaluation(home):
@@ -269,3 +276,34 @@ def test_an_untouched_form_is_the_preset_exactly(home, algo):
     (run,) = RunStore(home).list_runs()
     assert run["name"] == f"{algo}/fast · seed 0"
     assert json.loads(run["config_json"]) == json.loads(preset_config(algo, "fast").to_json())
+
+
+@pytest.mark.parametrize("algo", ["qlearning", "dqn", "ppo"])
+def test_a_share_link_with_every_field_set_round_trips(home, algo):
+    """Every field of the algorithm in one link (the `seed` preset's values, over `fast`), with seeds, first seed,
+    name and tags: the form shows exactly those values, nothing is refused, and the link it writes is the same."""
+    import lab_ui
+
+    target = lab_ui._flat(preset_config(algo, "seed"))
+    link = {"algo": algo, "preset": "fast", "cfg": json.dumps(target), "seeds": "4", "seed": "7",
+            "name": "every field", "tags": "a, b"}
+    test = app(**link)
+    assert not test.exception and not test.warning and not test.error
+    assert form_state(test, algo) == {name: lab_ui._widget_value(value) for name, value in target.items()}
+    written = shared(test)
+    assert {key: written[key] for key in ("seeds", "seed", "name", "tags")} == {
+        "seeds": "4", "seed": "7", "name": "every field", "tags": "a, b"}
+    again = app(**written)
+    assert form_state(again, algo) == form_state(test, algo) and shared(again) == written
+
+
+def test_a_name_or_tag_beyond_the_limits_is_named_and_launches_nothing(home):
+    test = app(algo="qlearning")
+    test.text_input(key="run_tags").input("ok, " + "t" * 51).run()
+    launch = next(button for button in test.button if "Launch" in button.label)
+    assert launch.disabled
+    assert any("at most 50 characters" in shown_text(error.value) for error in test.error)
+    test.text_input(key="run_tags").input("ok").run()
+    test.text_input(key="run_name").input("line\nbreak").run()
+    assert any("control characters" in shown_text(error.value) for error in test.error)
+    assert RunStore(home).list_runs() == []

@@ -234,16 +234,25 @@ def test_user_finds_which_setting_is_best(server, chromium_browser):
     store = RunStore(home)
     wait_until_idle(store)
     before = {run["id"] for run in store.list_runs()}
-    page = open_page(chromium_browser, f"{url}/?algo=qlearning&preset=fast&seeds=2")
+    page = open_page(chromium_browser, f"{url}/?algo=qlearning&preset=fast&seeds=2&tags=gamma-sweep")
     page.get_by_role("button", name="Launch training").click()
     page.wait_for_url("**/live?group=*", timeout=30_000)
 
-    page.get_by_test_id("stSidebar").get_by_text("Train", exact=True).click()
-    page.get_by_text("Train an agent").wait_for(timeout=30_000)
-    seeds = page.get_by_role("spinbutton", name="Seeds")
-    assert seeds.input_value() == "2", "going back to Train lost the number of seeds"
-    gamma = page.get_by_role("spinbutton", name="gamma", exact=True)
-    assert float(gamma.input_value()) == 0.99, "going back to Train lost the preset's values"
+    sidebar = page.get_by_test_id("stSidebar")
+    for way_back in ("the browser's Back", "the sidebar, via Runs & compare"):
+        if way_back.startswith("the browser"):
+            page.go_back()
+        else:
+            sidebar.get_by_text("Runs & compare", exact=True).click()
+            page.get_by_text("Groups, best first").wait_for(timeout=30_000)
+            sidebar.get_by_text("Train", exact=True).click()
+        page.get_by_text("Train an agent").wait_for(timeout=30_000)
+        seeds = page.get_by_role("spinbutton", name="Seeds")
+        gamma = page.get_by_role("spinbutton", name="gamma", exact=True)
+        gamma.wait_for(timeout=30_000)
+        assert seeds.input_value() == "2", f"going back to Train by {way_back} lost the number of seeds"
+        assert float(gamma.input_value()) == 0.99, f"going back to Train by {way_back} lost the preset's values"
+        assert page.get_by_role("button", name="Launch training").is_enabled()
     gamma.fill("0.9")
     gamma.press("Enter")
     page.wait_for_url("**gamma*", timeout=30_000)  # the share link now carries the changed field
@@ -256,7 +265,8 @@ def test_user_finds_which_setting_is_best(server, chromium_browser):
     changed = [run for run in runs if "gamma" in run["name"]]
     assert len(changed) == 2 and all("gamma=0.9" in run["name"] for run in changed), [r["name"] for r in runs]
 
-    page.goto(f"{url}/runs?select={','.join(run['id'] for run in runs)}")
+    assert all(run["tags"] == ["gamma-sweep"] for run in runs)  # the tag given at launch, kept for the second
+    page.goto(f"{url}/runs?tag=gamma-sweep&select={','.join(run['id'] for run in runs)}")
     page.get_by_text("Groups, best first").wait_for(timeout=60_000)
     summary = table_text(page, "group_summary")
     header, *groups = summary
