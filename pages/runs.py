@@ -30,7 +30,7 @@ from cartpole_core.compare import (
 )
 from cartpole_core.limits import NAME_MAX, TAG_MAX
 from cartpole_core.plots import evaluation_figure, group_figure
-from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore, binned_mean_std
+from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore, StoreError, binned_mean_std
 
 ui.require_access()  # a page may be run on its own: the gate is checked on each
 
@@ -47,7 +47,9 @@ with st.sidebar.expander("Import runs", icon=":material/upload:"):
             try:
                 st.success(f"Imported {', '.join(import_runs(store, path))}")
             except ImportRejected as err:
-                st.error(f"Not imported: {err}")
+                st.error(f"Not imported: {ui.plain(err)}")
+            except (StoreError, OSError) as err:  # rolled back: nothing of the zip was kept
+                st.error(f"Not imported — the store could not be written, nothing was kept: {ui.plain(err)}")
 
 filters = st.columns(4)
 algo = filters[0].selectbox("Algorithm", [None, *ALGORITHMS], format_func=lambda a: "all" if a is None else

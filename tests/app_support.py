@@ -4,6 +4,7 @@ and all), train small runs to show, and read what the pages drew."""
 from __future__ import annotations
 
 import json
+import re
 
 from streamlit.testing.v1 import AppTest
 
@@ -33,6 +34,12 @@ def trained_group(home, seeds=(0, 1), total_env_steps=4000) -> list[str]:
         store.claim(run_id)
         execute_run(store, run_id)
     return run_ids
+
+
+def shown(markdown: str) -> str:
+    """What an element that renders Markdown shows: user text reaches it escaped (``lab_ui.plain``), so remove the
+    backslash escapes to compare with the text itself."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def figure(element) -> dict:

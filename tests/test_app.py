@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 import plotly.io
 import pytest
-from app_support import app, figure, live_elements, live_figures, trained_group
+from app_support import app, figure, live_elements, live_figures, shown, trained_group
 
 import lab_api
 from cartpole_core.jobs import submit
@@ -201,7 +201,7 @@ def test_live_view_of_a_group_shows_each_seed_and_the_mean_band(home):
     # ε, learning rate and diagnostics are one run's: the page says which.
     test.segmented_control(key="view").set_value("Diagnostics").run()
     first = RunStore(home).get_run(RunStore(home).list_runs(group_id=group)[0]["id"])
-    assert any(f"Showing {first['name']}, the group's first run" in caption.value for caption in test.caption)
+    assert any(f"Showing {first['name']}, the group's first run" in shown(caption.value) for caption in test.caption)
     links = {link.proto.query_string for link in test.get("page_link") if link.proto.page == "live"}
     assert links == {f"run={run_id}" for run_id in run_ids}  # and each seed's own view is a click away
 

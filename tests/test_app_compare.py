@@ -2,7 +2,7 @@
 algorithm, trained for real on small budgets, must be told apart and ranked at a glance."""
 
 import pytest
-from app_support import app, figure, trained_group
+from app_support import app, figure, shown, trained_group
 
 from cartpole_core.compare import group_summary
 from cartpole_core.jobs import execute_run, submit
@@ -91,7 +91,7 @@ def test_live_view_titles_a_group_by_its_label_and_the_clip_does_not_contradict_
     group = store.get_run(run_ids[0])["group_id"]
     test = app("pages/live.py", group=group)
     assert not test.exception
-    assert test.title[0].value == "qlearning/fast steps=1k stop_on_solve=off ×2"
+    assert shown(test.title[0].value) == "qlearning/fast steps=1k stop_on_solve=off ×2"
 
     test = app("pages/live.py", run=run_ids[0])
     captions = [caption.value for caption in test.caption]

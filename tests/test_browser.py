@@ -295,3 +295,34 @@ def wait_until_idle(store: RunStore, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while any(r["status"] in ACTIVE_STATUSES for r in store.list_runs()) and time.monotonic() < deadline:
         time.sleep(0.5)
+
+
+def test_a_gated_lab_signs_a_user_in_once_and_its_live_view_refreshes(tmp_path, chromium_browser, monkeypatch):
+    """A lab served with CARTPOLE_LAB_TOKEN: a wrong token is refused, the right one opens every page for the
+    session, and the live view's signed requests to the endpoint are answered (its chart gains points)."""
+    import lab_access
+
+    token = "browser-test-token-0123456789"
+    monkeypatch.setenv(lab_access.TOKEN_ENV, token)
+    with streamlit_server(tmp_path) as url:
+        page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/?algo=qlearning&preset=seed")
+        field = page.get_by_role("textbox", name="Access token")
+        field.fill("wrong token")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("not this lab's access token").wait_for(timeout=30_000)
+        assert page.get_by_text("Train an agent").count() == 0
+        field.fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Train an agent").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Launch training").click()
+        page.wait_for_url("**/live?run=*", timeout=30_000)
+        deadline = time.monotonic() + 60
+        points = []
+        while time.monotonic() < deadline and (len(points) < 2 or points[-1] <= points[0]):
+            points.append(reward_points(page))
+            page.wait_for_timeout(500)
+        assert points[-1] > points[0], f"the gated live view did not refresh: {points}"
+        page.get_by_test_id("stSidebar").get_by_text("Runs & compare", exact=True).click()
+        page.get_by_text("Groups, best first").wait_for(timeout=30_000)  # no second sign-in
+        page.close()

@@ -12,7 +12,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
-from app_support import app, figure, trained_group
+from app_support import app, figure, shown, trained_group
 from PIL import Image
 from test_cli import run_cli
 
@@ -610,7 +610,8 @@ def test_page_shows_the_video_a_scrubber_and_the_state_trace(lab_home, download_
     test.slider(key="replay_frame").set_value(k).run()
     assert not test.exception
     (image,) = test.get("image")
-    assert image.captions == [f"{RunStore(folder).get_run(shown_id)['name']} · frame {k} of {expected.steps}"]
+    assert [shown(caption) for caption in image.captions] == [
+        f"{RunStore(folder).get_run(shown_id)['name']} · frame {k} of {expected.steps}"]
     spec = figure(test.get("plotly_chart")[0])
     assert all(x == list(range(expected.steps + 1)) for x in trace_x(test.get("plotly_chart")[0]))
     cart_position = next(trace for trace in spec["data"] if trace.get("showlegend", True))
@@ -664,7 +665,7 @@ def test_side_by_side_shows_both_episodes_in_one_video(lab_home, download_names)
     assert len(test.get("video")) == 1  # one video: its two halves cannot drift apart as two players would
     names = [RunStore(folder).get_run(run_id)["name"] for run_id in (first, second)]
     images = test.get("image")
-    assert [image.captions[0].rsplit(" · frame ", 1)[0] for image in images] == names
+    assert [shown(image.captions[0]).rsplit(" · frame ", 1)[0] for image in images] == names
     spec = figure(test.get("plotly_chart")[0])
     assert [trace["name"] for trace in spec["data"] if trace.get("showlegend")] == \
         [f"{name} · final · {artifact(folder, run_id, 'final')['env_steps']:,} env steps"
