@@ -44,6 +44,7 @@ bench: $(VENV)/.installed-dev chromium
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/live_page.py
 	$(BIN)/python bench/live_cost.py
+	$(BIN)/python bench/cli_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -59,6 +59,7 @@ def _run_pages_through_the_app() -> None:
         st.rerun()
 
 
+
 _run_pages_through_the_app()
 
 
@@ -67,7 +68,7 @@ _run_pages_through_the_app()
 
 def require_access() -> None:
     """With the access gate on (a server others can reach, :mod:`lab_access`), nothing draws until this session
-    has given the token."""
+    has given the token. Called by app.py and again by each page (:func:`page`), which Streamlit may run alone."""
     if not lab_access.gated() or st.session_state.get("_signed_in"):
         return
     st.title("CartPole Lab")
@@ -83,6 +84,15 @@ def require_access() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ handles
+
+
+@contextlib.contextmanager
+def page() -> Iterator[None]:
+    """Every page's body runs inside this: past the access gate, and with a damaged or unreadable store shown as a
+    message instead of a traceback. (app.py applies both too, but Streamlit may run a page file on its own.)"""
+    require_access()
+    with store_problems_shown():
+        yield
 
 
 @contextlib.contextmanager

@@ -1,31 +1,45 @@
 """Command line: ``python -m cartpole_core train --algo {qlearning,dqn,ppo} [--preset NAME] [--set k=v …]``,
-``runs list|show|cancel|delete|export|import``, ``presets`` and ``fields``. Runs train into the run store, so
-they appear in the dashboard like runs launched there.
+``runs list|show|cancel|delete|export|import|check|salvage``, ``presets``, ``fields`` and ``replay``. Runs train
+into the run store, so they appear in the dashboard like runs launched there.
 
-Bad input exits 2 with one line naming what was wrong and what is allowed, and writes nothing. With ``--json``
-the last stdout line is one JSON object (see DESIGN.md, "Contracts"); otherwise a progress bar on stderr shows
-env steps, episodes, the recent return and the ETA.
+Exit codes: 0 done; 2 bad input — one line on stderr naming the flag or field, the value and what is allowed, and
+nothing written; 1 the work failed (a run failed, the run store is damaged or cannot be written, ``runs check``
+found problems) — one line on stderr saying what is wrong and what to do, never a traceback. With ``--json`` the
+last stdout line is one JSON object (see DESIGN.md, "Contracts"); otherwise a progress bar on stderr shows env
+steps, episodes, the recent return and the ETA.
+
+Only ``train``, ``replay`` and ``runs export|import`` import torch (and Gymnasium / scikit-learn): the other
+commands read or write the store alone and start in well under a second.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
 import signal
+import sqlite3
 import sys
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cartpole_core.configs import ALGORITHMS, ConfigError
 from cartpole_core.events import EpisodeEnded, Evaluated, Event
-from cartpole_core.paths import DataHomeError, data_home, ensure_data_home, new_run_id
-from cartpole_core.presets import preset_config
-from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore, StoreError
+from cartpole_core.limits import SEED_MAX, LimitError, check_name, check_seed, check_tags
+from cartpole_core.paths import HOME_ENV_VAR, DataHomeError, data_home, ensure_data_home, new_run_id
+from cartpole_core.store import ACTIVE_STATUSES, DB_NAME, STATUSES, RunStore, StoreError
 
 HOME_HELP = "data home (default: $CARTPOLE_LAB_HOME or ./lab-data)"
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+MAX_NESTING = 8  # brackets deep in a --set value; config fields need two at most
+REPAIR_HINT = ("run `python -m cartpole_core runs check` to see what is damaged, or `python -m cartpole_core runs "
+               "salvage --to NEW_HOME` to copy what is readable into a new data home")
 
 
 class BadInput(Exception):
@@ -34,18 +48,33 @@ class BadInput(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of argparse's usage block
-        raise BadInput(f"{message} (see --help)")
+        raise BadInput(f"{_clip(message, 300)} (see --help)")
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _shown(text: str) -> str:
+    """A command-line value as quoted in a message: repr (escapes control characters), at most 60 characters."""
+    return _clip(repr(text))
 
 
 def parse_value(text: str) -> Any:
     """``--set`` values: JSON where it parses (numbers, true/false, null, [64, 64]); ``64,64`` is a list;
-    ``none``/empty means no value; anything else is a string (e.g. ``relu``)."""
+    ``none``/empty means no value; anything else is a string (e.g. ``relu``). BadInput for a value nested more
+    than MAX_NESTING brackets deep or a whole number too long for Python (over 4,300 digits)."""
     if text.strip().lower() in ("", "none", "null"):
         return None
+    if _nesting(text) > MAX_NESTING:
+        raise BadInput(f"value nested more than {MAX_NESTING} brackets deep")
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         pass
+    except (ValueError, RecursionError):  # an integer beyond Python's digit limit for conversion
+        longest = max((len(run) for run in re.findall(r"[0-9]+", text)), default=0)
+        raise BadInput(f"a number of {longest:,} digits is too long") from None
     if "," in text:
         return [parse_value(part) for part in text.split(",")]
     lowered = text.strip().lower()
@@ -54,14 +83,71 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def parse_overrides(pairs: list[str], flag: str = "--set",
+                    allowed: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+    """``name=value`` pairs as a dict; ``allowed(name)`` describes a field's allowed values for messages."""
     overrides = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise BadInput(f"--set expects field=value, got {pair!r}")
-        overrides[name.strip()] = parse_value(value)
+            raise BadInput(f"{flag} expects field=value, got {_shown(pair)}")
+        name = name.strip()
+        try:
+            overrides[name] = parse_value(value)
+        except BadInput as err:
+            what = allowed(name) if allowed else None
+            raise BadInput(f"{flag} {_clip(name)}: {err}" + (f"; {name} must be {what}" if what else "")) from None
     return overrides
+
+
+def _int_in(text: str, flag: str, low: int, high: int) -> int:
+    """An integer flag's value: ASCII digits (no 5,000-digit conversions), within [low, high]."""
+    stripped = text.strip()
+    allowed = f"{flag} must be an integer from {low:,} to {high:,}"
+    if not re.fullmatch(r"[+-]?[0-9]+", stripped):
+        raise BadInput(f"{allowed}, got {_shown(text)}")
+    digits = len(stripped.lstrip("+-").lstrip("0"))
+    if digits > 30:
+        raise BadInput(f"{allowed}, got an integer of {digits:,} digits")
+    value = int(stripped)
+    if not low <= value <= high:
+        raise BadInput(f"{allowed}, got {value}")
+    return value
+
+
+def _seed(text: str, flag: str) -> int:
+    """A seed flag's value, in limits.check_seed's range."""
+    try:
+        return check_seed(_int_in(text, flag, 0, SEED_MAX), flag)
+    except LimitError as err:
+        raise BadInput(str(err)) from None
+
+
+def _float_arg(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {_shown(text)}") from None
+
+
+def _text(value: str, flag: str) -> str:
+    """Command-line text must be storable: argv bytes that are not UTF-8 arrive as lone surrogates."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"{flag} must be UTF-8 text, got {_shown(value)}") from None
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,13 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default="fast", help="preset name (default: fast); see `presets`")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                        help="override a config field, e.g. --set learning_rate.start=3e-4 --set hidden_sizes=64,64")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", default="0", help=f"training seed, 0 to {SEED_MAX:,} (default 0)")
     train.add_argument("--json", action="store_true", help="no progress bar; print one JSON result line")
-    train.add_argument("--name", help="a name for the run (default: what differs from the preset, e.g. "
-                                      "'dqn/fast lr=5e-3 · seed 0')")
-    train.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
+    train.add_argument("--name", help="a name for the run, at most 200 characters (default: what differs from the "
+                                      "preset, e.g. 'dqn/fast lr=5e-3 · seed 0')")
+    train.add_argument("--tag", action="append", default=[], help="tag the run (repeatable; at most 20 tags of 50 "
+                                                                   "characters)")
     train.add_argument("--home", help=HOME_HELP)
-    runs = commands.add_parser("runs", help="list, show, cancel, delete, export and import stored runs")
+    runs = commands.add_parser("runs", help="list, show, cancel, delete, export, import, check and salvage runs")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
     listing = runs_commands.add_parser("list", help="list runs, newest first")
     listing.add_argument("--algo", choices=ALGORITHMS)
@@ -93,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="zip file to write (default: <first run id>.zip)")
     importing = runs_commands.add_parser("import", help="add the runs of an exported zip to the store")
     importing.add_argument("file")
+    runs_commands.add_parser("check", help="check the run store's integrity: prints the problems or 'ok' "
+                                           "(exit 1 when damaged)")
+    salvage = runs_commands.add_parser("salvage", help="copy every readable run, metric and checkpoint of a "
+                                                       "damaged store into a new data home")
+    salvage.add_argument("--to", required=True, metavar="NEW_HOME", help="the new data home (a new or empty folder)")
     for command in runs_commands.choices.values():
         command.add_argument("--home", help=HOME_HELP)
         command.add_argument("--json", action="store_true", help="machine-readable output")
@@ -104,14 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("run_id")
     replay.add_argument("--checkpoint", help="final, best, step-N (a periodic one) or a file name "
                                              "(default: final, else best, else the latest)")
-    replay.add_argument("--seed", type=int, default=0, help="episode seed: the start state (default 0)")
+    replay.add_argument("--seed", default="0", help=f"episode seed: the start state, 0 to {SEED_MAX:,} (default 0)")
     replay.add_argument("--out", required=True, help="file to write: .mp4 (H.264) or .gif")
     replay.add_argument("--physics", action="append", default=[], metavar="NAME=VALUE",
                         help="changed physics (gravity, masscart, masspole, length, force_mag), each within "
                              "0.1×–10× of its default; repeatable")
-    replay.add_argument("--obs-noise", type=float, default=0.0,
+    replay.add_argument("--obs-noise", type=_float_arg, default=0.0,
                         help="Gaussian noise std on what the agent sees, in [0, 1]")
-    replay.add_argument("--max-steps", type=int, default=500, help="episode length cap (default 500)")
+    replay.add_argument("--max-steps", default="500",
+                        help="episode length cap, 1 to 100000 (default 500)")
     replay.add_argument("--no-overlay", action="store_true", help="plain frames, without step/action/values")
     replay.add_argument("--home", help=HOME_HELP)
     replay.add_argument("--json", action="store_true", help="print one JSON result line")
@@ -145,35 +238,114 @@ class ProgressBar:
         self.bar.close()
 
 
-def _open_store(home_arg: str | None) -> RunStore:
-    """The run store (runs left 'running' by dead processes become 'interrupted' as it opens)."""
+# ------------------------------------------------------------------------------------------------ the store
+
+
+def _home(home_arg: str | None, flag: str = "--home") -> Path:
+    """The data home a flag (or $CARTPOLE_LAB_HOME) names, without creating it."""
     try:
-        return RunStore(ensure_data_home(data_home(home_arg)))
-    except (DataHomeError, StoreError) as err:
-        raise BadInput(str(err)) from None
+        return data_home(home_arg)
+    except (OSError, RuntimeError, ValueError) as err:  # e.g. ~nosuchuser, a symlink loop
+        raise BadInput(f"{flag} {_shown(str(home_arg))} cannot be used as a data home: {err}") from None
+
+
+def _open_store(home_arg: str | None) -> RunStore:
+    """The run store, created with its data home when missing (runs left 'running' by dead processes become
+    'interrupted' as it opens). DataHomeError / StoreError propagate to ``main``."""
+    return _opened(RunStore(ensure_data_home(_home(home_arg))))
+
+
+def _existing_store(home_arg: str | None) -> RunStore | None:
+    """The run store if the data home has one, else None: commands that only look up runs create nothing."""
+    home = _home(home_arg)
+    try:
+        if home.exists() and not home.is_dir():
+            raise DataHomeError(f"the data home {home} is not a folder; set {HOME_ENV_VAR} or --home to a folder")
+        if not (home / DB_NAME).exists():
+            return None
+    except DataHomeError:
+        raise
+    except OSError as err:
+        raise DataHomeError(f"cannot use the data home {home}: {err.strerror or err}") from None
+    return _opened(RunStore(home))
+
+
+_OPEN_STORES: list[RunStore] = []  # closed as ``main`` returns, so in-process callers do not collect connections
+
+
+def _opened(store: RunStore) -> RunStore:
+    _OPEN_STORES.append(store)
+    return store
+
+
+class _StoreOnFirstUse:
+    """Opens (creating) the store only when something calls it: an import that is rejected while its archive is
+    validated has then written nothing."""
+
+    def __init__(self, home_arg: str | None):
+        self._home_arg = home_arg
+        self._store: RunStore | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._store is None:
+            self._store = _open_store(self._home_arg)
+        return getattr(self._store, name)
+
+
+def _get_run(store: RunStore | None, run_id: str, home_arg: str | None) -> dict[str, Any]:
+    run = None
+    if store is not None and _is_utf8(run_id):
+        run = store.get_run(run_id)
+    if run is None:
+        raise BadInput(f"no run {_shown(run_id)} in {_home(home_arg)}; `runs list` shows the stored runs")
+    return run
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ commands
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
+    from cartpole_core.configs import config_class, spec_lookup
+    from cartpole_core.presets import preset_config
 
-    from cartpole_core.jobs import execute_run
-
+    specs = spec_lookup(config_class(args.algo))
+    overrides = parse_overrides(args.overrides, "--set",
+                                lambda name: specs[name].allowed() if name in specs else None)
     try:
-        config = preset_config(args.algo, args.preset, parse_overrides(args.overrides))
+        config = preset_config(args.algo, args.preset, overrides)
     except ConfigError as err:
         raise BadInput(str(err)) from None
-    if args.seed < 0:
-        raise BadInput(f"--seed ({args.seed}) must be a non-negative integer")
+    seed = _seed(args.seed, "--seed")
+    try:
+        name = check_name(_text(args.name, "--name")) if args.name is not None else None
+    except LimitError as err:
+        raise BadInput(f"--name: {err}") from None
+    try:
+        tags = check_tags([_text(tag, "--tag") for tag in args.tag])
+    except LimitError as err:
+        raise BadInput(f"--tag: {err}") from None
     store = _open_store(args.home)
 
-    torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
-    from cartpole_core.compare import default_name
+    import torch
 
-    name = args.name or f"{default_name(config, args.preset)} · seed {args.seed}"  # as the dashboard names runs
-    run_id = store.create_run(new_run_id(config.algo), config.to_json(), config.algo, args.seed,
-                              preset=args.preset, name=name, tags=args.tag)
+    from cartpole_core.compare import default_name
+    from cartpole_core.jobs import execute_run
+
+    torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
+    name = name or f"{default_name(config, args.preset)} · seed {seed}"  # as the dashboard names runs
+    # Created running in this process: the dashboard's scheduler, if one is up, can never claim it meanwhile.
+    run_id = store.create_run(new_run_id(config.algo), config.to_json(), config.algo, seed,
+                              preset=args.preset, name=name, tags=tags, running_pid=os.getpid())
     progress = None if args.json else ProgressBar(config.total_env_steps, f"{config.algo}/{args.preset} "
-                                                                          f"seed {args.seed}")
+                                                                          f"seed {seed}")
     interrupted = []
     previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))  # Ctrl-C: stop cleanly
     try:
@@ -184,7 +356,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.close()
     run = store.get_run(run_id)
     if result is None:
-        failure = {"run_id": run_id, "algo": config.algo, "seed": args.seed, "status": "failed",
+        failure = {"run_id": run_id, "algo": config.algo, "seed": seed, "status": "failed",
                    "error": run["error"]}
         print(json.dumps(failure) if args.json else f"error: run {run_id} failed: {run['error']}")
         return EXIT_FAILED
@@ -224,20 +396,25 @@ def cmd_fields(args: argparse.Namespace) -> int:
     return 0
 
 
-def _get_run(store: RunStore, run_id: str) -> dict[str, Any]:
-    run = store.get_run(run_id)
-    if run is None:
-        raise BadInput(f"no run {run_id!r} in {store.home}; `runs list` shows the stored runs")
-    return run
-
-
 def cmd_runs(args: argparse.Namespace) -> int:
-    from cartpole_core.archive import ImportRejected, export_runs, import_runs
-
-    store = _open_store(args.home)
     command = args.runs_command
+    if command == "check":
+        return _check(args)
+    if command == "salvage":
+        return _salvage(args)
+    if command == "import":
+        from cartpole_core.archive import ImportRejected, import_runs  # torch: checkpoints are validated
+
+        try:
+            run_ids = import_runs(_StoreOnFirstUse(args.home), Path(args.file))
+        except ImportRejected as err:
+            raise BadInput(str(err)) from None
+        print(json.dumps({"imported": run_ids}) if args.json else f"imported {len(run_ids)} run(s): "
+                                                                   f"{', '.join(run_ids)}")
+        return 0
+    store = _existing_store(args.home)
     if command == "list":
-        runs = store.list_runs(algo=args.algo, status=args.status, tag=args.tag)
+        runs = store.list_runs(algo=args.algo, status=args.status, tag=args.tag) if store else []
         if args.json:
             print(json.dumps([{k: v for k, v in run.items() if k != "config_json"} for run in runs]))
             return 0
@@ -247,22 +424,26 @@ def cmd_runs(args: argparse.Namespace) -> int:
             solved = "-" if run["time_to_solve_s"] is None else f"{run['time_to_solve_s']:.2f}s"
             print(f"{run['id']:34} {run['status']:11} {run['env_steps']:>9,} {final:>6} {solved:>9}  {run['name']}")
         return 0
-    if command == "import":
-        try:
-            run_ids = import_runs(store, Path(args.file))
-        except ImportRejected as err:
-            raise BadInput(str(err)) from None
-        print(json.dumps({"imported": run_ids}) if args.json else f"imported {len(run_ids)} run(s): "
-                                                                   f"{', '.join(run_ids)}")
-        return 0
     if command == "export":
         for run_id in args.run_ids:
-            _get_run(store, run_id)
+            _get_run(store, run_id, args.home)
         out = Path(args.out or f"{args.run_ids[0]}.zip")
-        export_runs(store, args.run_ids, out)
+        if not out.name or out.is_dir():
+            raise BadInput(f"--out must name a zip file to write, got the folder {_shown(str(out))}")
+        from cartpole_core.archive import export_runs
+
+        partial = out.with_name(f".{out.name}.partial")  # a failed export leaves no half-written zip behind
+        try:
+            export_runs(store, args.run_ids, partial)
+            partial.replace(out)
+        except OSError as err:
+            raise BadInput(f"--out: cannot write {out}: {err.strerror or err}") from None
+        finally:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
         print(json.dumps({"exported": args.run_ids, "file": str(out)}) if args.json else f"wrote {out}")
         return 0
-    run = _get_run(store, args.run_id)
+    run = _get_run(store, args.run_id, args.home)
     if command == "show":
         evaluations = store.evaluations(args.run_id)
         if args.json:
@@ -284,60 +465,154 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     try:
         store.delete_run(args.run_id)
-    except ValueError as err:
-        raise BadInput(str(err)) from None
+    except (KeyError, ValueError) as err:
+        raise BadInput(str(err).strip("'\"")) from None
     print(f"deleted {args.run_id}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from cartpole_core.store import check_store
+
+    home = _home(args.home)
+    problems = check_store(home)
+    if args.json:
+        print(json.dumps({"home": str(home), "ok": not problems, "problems": problems}))
+    else:
+        print("\n".join(problems) if problems else f"ok: the run store in {home} is healthy")
+    if problems:
+        print(f"error: the run store in {home} is damaged ({len(problems)} problem(s)); save what is readable "
+              f"with `python -m cartpole_core runs salvage --to NEW_HOME`", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _salvage(args: argparse.Namespace) -> int:
+    from cartpole_core.store import salvage_store
+
+    home, new_home = _home(args.home), _home(args.to, "--to")
+    if new_home == home:
+        raise BadInput(f"--to must be a new data home, not the damaged one ({home})")
+    try:
+        counts = salvage_store(home, new_home)
+    except (ValueError, FileExistsError) as err:
+        raise BadInput(f"--to: {err}") from None
+    if args.json:
+        print(json.dumps({"from": str(home), "to": str(new_home), "salvaged": counts}))
+    else:
+        saved = ", ".join(f"{count:,} {what}" for what, count in counts.items()) or "nothing"
+        print(f"saved {saved} from {home} into {new_home}; use it with --home {new_home} "
+              f"(or {HOME_ENV_VAR}={new_home})")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     import time
 
-    from cartpole_core.agent import CheckpointError, load_agent
-    from cartpole_core.envs import ConditionError, check_obs_noise, check_physics
-    from cartpole_core.replay import ReplayError, choose_checkpoint, encode_gif, encode_mp4, rollout
+    from cartpole_core.envs import CONDITIONS, ConditionError, check_obs_noise, check_physics, exact_text
 
     out = Path(args.out)
     if out.suffix.lower() not in (".mp4", ".gif"):
-        raise BadInput(f"--out must end in .mp4 or .gif, got {args.out!r}")
+        raise BadInput(f"--out must end in .mp4 or .gif, got {_shown(args.out)}")
+
+    def allowed(name: str) -> str | None:
+        spec = CONDITIONS.get(name)
+        return f"a number in [{exact_text(spec.low)}, {exact_text(spec.high)}] {spec.unit}" if spec else None
+
+    requested = parse_overrides(args.physics, "--physics", allowed)
+    for name, value in requested.items():  # beyond float range, check_condition's math.isfinite would overflow
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e300 and allowed(name):
+            digits = value.bit_length() * 0.30103
+            raise BadInput(f"--physics {name}: an integer of about {digits:,.0f} digits is out of range; "
+                           f"{name} must be {allowed(name)}")
     try:  # the ranges and message the Replay and Robustness pages use
-        physics = check_physics(parse_overrides(args.physics))
+        physics = check_physics(requested)
         obs_noise = check_obs_noise(args.obs_noise)
     except ConditionError as err:
         raise BadInput(str(err)) from None
-    store = _open_store(args.home)
-    _get_run(store, args.run_id)
+    seed = _seed(args.seed, "--seed")
+    max_steps = _int_in(args.max_steps, "--max-steps", 1, 100_000)
+    if args.checkpoint is not None:
+        _text(args.checkpoint, "--checkpoint")
+    store = _existing_store(args.home)
+    _get_run(store, args.run_id, args.home)
+
+    from cartpole_core.agent import CheckpointError, load_agent
+    from cartpole_core.replay import ReplayError, choose_checkpoint, encode_gif, encode_mp4, rollout
+
     started = time.perf_counter()
     try:
         artifact = choose_checkpoint(store.artifacts(args.run_id), args.checkpoint)
         agent = load_agent(artifact["path"])
-        episode = rollout(agent, args.seed, physics=physics, obs_noise=obs_noise, max_steps=args.max_steps)
+        episode = rollout(agent, seed, physics=physics, obs_noise=obs_noise, max_steps=max_steps)
         encode = encode_mp4 if out.suffix.lower() == ".mp4" else encode_gif
         encode(episode, out, overlay=not args.no_overlay)
     except (ReplayError, CheckpointError) as err:
         raise BadInput(str(err)) from None
     except OSError as err:
         raise BadInput(f"cannot write {out}: {err}") from None
-    summary = {"run_id": args.run_id, "checkpoint": artifact["path"].name, "seed": args.seed,
+    summary = {"run_id": args.run_id, "checkpoint": artifact["path"].name, "seed": seed,
                "steps": episode.steps, "return": episode.total_return, "terminated": episode.terminated,
                "file": str(out), "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - started, 3)}
     print(json.dumps(summary) if args.json else
-          f"wrote {out} ({summary['bytes'] / 1024:.0f} KB): {artifact['path'].name}, seed {args.seed}, "
+          f"wrote {out} ({summary['bytes'] / 1024:.0f} KB): {artifact['path'].name}, seed {seed}, "
           f"return {episode.total_return:.0f} — {episode.outcome()}")
     return 0
 
 
+COMMANDS = {"train": cmd_train, "presets": cmd_presets, "fields": cmd_fields, "runs": cmd_runs, "replay": cmd_replay}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one ``error: …`` line on stderr and an exit code (see the docstring)."""
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
-        commands = {"train": cmd_train, "presets": cmd_presets, "fields": cmd_fields, "runs": cmd_runs,
-                    "replay": cmd_replay}
-        return commands[args.command](args)
+        return COMMANDS[args.command](args)
     except BadInput as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(str(err), EXIT_BAD_INPUT)
+    except (ConfigError, LimitError, DataHomeError) as err:  # a bad --home (missing, not a folder, read-only)
+        return _fail(str(err), EXIT_BAD_INPUT)
+    except StoreError as err:  # damaged, foreign, read-only or unwritable: the store module's message says which
+        damaged = getattr(err, "kind", "") == "damaged" or any(word in str(err).lower() for word in DAMAGE_WORDS)
+        return _fail(_with_hint(str(err)) if damaged else str(err), EXIT_FAILED)
+    except sqlite3.DatabaseError as err:  # last resort: the store module should have said it as a StoreError
+        message = f"the run store {_db_path(args)} cannot be used ({err})"
+        damaged = any(word in str(err).lower() for word in DAMAGE_WORDS)
+        return _fail(_with_hint(message) if damaged else message, EXIT_FAILED)
+    except BrokenPipeError:  # the reader went away (``runs list | head``): stop quietly
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_FAILED
+    except OSError as err:
+        return _fail(f"{err.strerror or err}{f': {err.filename}' if err.filename else ''}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    finally:
+        while _OPEN_STORES:
+            with contextlib.suppress(sqlite3.Error):
+                _OPEN_STORES.pop().close()
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)  # always one line
+    return code
+
+
+DAMAGE_WORDS = ("malformed", "damaged", "corrupt", "disk image", "integrity")
+
+
+def _with_hint(message: str) -> str:
+    """A damaged store's message says what to do next (the store module's own messages already do)."""
+    return message if "salvage" in message else f"{message}; {REPAIR_HINT}"
+
+
+def _db_path(args: argparse.Namespace | None) -> str:
+    try:
+        return str(data_home(getattr(args, "home", None)) / DB_NAME)
+    except Exception:  # noqa: BLE001 — only for a message
+        return DB_NAME
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -6,11 +6,13 @@ plain ``FieldSpec`` records; the UI builds widgets from them and the CLI's ``--s
 
 All invalid input — a bad type, a value out of bounds, an unknown field, a failed cross-field check — raises
 ``ConfigError``, whose message names the field, the value and what is allowed, e.g.
-``batch_size (512) must not exceed buffer_size (256)``.
+``batch_size (512) must not exceed buffer_size (256)``. Numbers must be numbers: ``true`` for a numeric field (or in a
+list of numbers) is refused, not read as 1.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 ALGORITHMS = ("qlearning", "dqn", "ppo")
 OBS_NAMES = ("cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity")
@@ -56,6 +59,33 @@ class _Model(BaseModel):
             super().__init__(**data)
         except ValidationError as err:
             raise ConfigError(_problems(type(self), err), source=(type(self), err)) from None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads ``True`` as 1 for int and float fields; here a boolean is not a number."""
+        if _numeric_field(cls, info.field_name) and (
+            isinstance(value, bool) or (isinstance(value, list) and any(isinstance(item, bool) for item in value))
+        ):
+            raise PydanticCustomError(BOOL_NOT_NUMBER, "true/false is not a number")
+        return value
+
+
+BOOL_NOT_NUMBER = "bool_not_number"  # the pydantic error type for a boolean given where a number belongs
+
+
+@functools.cache
+def _numeric_field(cls: type[BaseModel], name: str | None) -> bool:
+    """Whether ``cls``'s field ``name`` holds numbers (or a list of them)."""
+    info = cls.model_fields.get(name or "")
+    if info is None:
+        return False
+    annotation = info.annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return False
+    if annotation is bool or getattr(annotation, "__origin__", None) is Literal:
+        return False
+    return "int" in str(annotation) or "float" in str(annotation)  # int, float, list[int], float | None, …
 
 
 # --------------------------------------------------------------------------------------------------- schedules
@@ -438,7 +468,8 @@ def _problems(cls: type[_Model], err: ValidationError, prefix: str = "") -> list
             allowed = ", ".join(prefix + name for name in sorted(specs))
             problems.append((field, f"unknown field {field!r}; allowed fields: {allowed}"))
         elif relative in specs:
-            detail = f" ({item['msg']})" if specs[relative].kind.endswith("list") else ""
+            detail = f" ({item['msg']})" if specs[relative].kind.endswith("list") or item["type"] == BOOL_NOT_NUMBER \
+                else ""
             allowed = specs[relative].allowed()
             problems.append((field, f"{field} ({_short(value)}) is not allowed: must be {allowed}{detail}"))
         else:

@@ -85,9 +85,15 @@ def check_condition(name: str, value: Any) -> float:
     ConditionError naming the parameter, the value and the range."""
     spec = CONDITIONS[name]
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if number and math.isfinite(value) and spec.low <= value <= spec.high:
-        return float(value)
-    shown = exact_text(value) if number else repr(value)
+    try:
+        as_float = float(value) if number else math.nan
+    except OverflowError:  # an integer beyond any float, e.g. 10**400
+        as_float = math.inf
+    if math.isfinite(as_float) and spec.low <= as_float <= spec.high:
+        return as_float
+    shown = (exact_text(as_float) if math.isfinite(as_float) or not isinstance(value, int) else
+             f"an integer of {len(str(abs(value))) if abs(value) < 10**4000 else 'over 4,000'} digits") \
+        if number else repr(value)[:60]
     raise ConditionError(f"{spec.label} ({name}) must be a number in [{exact_text(spec.low)}, "
                          f"{exact_text(spec.high)}] {spec.unit}, got {shown}")
 

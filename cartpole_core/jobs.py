@@ -10,7 +10,16 @@ every child. Each sets ``torch.set_num_threads(1)`` so N workers use N cores.
 A worker streams events into the store in batched transactions (every ``FLUSH_INTERVAL_S``, at least twice a
 second), saves periodic / best / final checkpoints under ``runs/<run_id>/``, and polls the run's cancel flag at
 each flush. Cancel is cooperative first (the loop stops at its next update, data kept, status ``cancelled``) and
-forceful second (terminate after ``CANCEL_GRACE_S``).
+forceful second (terminate after ``CANCEL_GRACE_S``). Between flushes a worker still writes a heartbeat at least
+every ``HEARTBEAT_INTERVAL_S`` while its loop runs.
+
+A run whose process dies is noticed by whichever lab process is up: the job manager reaps its own workers
+(``failed``, with the signal), and each ``pump`` also marks runs of other processes — a CLI ``train`` killed with
+``kill -9``, a crashed dashboard's workers — ``interrupted`` (``RunStore.mark_interrupted``: by pid on this host,
+by heartbeat otherwise), within one pump (0.2 s in the dashboard).
+
+The queue is bounded (``limits``): one launch queues at most ``SEEDS_PER_LAUNCH_MAX`` seeds, and no launch takes
+the queue beyond ``QUEUED_MAX`` waiting runs (``QueueFullError``); a refused launch queues nothing.
 """
 
 from __future__ import annotations
@@ -29,13 +38,19 @@ from typing import Any
 
 from cartpole_core.compare import default_name
 from cartpole_core.configs import TrainConfig
+from cartpole_core.limits import QUEUED_MAX, SEEDS_PER_LAUNCH_MAX, LimitError, check_name, check_seed, check_tags
 from cartpole_core.paths import new_run_id
+from cartpole_core.records import RunResult
 from cartpole_core.store import ACTIVE_STATUSES, RunStore
-from cartpole_core.training import RunResult
 
 FLUSH_INTERVAL_S = 0.25
+HEARTBEAT_INTERVAL_S = 1.0  # between flushes of metrics (a long stretch without events), at most this long
 CANCEL_GRACE_S = 1.5
 CHECKPOINTS_PER_RUN = 10  # periodic checkpoints spread over the budget, so replays can show the policy evolving
+
+
+class QueueFullError(LimitError):
+    """A launch would take the queue beyond ``limits.QUEUED_MAX`` waiting runs; nothing was queued."""
 
 
 def _exit_reason(exitcode: int | None) -> str:
@@ -74,7 +89,8 @@ class JobManager:
         return group_id, run_ids
 
     def pump(self) -> None:
-        """Reap finished or dead workers, enforce cancels, start queued runs up to the limit."""
+        """Reap finished or dead workers, enforce cancels, mark runs whose process died elsewhere as interrupted,
+        start queued runs up to the limit."""
         for run_id, process in list(self._workers.items()):
             if process.poll() is None:
                 if run_id not in self._cancel_deadline and self.store.cancel_requested(run_id):
@@ -91,6 +107,9 @@ class JobManager:
                     self.store.set_status(run_id, "failed", _exit_reason(process.returncode))
             del self._workers[run_id]
             self._cancel_deadline.pop(run_id, None)
+        if self.store.readonly:  # a read-only data home: nothing can be claimed or marked
+            return
+        self.store.mark_interrupted(skip=self._workers)  # e.g. a CLI run killed with kill -9: at once, by its pid
         free = self.max_workers - len(self._workers)
         if free > 0:
             queued = sorted(self.store.list_runs(status="queued"), key=lambda run: run["created_at"])
@@ -142,8 +161,12 @@ class JobManager:
     def shutdown(self) -> None:
         """Stop the warm worker (running workers are left to finish; daemonic ones end with this process)."""
         if self._standby is not None:
-            self._standby.stdin.close()  # end of input: the idle worker exits
-            self._standby.wait(timeout=10)
+            self._standby.stdin.close()  # end of input: the idle worker exits (once its imports are done)
+            try:
+                self._standby.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # still importing torch on a loaded machine: it holds no run
+                self._standby.kill()
+                self._standby.wait()
             self._standby = None
 
 
@@ -153,16 +176,33 @@ def submit(store: RunStore, config: TrainConfig, seeds: list[int], *, preset: st
 
     Each run is named ``<name> · seed N``; without ``name``, the name says what differs from the preset
     (``compare.default_name``: ``dqn/fast lr=5e-3``), so groups launched to compare settings tell themselves apart.
+
+    All or nothing: ``LimitError`` (a ValueError) for more than ``SEEDS_PER_LAUNCH_MAX`` seeds, a seed outside
+    ``check_seed``, or a name or tags outside the limits; ``QueueFullError`` (a LimitError) when the runs already
+    queued plus these would exceed ``QUEUED_MAX`` — counted and queued in one transaction, so two launches at once
+    cannot both squeeze in.
     """
-    group_id = new_run_id(f"group-{config.algo}")
-    base = name or default_name(config, preset)
-    run_ids = []
+    seeds = list(seeds)
+    if len(seeds) > SEEDS_PER_LAUNCH_MAX:
+        raise LimitError(f"one launch may queue at most {SEEDS_PER_LAUNCH_MAX} seeds, got {len(seeds):,}; launch "
+                         f"the rest as another group")
     for seed in seeds:
-        run_id = new_run_id(config.algo)
-        label = f"{base} · seed {seed}"
-        store.create_run(run_id, config.to_json(), config.algo, seed, name=label, preset=preset,
-                         group_id=group_id, tags=tags)
-        run_ids.append(run_id)
+        check_seed(seed)
+    base = check_name(name) if name else default_name(config, preset)
+    labels = [check_name(f"{base} · seed {seed}") for seed in seeds]
+    clean_tags = check_tags(tags)
+    group_id = new_run_id(f"group-{config.algo}")
+    run_ids = [new_run_id(config.algo) for _ in seeds]
+    with store.transaction():  # the count and the inserts see one queue
+        queued = store.count_runs("queued")
+        if queued + len(seeds) > QUEUED_MAX:
+            raise QueueFullError(
+                f"the queue is full: {queued} run(s) are waiting and this launch adds {len(seeds)}, but at most "
+                f"{QUEUED_MAX} may wait at once; nothing was queued. Wait for queued runs to start, or cancel some "
+                f"(Runs page, or `python -m cartpole_core runs cancel RUN_ID`), then launch again")
+        for run_id, seed, label in zip(run_ids, seeds, labels, strict=True):
+            store.create_run(run_id, config.to_json(), config.algo, seed, name=label, preset=preset,
+                             group_id=group_id, tags=clean_tags)
     return group_id, run_ids
 
 
@@ -199,12 +239,14 @@ class Scheduler(threading.Thread):
 
 
 class _EventWriter:
-    """Buffers events and flushes them in one transaction at most every FLUSH_INTERVAL_S; checks cancel."""
+    """Buffers events and flushes them in one transaction at most every FLUSH_INTERVAL_S; checks cancel; keeps the
+    run's heartbeat fresh (each flush with events writes it; without events, at most every HEARTBEAT_INTERVAL_S)."""
 
     def __init__(self, store: RunStore, run_id: str):
         self.store, self.run_id = store, run_id
         self.buffer: list = []
         self.next_flush = 0.0  # the first event is written at once: a fresh run shows its first point quickly
+        self.next_heartbeat = 0.0
         self.cancelled = False
 
     def __call__(self, event: Any) -> None:
@@ -213,10 +255,15 @@ class _EventWriter:
             self.flush()
 
     def flush(self) -> None:
-        self.next_flush = time.monotonic() + FLUSH_INTERVAL_S
+        now = time.monotonic()
+        self.next_flush = now + FLUSH_INTERVAL_S
         if self.buffer:
-            self.store.append_events(self.run_id, self.buffer)
+            self.store.append_events(self.run_id, self.buffer)  # writes the heartbeat too
             self.buffer = []
+            self.next_heartbeat = now + HEARTBEAT_INTERVAL_S
+        elif now >= self.next_heartbeat:
+            self.store.heartbeat(self.run_id)
+            self.next_heartbeat = now + HEARTBEAT_INTERVAL_S
         self.cancelled = self.cancelled or self.store.cancel_requested(self.run_id)
 
     def should_stop(self) -> bool:

@@ -2,6 +2,9 @@
 
 Default ``./lab-data/`` next to the app (the repository root), overridden by ``CARTPOLE_LAB_HOME`` or the
 CLI's ``--home``. ``ensure_data_home`` creates it and fails with a message naming the path when it cannot.
+A home that exists but cannot be written (a read-only mount, another user's folder) can still be read:
+``home_writable`` tells, and ``ensure_data_home(home, writable=False)`` only checks it is a folder (the run store
+then opens read-only).
 """
 
 from __future__ import annotations
@@ -26,7 +29,23 @@ def data_home(override: str | os.PathLike | None = None) -> Path:
     return Path(from_env).expanduser().resolve() if from_env else REPO_ROOT / "lab-data"
 
 
-def ensure_data_home(home: Path) -> Path:
+def home_writable(home: Path) -> bool:
+    """False for an existing data home (or its ``runs`` folder or run store) that this process cannot write; True
+    otherwise, a missing home included (it will be created). ``os.access`` also sees read-only mounts, even as root."""
+    home = Path(home)
+    if not home.is_dir():
+        return True
+    return all(os.access(path, os.W_OK) for path in (home, home / "runs", home / "lab.sqlite") if path.exists())
+
+
+def ensure_data_home(home: Path, writable: bool = True) -> Path:
+    """The data home, created when missing. ``writable=False``: it must already exist as a folder (nothing is
+    created); for reading a home this process cannot write."""
+    if not writable:
+        if not home.is_dir():
+            raise DataHomeError(f"the data home {home} is not a folder, or cannot be read; set {HOME_ENV_VAR} or "
+                                f"--home to another folder")
+        return home
     try:
         (home / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as err:

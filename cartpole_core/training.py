@@ -18,7 +18,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -27,31 +26,12 @@ from cartpole_core.agent import Agent
 from cartpole_core.configs import TrainConfig
 from cartpole_core.evaluate import evaluate_returns, is_solved
 from cartpole_core.events import EpisodeEnded, Evaluated, Event, Updated
+from cartpole_core.records import RunResult  # re-exported: it used to live here
 
 EventSink = Callable[[Event], None]
 StopRequest = Callable[[], bool]
 CheckpointSink = Callable[[Agent, str, int], None]  # (agent, kind, env_steps)
 STOP_CHECK_INTERVAL_S = 0.02
-
-
-@dataclass
-class RunResult:
-    algo: str
-    seed: int
-    status: str  # "completed" or "stopped"
-    env_steps: int
-    episodes: int
-    train_seconds: float
-    solved: bool
-    time_to_solve_s: float | None
-    steps_to_solve: int | None
-    final_eval_mean: float | None
-    final_eval_std: float | None
-    best_eval_mean: float | None
-    env_steps_per_s: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Run:

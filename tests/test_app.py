@@ -307,3 +307,17 @@ def test_a_name_or_tag_beyond_the_limits_is_named_and_launches_nothing(home):
     test.text_input(key="run_name").input("line\nbreak").run()
     assert any("control characters" in shown_text(error.value) for error in test.error)
     assert RunStore(home).list_runs() == []
+
+
+def test_a_launch_beyond_the_queue_limit_is_refused_whole_with_a_message(home, monkeypatch):
+    import cartpole_core.jobs
+
+    monkeypatch.setattr(cartpole_core.jobs, "QUEUED_MAX", 1)  # a full queue, without filling it for real
+    test = app(algo="qlearning")
+    test.number_input(key="n_seeds").set_value(2).run()
+    next(button for button in test.button if "Launch" in button.label).click().run()
+    assert not test.exception
+    assert any("queue is full" in shown(error.value) and "nothing was queued" in shown(error.value)
+               for error in test.error), [error.value for error in test.error] + [t.value for t in test.title]
+    assert RunStore(home).list_runs() == []
+    assert "Train an agent" in [title.value for title in test.title]  # still on the form, nothing lost

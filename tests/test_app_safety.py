@@ -1,6 +1,7 @@
 """What others can do to a lab: user text shown literally (never as Markdown or HTML), the access gate a server
 reachable by others must have, and the live endpoint's host and signature checks."""
 
+import gc
 import json
 import re
 import runpy
@@ -10,6 +11,7 @@ import urllib.request
 import pytest
 from app_support import app, live_figures, trained_group
 from browser_support import ROOT, streamlit_server
+from store_support import damage
 
 import lab_access
 from cartpole_core.live import LiveRequest
@@ -127,3 +129,35 @@ def test_a_gated_servers_live_endpoint_checks_host_and_signature_and_names_no_pa
         status, body = get(f"{live}?{lab_access.signed_query(missing)}")
         assert status == 404 and "gone" in body["error"] and str(tmp_path) not in body["error"]
     assert store.get_run(run_id)["status"] == "completed"
+
+
+PAGES = [None, "pages/live.py", "pages/runs.py", "pages/replay.py", "pages/inspect.py", "pages/robustness.py"]
+
+
+@pytest.mark.parametrize("problem", ["damaged pages", "not a database"])
+@pytest.mark.parametrize("page", PAGES)
+def test_a_damaged_store_is_a_message_on_every_page(home, page, problem):
+    run_ids = trained_group(home, seeds=(0, 1), total_env_steps=1000)
+    gc.collect()  # no connection of this process left open: SQLite would share its WAL index with the page's
+    if problem == "damaged pages":
+        damage(home, whole=True)
+    else:
+        (home / "lab.sqlite").write_bytes(b"this is not a database\n" * 200)
+        for suffix in ("-wal", "-shm"):
+            (home / f"lab.sqlite{suffix}").unlink(missing_ok=True)
+    before = (home / "lab.sqlite").read_bytes()
+    test = app(page, run=run_ids[0])
+    assert not test.exception, test.exception
+    assert any("cannot be used right now" in error.value for error in test.error), [e.value for e in test.error]
+    assert any("runs salvage" in markdown.value for markdown in test.markdown)
+    assert (home / "lab.sqlite").read_bytes() == before  # looked at, never written
+
+
+def test_a_read_only_data_home_can_still_be_browsed(home, monkeypatch):
+    run_ids = trained_group(home, seeds=(0, 1), total_env_steps=1000)
+    monkeypatch.setattr("cartpole_core.store.home_writable", lambda _home: False)
+    test = app("pages/runs.py", select=",".join(run_ids))
+    assert not test.exception and not test.error
+    assert len(next(frame.value for frame in test.dataframe if "name" in frame.value.columns)) == 2
+    test = app("pages/live.py", run=run_ids[0])
+    assert not test.exception and live_figures(test)

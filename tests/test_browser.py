@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,27 @@ def test_a_gated_lab_signs_a_user_in_once_and_its_live_view_refreshes(tmp_path, 
         page.get_by_test_id("stSidebar").get_by_text("Runs & compare", exact=True).click()
         page.get_by_text("Groups, best first").wait_for(timeout=30_000)  # no second sign-in
         page.close()
+
+
+def test_names_and_tags_with_markdown_and_html_appear_literally(server, chromium_browser):
+    """A run named with Markdown, a Streamlit directive, LaTeX and HTML: the live view's title, the group's links
+    and the chart's legend show those characters as typed, and nothing is bold, red, linked or a formula."""
+    url, home = server
+    store = RunStore(home)
+    wait_until_idle(store)
+    name = "**bold** :red[red] <b>html</b> [link](http://x) $x^2$"
+    page = open_page(chromium_browser, f"{url}/?algo=qlearning&preset=fast&seeds=2&name="
+                     + urllib.parse.quote(name) + "&tags=" + urllib.parse.quote("<i>tag</i>"))
+    assert page.get_by_role("textbox", name="Name").input_value() == name  # the share link carried it
+    page.get_by_role("button", name="Launch training").click()
+    page.wait_for_url("**/live?group=*", timeout=30_000)
+    title = page.locator("h1").first
+    title.wait_for(timeout=30_000)
+    assert title.inner_text().strip() == f"{name} ×2"
+    assert title.locator("strong, b, a:not([href^='#']), .katex, span[style*='color']").count() == 0, title.inner_html()
+    page.wait_for_function(f"() => {LIVE_CHART}?.querySelectorAll('.legendtext').length", timeout=60_000)
+    legend = page.evaluate(f"() => [...{LIVE_CHART}.querySelectorAll('.legendtext')].map(t => t.textContent)")
+    assert any(text.startswith(f"{name} ×2") for text in legend), legend
+    runs = [run for run in store.list_runs() if run["name"].startswith(name)]
+    assert len(runs) == 2 and all(run["tags"] == ["<i>tag</i>"] for run in runs)
+    page.close()

@@ -145,3 +145,44 @@ def test_submitted_runs_are_named_by_what_differs_from_their_preset(tmp_path):
     assert store.get_run(plain)["name"] == "ppo/fast · seed 3"
     _, (named,) = submit(store, config, [7], preset="fast", name="my lr test")
     assert store.get_run(named)["name"] == "my lr test · seed 7"
+
+
+def test_a_launch_beyond_the_queue_limit_is_refused_whole_and_says_what_to_do(tmp_path):
+    from cartpole_core.jobs import QueueFullError, submit
+    from cartpole_core.limits import QUEUED_MAX, SEEDS_PER_LAUNCH_MAX
+    from cartpole_core.store import RunStore
+
+    store = RunStore(tmp_path)
+    config = preset_config("qlearning", "fast")
+    for first in range(0, QUEUED_MAX - 3, SEEDS_PER_LAUNCH_MAX):  # a queue three short of full
+        submit(store, config, list(range(first, min(first + SEEDS_PER_LAUNCH_MAX, QUEUED_MAX - 3))))
+    assert store.count_runs("queued") == QUEUED_MAX - 3
+    with pytest.raises(QueueFullError) as refused:
+        submit(store, config, [100, 101, 102, 103])
+    message = str(refused.value)
+    assert f"{QUEUED_MAX - 3} run(s) are waiting" in message and f"at most {QUEUED_MAX}" in message
+    assert "nothing was queued" in message and "cancel" in message
+    assert isinstance(refused.value, ValueError)
+    assert store.count_runs("queued") == QUEUED_MAX - 3  # nothing queued half-way
+    submit(store, config, [100, 101, 102])  # exactly full is allowed
+    assert store.count_runs("queued") == QUEUED_MAX
+
+
+def test_seeds_names_and_tags_outside_the_limits_queue_nothing(tmp_path):
+    from cartpole_core.jobs import submit
+    from cartpole_core.limits import SEED_MAX, SEEDS_PER_LAUNCH_MAX, LimitError
+    from cartpole_core.store import RunStore
+
+    store = RunStore(tmp_path)
+    config = preset_config("qlearning", "fast")
+    for seeds, kwargs, match in (
+            (list(range(SEEDS_PER_LAUNCH_MAX + 1)), {}, f"at most {SEEDS_PER_LAUNCH_MAX} seeds"),
+            ([0, 1, -1], {}, "seed must be an integer"),
+            ([0, SEED_MAX + 1], {}, "seed must be an integer"),
+            ([0, True], {}, "seed must be an integer"),
+            ([0, 1], {"name": "n" * 195}, "1 to 200 characters"),  # the name fits, "· seed N" does not
+            ([0, 1], {"tags": tuple(f"t{i}" for i in range(21))}, "at most 20 tags")):
+        with pytest.raises(LimitError, match=match):
+            submit(store, config, seeds, **kwargs)
+    assert store.list_runs() == []
+    assert not any(store.runs_dir.iterdir())

@@ -554,10 +554,10 @@ def test_replay_command_runs_as_a_user_runs_it(lab, tmp_path):
     (["--physics", "gravity=heavy", "--out", "{tmp}/x.mp4"], "gravity (gravity) must be a number in [0.98, 98] "
                                                               "m/s², got 'heavy'"),
     (["--physics", "gravity", "--out", "{tmp}/x.mp4"], "expects field=value"),
-    (["--seed", "-1", "--out", "{tmp}/x.gif"], "episode seed must be an integer in [0, 2**31), got -1"),
+    (["--seed", "-1", "--out", "{tmp}/x.gif"], "--seed must be an integer from 0 to 2,147,483,647, got -1"),
     (["--obs-noise", "-0.5", "--out", "{tmp}/x.mp4"], "observation noise σ (obs_noise) must be a number in [0, 1] "
                                                        "obs. units, got -0.5"),
-    (["--out", "{tmp}/x.mp4", "--max-steps", "0"], "max_steps must be in [1, 100000], got 0"),
+    (["--out", "{tmp}/x.mp4", "--max-steps", "0"], "--max-steps must be an integer from 1 to 100,000, got 0"),
     (["--seed", "abc", "--out", "{tmp}/x.mp4"], "--seed"),
 ])
 def test_cli_replay_bad_input_exits_2_with_one_line_and_writes_nothing(lab, tmp_path, capsys, args, named):

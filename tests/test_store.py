@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from store_support import damage
 
 from cartpole_core.events import EpisodeEnded, Evaluated, Updated
 from cartpole_core.presets import preset_config
@@ -176,7 +177,7 @@ def test_database_of_the_previous_schema_version_is_migrated_keeping_its_runs(tm
     conn.close()
 
     store = RunStore(tmp_path)
-    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     run = store.get_run("old")
     assert (run["name"], run["status"], run["heartbeat_at"]) == ("old run", "completed", None)
     assert len(store.episodes("old")) == 1
@@ -228,3 +229,247 @@ def test_group_curve_is_the_mean_and_std_across_seeds(tmp_path):
     assert list(curve["n"]) == [0, 2, 2, 2] + [1] * 6  # nobody finished an episode in bin 0; "b" ends at 350
     assert curve["mean"][1:4] == pytest.approx([20.0] * 3) and curve["std"][1:4] == pytest.approx([10.0] * 3)
     assert curve["mean"][4:] == pytest.approx([10.0] * 6) and curve["std"][4:] == pytest.approx([0.0] * 6)
+
+
+# ------------------------------------------------------------------------------------------------ limits
+
+
+def test_names_and_tags_are_held_to_the_labs_limits(tmp_path):
+    from cartpole_core.limits import LimitError
+
+    store = RunStore(tmp_path)
+    with pytest.raises(LimitError, match="1 to 200"):
+        new_run(store, "long", name="x" * 201)
+    with pytest.raises(LimitError, match="at most 20 tags"):
+        new_run(store, "tagged", tags=[f"t{i}" for i in range(21)])
+    new_run(store, name="  fine  ", tags=["a"] * 3)
+    assert (store.get_run("run-1")["name"], store.get_run("run-1")["tags"]) == ("fine", ["a"])
+    with pytest.raises(LimitError, match="control characters"):
+        store.rename("run-1", "two\nlines")
+    with pytest.raises(LimitError, match="at most 50"):
+        store.set_tags("run-1", ["y" * 51])
+    assert store.list_runs()[0]["name"] == "fine" and len(store.list_runs()) == 1  # nothing half-written
+
+
+# ------------------------------------------------------------------------------------------------ threads
+
+
+def test_one_handle_is_safe_across_threads(tmp_path):
+    import threading
+
+    store = RunStore(tmp_path)
+    for t in range(8):
+        new_run(store, f"r{t}")
+    errors = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(1, 41):  # interleaved write transactions and reads on the one connection
+                store.append_events(f"r{t}", [episode(i)])
+                store.rename(f"r{t}", f"run {t} after {i}")
+                assert len(store.episodes(f"r{t}")) == i
+                store.list_runs()
+        except Exception as err:  # noqa: BLE001 — collected for the assertion
+            errors.append(repr(err))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(run["episodes"] == 40 for run in store.list_runs())
+
+
+# ------------------------------------------------------------------------------------ damaged and read-only
+
+
+def lab_with_runs(home, runs: int = 3, episodes: int = 3000) -> list[str]:
+    store = RunStore(home)
+    for r in range(runs):
+        run_id = new_run(store, f"run-{r}")
+        store.append_events(run_id, [episode(i) for i in range(1, episodes + 1)]
+                            + [Updated(i, i * 10, {"loss": 0.5}, i * 0.01) for i in range(1, 301)]
+                            + [Evaluated(1000 * k, k, 100.0 + k, 1.0, False, k * 1.0) for k in range(1, 11)])
+        (store.run_dir(run_id) / "final.pt").write_bytes(b"checkpoint")
+        store.add_artifact(run_id, "final", episodes * 10, store.run_dir(run_id) / "final.pt")
+        store.set_status(run_id, "completed")
+    store.close()
+    return [f"run-{r}" for r in range(runs)]
+
+
+def test_damaged_pages_are_a_store_error_on_reads_and_writes_and_salvage_keeps_the_rest(tmp_path):
+    from cartpole_core.store import check_store, salvage_store
+
+    home = tmp_path / "home"
+    run_ids = lab_with_runs(home)
+    damage(home, whole=False)
+    store = RunStore(home)  # the runs table is intact: it opens and lists
+    assert {run["id"] for run in store.list_runs()} == set(run_ids)
+    failures, damaged = [], []
+    for run_id in run_ids:
+        try:
+            store.poll(run_id)
+        except StoreError as err:
+            failures.append(err)
+            damaged.append(run_id)
+    assert failures, "the damage should reach some run's metrics"
+    message = str(failures[0])
+    assert f"The run store {db_path(home)} is damaged (database disk image is malformed)" in message
+    assert "runs check" in message and "runs salvage --to NEW_HOME" in message
+    assert failures[0].kind == "damaged" and failures[0].path == db_path(home)
+    assert str(tmp_path) not in failures[0].public_message
+    with pytest.raises(StoreError, match="damaged"):  # a write that touches the damaged pages: rolled back
+        store.delete_run(damaged[0])
+    assert store.get_run(damaged[0]) is not None and store.run_dir(damaged[0]).is_dir()
+    store.close()
+
+    problems = check_store(home)
+    assert problems and any("malformed" in problem for problem in problems)
+    counts = salvage_store(home, tmp_path / "saved")
+    assert counts["runs"] == 3 and 0 < counts["episodes"] < 9000 and counts["evaluations"] > 0
+    assert counts["artifacts"] == 3 and counts["updates"] > 0
+    saved = RunStore(tmp_path / "saved")
+    assert check_store(tmp_path / "saved") == []
+    assert sum(len(saved.episodes(run_id)) for run_id in run_ids) == counts["episodes"]
+    assert all(a["path"].read_bytes() == b"checkpoint" for run_id in run_ids for a in saved.artifacts(run_id))
+    assert {run["status"] for run in saved.list_runs()} == {"completed"}
+
+
+def test_a_store_damaged_past_its_first_page_refuses_to_open_but_check_and_salvage_still_answer(tmp_path):
+    from cartpole_core.store import check_store, salvage_store
+
+    home = tmp_path / "home"
+    lab_with_runs(home, runs=2, episodes=1000)
+    damage(home, whole=True)
+    with pytest.raises(StoreError, match="is damaged.*runs salvage --to NEW_HOME") as raised:
+        RunStore(home)
+    assert raised.value.kind == "damaged"
+    assert check_store(home)  # problems, not an exception
+    counts = salvage_store(home, tmp_path / "saved")
+    assert set(counts) == {"runs", "episodes", "updates", "evaluations", "artifacts"}
+    assert RunStore(tmp_path / "saved").list_runs() == [] or counts["runs"] > 0
+    assert check_store(tmp_path / "saved") == []
+
+
+def test_salvage_of_a_healthy_store_copies_everything_and_refuses_a_used_folder(tmp_path):
+    from cartpole_core.store import check_store, salvage_store
+
+    home = tmp_path / "home"
+    lab_with_runs(home, runs=2, episodes=500)
+    assert check_store(home) == []
+    with pytest.raises(ValueError, match="not empty"):
+        salvage_store(home, home.parent)
+    with pytest.raises(ValueError, match="own data home"):
+        salvage_store(home, home)
+    counts = salvage_store(home, tmp_path / "saved")
+    assert counts == {"runs": 2, "episodes": 1000, "updates": 600, "evaluations": 20, "artifacts": 2}
+    assert db_path(home).read_bytes()[:16] == b"SQLite format 3\x00"  # the source was only read
+
+
+def test_a_file_that_is_not_sqlite_is_refused_by_check_and_salvage_too(tmp_path):
+    from cartpole_core.store import check_store, salvage_store
+
+    home = tmp_path / "home"
+    home.mkdir()
+    db_path(home).write_bytes(b"not a database at all\n" * 300)
+    for attempt in (lambda: RunStore(home), lambda: check_store(home), lambda: salvage_store(home, tmp_path / "s")):
+        with pytest.raises(StoreError, match="not a CartPole Lab database") as raised:
+            attempt()
+        assert raised.value.kind == "foreign"
+    assert not (tmp_path / "s").exists()
+    assert db_path(home).read_bytes() == b"not a database at all\n" * 300
+    assert check_store(tmp_path / "empty") == []  # no store yet: nothing damaged
+
+
+@pytest.fixture
+def read_only(tmp_path, monkeypatch):
+    """A function making ``home`` read-only; returns the path to read it by. Root ignores file modes: a read-only
+    bind mount where this process may mount, else ``os.access`` answering "not writable" for the home (SQLite's
+    ``mode=ro`` then keeps the file unwritten all the same)."""
+    import shutil
+    from pathlib import Path
+
+    mounts = []
+
+    def make(home):
+        if os.geteuid() == 0 and shutil.which("mount"):
+            target = home.parent / f"{home.name}-ro"
+            target.mkdir()
+            if subprocess.run(["mount", "--bind", str(home), str(target)], capture_output=True).returncode == 0:
+                mounts.append(target)
+                if subprocess.run(["mount", "-o", "remount,bind,ro", str(target)],
+                                  capture_output=True).returncode == 0:
+                    return target
+            else:
+                target.rmdir()
+        real_access = os.access
+
+        def access(path, mode, *args, **kwargs):
+            if mode & os.W_OK and Path(path).resolve().is_relative_to(home.resolve()):
+                return False
+            return real_access(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+        return home
+
+    yield make
+    for target in mounts:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+        target.rmdir()
+
+
+def test_a_read_only_home_reads_and_refuses_writes(tmp_path, read_only):
+    from cartpole_core.paths import DataHomeError
+
+    home = tmp_path / "home"
+    store = RunStore(home)
+    new_run(store)
+    store.append_events("run-1", [episode(1), episode(2)])
+    store.close()
+    before = db_path(home).read_bytes()
+    frozen = read_only(home)
+    reader = RunStore(frozen)
+    assert reader.readonly
+    assert [run["id"] for run in reader.list_runs()] == ["run-1"] and reader.get_run("run-1")["status"] == "queued"
+    assert len(reader.episodes("run-1")) == 2 and reader.poll("run-1")[1].episode == 2
+    assert reader.mark_interrupted() == 0
+    for write in (lambda: new_run(reader, "run-2"), lambda: reader.rename("run-1", "x"),
+                  lambda: reader.append_events("run-1", [episode(3)]), lambda: reader.request_cancel("run-1")):
+        with pytest.raises(StoreError, match="^read-only: ") as raised:
+            write()
+        assert raised.value.kind == "readonly"
+    reader.close()
+    assert db_path(home).read_bytes() == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataHomeError, match="no run store yet"):
+        RunStore(read_only(empty))
+
+
+def test_a_run_created_running_is_never_claimed_by_a_scheduler(tmp_path):
+    store = RunStore(tmp_path)
+    new_run(store, running_pid=os.getpid())
+    run = store.get_run("run-1")
+    assert (run["status"], run["pid"], run["heartbeat_at"] is not None) == ("running", os.getpid(), True)
+    assert not store.claim("run-1") and store.mark_interrupted() == 0
+
+
+def test_a_second_handle_in_one_process_never_costs_another_processes_commits(tmp_path):
+    """The dashboard holds several handles (a page's, the scheduler's, the live feed's) while the CLI and workers
+    open and close their own. Opening a handle must not touch the file outside SQLite: closing a plain file handle
+    drops every POSIX lock this process's connections hold, after which another process closing its connection
+    deleted the WAL under them — commits lost, then "disk I/O error" (seen as launches that never started)."""
+    import subprocess
+    import sys
+
+    first = RunStore(tmp_path)
+    RunStore(tmp_path)  # a second handle, opened while the first holds its locks
+    read = ("import sys; from pathlib import Path; from cartpole_core.store import RunStore; "
+            "print(len(RunStore(Path(sys.argv[1]), recover=False).list_runs()))")
+    assert subprocess.run([sys.executable, "-c", read, str(tmp_path)], capture_output=True, text=True,
+                          check=True).stdout.strip() == "0"
+    first.create_run("after", "{}", "ppo", 0)
+    assert subprocess.run([sys.executable, "-c", read, str(tmp_path)], capture_output=True, text=True,
+                          check=True).stdout.strip() == "1"
+    assert sqlite3.connect(db_path(tmp_path)).execute("SELECT count(*) FROM runs").fetchone()[0] == 1

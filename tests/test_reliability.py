@@ -1,0 +1,114 @@
+"""Reliability: light imports, dead runs noticed by any lab process, heartbeats of healthy runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cartpole_core.jobs import HEARTBEAT_INTERVAL_S, JobManager, _EventWriter
+from cartpole_core.presets import preset_config
+from cartpole_core.store import STALE_AFTER_S, RunStore, host_id
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "gymnasium", "sklearn")
+
+
+def test_the_package_store_jobs_and_configs_import_without_torch_gymnasium_or_sklearn():
+    code = ("import json, sys\n"
+            "import cartpole_core, cartpole_core.store, cartpole_core.jobs, cartpole_core.configs\n"
+            "from cartpole_core import RunResult, TrainConfig\n"  # lazy exports that stay light
+            f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_lazy_exports_still_give_every_name():
+    import cartpole_core
+    from cartpole_core.records import RunResult
+    from cartpole_core.training import RunResult as FromTraining
+
+    assert FromTraining is RunResult is cartpole_core.RunResult  # re-exported where it used to live
+    for name in cartpole_core.__all__:
+        assert getattr(cartpole_core, name) is not None
+    assert set(cartpole_core.__all__) <= set(dir(cartpole_core))
+
+
+def test_a_cli_run_killed_with_kill_9_is_interrupted_within_5_s_by_the_dashboards_scheduler(tmp_path):
+    home = tmp_path / "home"
+    manager = JobManager(home, max_workers=1)  # the dashboard's scheduler, up before the run starts
+    with (tmp_path / "stderr.txt").open("w") as stderr:
+        cli = subprocess.Popen([sys.executable, "-m", "cartpole_core", "train", "--algo", "qlearning",
+                                "--preset", "seed", "--set", "total_env_steps=10000000", "--set", "max_episodes=null",
+                                "--set", "n_envs=1", "--json", "--home", str(home)],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 120
+        run = None
+        while time.monotonic() < deadline and cli.poll() is None:
+            runs = manager.store.list_runs(status="running")
+            if runs and manager.store.get_run(runs[0]["id"])["episodes"] > 0:
+                run = runs[0]
+                break
+            time.sleep(0.1)
+        assert run is not None, (tmp_path / "stderr.txt").read_text()
+        assert run["pid"] == cli.pid
+        for _ in range(5):  # a healthy run is left alone
+            manager.pump()
+            time.sleep(0.2)
+        assert manager.store.get_run(run["id"])["status"] == "running"
+        os.kill(cli.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        cli.wait(timeout=10)  # as its shell would
+        kept = len(manager.store.episodes(run["id"]))
+        while manager.store.get_run(run["id"])["status"] == "running" and time.monotonic() - killed < 10:
+            manager.pump()  # the scheduler's round, every 0.2 s
+            time.sleep(0.2)
+        noticed = time.monotonic() - killed
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    stored = manager.store.get_run(run["id"])
+    print(f"RELIABILITY kill -9 of a CLI run → interrupted in {noticed:.3f} s, {kept} episodes kept")
+    assert stored["status"] == "interrupted" and noticed < 5, (stored["status"], noticed)
+    assert "stopped unexpectedly" in stored["error"] and "killed" in stored["error"]
+    assert len(manager.store.episodes(run["id"])) == kept == stored["episodes"] > 0  # history kept
+
+
+def running_run(store: RunStore, run_id: str, *, pid: int, host: str, heartbeat_age_s: float) -> None:
+    store.create_run(run_id, preset_config("qlearning", "fast").to_json(), "qlearning", 0)
+    with store.transaction() as conn:
+        conn.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, started_at = ?, heartbeat_at = ?"
+                     " WHERE id = ?", (pid, host, time.time() - 100, time.time() - heartbeat_age_s, run_id))
+
+
+def test_a_run_of_another_host_is_judged_by_its_heartbeat_and_a_local_live_one_never(tmp_path):
+    store = RunStore(tmp_path)
+    running_run(store, "remote-silent", pid=os.getpid(), host="elsewhere#00000000",
+                heartbeat_age_s=STALE_AFTER_S + 30)
+    running_run(store, "remote-beating", pid=os.getpid(), host="elsewhere#00000000", heartbeat_age_s=2)
+    running_run(store, "local-quiet", pid=os.getpid(), host=host_id(), heartbeat_age_s=STALE_AFTER_S * 10)
+    assert JobManager(tmp_path).store.get_run("remote-silent")["status"] == "interrupted"  # any store open
+    assert store.mark_interrupted() == 0
+    silent = store.get_run("remote-silent")
+    assert silent["error"].startswith("no heartbeat for ") and "stopped unexpectedly" in silent["error"]
+    assert {store.get_run(run_id)["status"] for run_id in ("remote-beating", "local-quiet")} == {"running"}
+
+
+def test_a_worker_heartbeats_between_flushes_even_without_events(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    running_run(store, "r", pid=os.getpid(), host=host_id(), heartbeat_age_s=60)
+    beats = []
+    real = store.heartbeat
+    monkeypatch.setattr(store, "heartbeat", lambda run_id: (beats.append(time.monotonic()), real(run_id)))
+    writer = _EventWriter(store, "r")
+    started = time.monotonic()
+    while time.monotonic() - started < 2.2:  # a long update: the loop only asks whether to stop
+        assert not writer.should_stop()
+        time.sleep(0.01)
+    assert 2 <= len(beats) <= 4  # about one a second: fresh, and not a write per check
+    assert time.time() - store.get_run("r")["heartbeat_at"] < HEARTBEAT_INTERVAL_S + 0.5
