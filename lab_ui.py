@@ -314,14 +314,14 @@ def schedule_preview(algo: str, schedule: str, config: TrainConfig | None, prese
     """The schedule the form describes and the horizon to draw it over — from the schedule's own fields, so the
     preview stays while some other field is invalid. None when the schedule's own fields are invalid."""
     cls = config_class(algo).model_fields[schedule].annotation
-    values = {name.split(".", 1)[1]: value for name, value in form_values(algo).items()
-              if name.startswith(f"{schedule}.")}
+    form = form_values(algo)
+    values = {name.split(".", 1)[1]: value for name, value in form.items() if name.startswith(f"{schedule}.")}
     try:
         sched = cls(**values)
     except ConfigError:
         return None
     base = config or preset_config(algo, preset)
-    steps, episodes = form_values(algo).get("total_env_steps"), form_values(algo).get("max_episodes")
+    steps, episodes = form.get("total_env_steps"), form.get("max_episodes")
     steps = steps if isinstance(steps, int) and steps > 0 else base.total_env_steps
     episodes = episodes if isinstance(episodes, int) and episodes > 0 else base.max_episodes
     return sched, steps if sched.unit == "steps" else (episodes or 1000)
@@ -337,9 +337,15 @@ def _help(spec: FieldSpec) -> str:
     return " ".join(parts)
 
 
+def preset_values(algo: str, preset: str) -> dict[str, Any]:
+    """The preset's value of every field, by dotted name (what log sliders always offer)."""
+    return _flat(preset_config(algo, preset))
+
+
 def field_widget(algo: str, spec: FieldSpec, problems: dict[str, str], label: str | None = None,
-                 preset: str | None = None) -> None:
-    """One widget for one field, bounded by its hard limits, with its inline error underneath."""
+                 preset: dict[str, Any] | None = None) -> None:
+    """One widget for one field, bounded by its hard limits, with its inline error underneath. ``preset``: the
+    preset's values (:func:`preset_values`), computed once per page run."""
     key, label, help_text = form_key(algo, spec.name), label or spec.name.split(".")[-1].replace("_", " "), _help(spec)
     if spec.kind == "bool":
         st.toggle(label, key=key, help=help_text, persist_state=KEEP)
@@ -348,8 +354,7 @@ def field_widget(algo: str, spec: FieldSpec, problems: dict[str, str], label: st
     elif spec.log and spec.kind in ("int", "float") and spec.high is not None:
         # Log-scaled: a slider over 1-2-5 steps per decade, plus the preset's value and the current one, so
         # 1e-4 → 1e-3 is as far as 1e-3 → 1e-2 and the preset's value is always one move away.
-        preset_value = _flat(preset_config(algo, preset)).get(spec.name) if preset else None
-        options = log_options(spec, st.session_state.get(key), preset_value)
+        options = log_options(spec, st.session_state.get(key), (preset or {}).get(spec.name))
         st.select_slider(label, options, key=key, help=help_text, persist_state=KEEP,
                          format_func=lambda v: f"{v:,}" if isinstance(v, int) else f"{v:g}")
     elif spec.kind in ("int", "optional_int"):

@@ -36,7 +36,7 @@ from typing import Any
 
 from cartpole_core.agent import CheckpointError, agent_from_state, read_checkpoint
 from cartpole_core.configs import CONFIG_CLASSES, ConfigError, TrainConfig, config_from_json
-from cartpole_core.limits import TAGS_MAX, LimitError, check_name, check_seed, check_tags
+from cartpole_core.limits import TAGS_MAX, LimitError, check_name, check_seed, check_tags, shown
 from cartpole_core.paths import new_run_id
 from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore
 
@@ -174,14 +174,6 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------- field parsing
-
-
-def _show(value: Any) -> str:
-    """A short rendering of any value for a message (an integer too long for ``repr`` included)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
-        return f"an integer of about {value.bit_length() * 0.30103:.0f} digits"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _int(text: str, where: str, low: int = 0, high: int = MAX_COUNT) -> int:
@@ -341,9 +333,9 @@ def _record(data: bytes, run_id: str) -> _Run:
     except (ConfigError, RecursionError) as err:
         raise bad(f"config_json: {str(err)[:300]}") from None
     if record.get("id", run_id) != run_id:
-        raise bad(f"its id {_show(record['id'])} is not its folder's name {run_id!r}")
+        raise bad(f"its id {shown(record['id'])} is not its folder's name {run_id!r}")
     if record.get("algo", config.algo) != config.algo:
-        raise bad(f"algo {_show(record['algo'])} differs from its config's {config.algo!r}")
+        raise bad(f"algo {shown(record['algo'])} differs from its config's {config.algo!r}")
     try:
         seed = check_seed(record["seed"])
         name = None if record.get("name") is None else check_name(record["name"])
@@ -355,12 +347,12 @@ def _record(data: bytes, run_id: str) -> _Run:
         raise bad(str(err)) from None
     preset, group_id = record.get("preset"), record.get("group_id")
     if preset is not None and not (isinstance(preset, str) and _PRESET.match(preset)):
-        raise bad(f"preset {_show(preset)} is not a preset name")
+        raise bad(f"preset {shown(preset)} is not a preset name")
     if group_id is not None and not (isinstance(group_id, str) and _GROUP_ID.match(group_id)):
-        raise bad(f"group_id {_show(group_id)} is not a group id")
+        raise bad(f"group_id {shown(group_id)} is not a group id")
     status, error = record["status"], record.get("error")
     if status not in STATUSES:
-        raise bad(f"status {_show(status)} is unknown; allowed: {', '.join(STATUSES)}")
+        raise bad(f"status {shown(status)} is unknown; allowed: {', '.join(STATUSES)}")
     if error is not None and not (isinstance(error, str) and len(error) <= MAX_ERROR_CHARS):
         raise bad(f"error must be text of at most {MAX_ERROR_CHARS:,} characters")
     if status in ACTIVE_STATUSES:  # the scheduler would claim a queued run and train it
@@ -388,16 +380,16 @@ def _checkpoint(data: bytes, member: str, algo: str) -> tuple[str, int]:
 
     payload_algo, meta = payload.get("algo"), payload.get("meta")
     if not isinstance(payload_algo, str) or payload_algo not in CONFIG_CLASSES:
-        raise bad(f"algo {_show(payload_algo)} is unknown; allowed: {', '.join(CONFIG_CLASSES)}")
+        raise bad(f"algo {shown(payload_algo)} is unknown; allowed: {', '.join(CONFIG_CLASSES)}")
     if payload_algo != algo:
         raise ImportRejected(f"member {member!r} is a {payload_algo} checkpoint in a {algo} run")
     if not isinstance(meta, dict):
         raise bad(f"its meta must be a dict, got {type(meta).__name__}")
     kind, env_steps = meta.get("kind"), meta.get("env_steps")
     if not isinstance(kind, str) or kind not in CHECKPOINT_KINDS:
-        raise bad(f"kind {_show(kind)} is unknown; allowed: {', '.join(CHECKPOINT_KINDS)}")
+        raise bad(f"kind {shown(kind)} is unknown; allowed: {', '.join(CHECKPOINT_KINDS)}")
     if isinstance(env_steps, bool) or not isinstance(env_steps, int) or not 0 <= env_steps <= MAX_COUNT:
-        raise bad(f"env_steps {_show(env_steps)} is not a whole number from 0 to {MAX_COUNT:,}")
+        raise bad(f"env_steps {shown(env_steps)} is not a whole number from 0 to {MAX_COUNT:,}")
     if not isinstance(payload.get("config_json"), str) or not isinstance(payload.get("state"), dict):
         raise bad("it lacks its config or state")
     try:

@@ -59,11 +59,11 @@ def check_tags(tags: Any) -> list[str]:
 def check_seed(seed: Any, what: str = "seed") -> int:
     """A seed: an integer (not a boolean) from 0 to SEED_MAX."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise LimitError(f"{what} must be an integer from 0 to {SEED_MAX:,}, got {_shown(seed)}")
+        raise LimitError(f"{what} must be an integer from 0 to {SEED_MAX:,}, got {shown(seed)}")
     return seed
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A short rendering of any value (an integer too long for ``repr`` included)."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
         return f"an integer of about {value.bit_length() * 0.30103:.0f} digits"

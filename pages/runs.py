@@ -28,7 +28,7 @@ from cartpole_core.compare import (
     run_config,
     stopped_on_solve,
 )
-from cartpole_core.limits import NAME_MAX, TAG_MAX
+from cartpole_core.limits import check_name, check_tags
 from cartpole_core.plots import evaluation_figure, group_figure
 from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore, StoreError, binned_mean_std
 
@@ -227,13 +227,10 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
     def save_names_and_tags(name: str, tags: str) -> None:
         """One run takes the name as typed; several take it as their base and keep their `` · seed N``. Everything is
         checked before anything is written, so a bad name leaves every run as it was."""
-        names = {run["id"]: name.strip() if len(selected) == 1 else f"{base_name(name.strip())} · seed {run['seed']}"
+        base = check_name(name)
+        names = {run["id"]: base if len(selected) == 1 else check_name(f"{base_name(base)} · seed {run['seed']}")
                  for run in selected}
-        if not name.strip() or any(len(value) > NAME_MAX for value in names.values()):
-            raise ValueError(f"a run name must be 1 to {NAME_MAX} characters (with its ' · seed N')")
-        clean = [tag for tag in tags.split(",") if tag.strip()]
-        if any(len(tag.strip()) > TAG_MAX for tag in clean):
-            raise ValueError(f"a tag must be at most {TAG_MAX} characters")
+        clean = check_tags(tags)
         for run in selected:
             store.rename(run["id"], names[run["id"]])
             store.set_tags(run["id"], clean)

@@ -45,6 +45,7 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
     st.caption(preset_description(algo, preset))
 
     config, problems = ui.validate(algo, preset)
+    defaults = ui.preset_values(algo, preset)
     specs = {spec.name: spec for spec in field_specs(config_class(algo))}
     schedule_names = sorted({name.split(".")[0] for name in specs if "." in name})
     algorithm_fields = [name for name in specs if "." not in name and name not in ui.COMMON_FIELDS
@@ -89,12 +90,12 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
             columns = st.columns(2)
             for index, name in enumerate(ui.COMMON_FIELDS):
                 with columns[index % 2]:
-                    ui.field_widget(algo, specs[name], problems, preset=preset)
+                    ui.field_widget(algo, specs[name], problems, preset=defaults)
         with st.expander(f"{ui.ALGORITHM_TITLES[algo]} hyperparameters", expanded=True, icon=":material/tune:"):
             columns = st.columns(2)
             for index, name in enumerate(algorithm_fields):
                 with columns[index % 2]:
-                    ui.field_widget(algo, specs[name], problems, preset=preset)
+                    ui.field_widget(algo, specs[name], problems, preset=defaults)
         if algo == "qlearning":
             with st.expander("Bins per observation dimension", expanded=True, icon=":material/grid_on:"):
                 ui.bins_editor(algo, problems)
@@ -110,14 +111,14 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         for schedule in schedule_names:
             with st.container(border=True):
                 st.markdown(f"**{schedule.replace('_', ' ').capitalize()} schedule**")
-                ui.field_widget(algo, specs[f"{schedule}.kind"], problems, label="shape", preset=preset)
+                ui.field_widget(algo, specs[f"{schedule}.kind"], problems, label="shape", preset=defaults)
                 kind = st.session_state[ui.form_key(algo, f"{schedule}.kind")]
                 shown = ["start", "end", "unit"] + {"linear": ["duration"], "exponential": ["factor"],
                                                     "log_decay": ["k"]}.get(kind, [])
                 columns = st.columns(2)
                 for index, part in enumerate(shown):
                     with columns[index % 2]:
-                        ui.field_widget(algo, specs[f"{schedule}.{part}"], problems, preset=preset)
+                        ui.field_widget(algo, specs[f"{schedule}.{part}"], problems, preset=defaults)
                 preview = ui.schedule_preview(algo, schedule, config, preset)
                 if preview is not None:
                     sched, horizon = preview
