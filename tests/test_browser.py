@@ -338,7 +338,13 @@ def test_names_and_tags_with_markdown_and_html_appear_literally(server, chromium
     name = "**bold** :red[red] <b>html</b> [link](http://x) $x^2$"
     page = open_page(chromium_browser, f"{url}/?algo=qlearning&preset=fast&seeds=2&name="
                      + urllib.parse.quote(name) + "&tags=" + urllib.parse.quote("<i>tag</i>"))
-    assert page.get_by_role("textbox", name="Name").input_value() == name  # the share link carried it
+    # The share link carried it (the field may be drawn a moment before the run that restores the link fills it).
+    name_box = page.get_by_role("textbox", name="Name")
+    try:
+        page.wait_for_function("([box, name]) => box.value === name", arg=[name_box.element_handle(), name],
+                               timeout=30_000)
+    except Exception:
+        raise AssertionError(f"the Name field shows {name_box.input_value()!r} at {page.url}") from None
     page.get_by_role("button", name="Launch training").click()
     page.wait_for_url("**/live?group=*", timeout=30_000)
     title = page.locator("h1").first
