@@ -23,14 +23,14 @@ if __name__ == "__main__":
         ],
     })
     st.sidebar.caption("CartPole Lab · tune, train and watch RL agents balance a pole")
-    import lab_ui
+    from dashboard import ui as lab_ui
 
     lab_ui.require_access()  # a served lab reachable by others asks each session for its token first
     with lab_ui.store_problems_shown():  # a damaged or unreadable store is a message on every page, not a traceback
         navigation.run()
 else:
-    import lab_access
-    import lab_api
+    from dashboard import access as lab_access
+    from dashboard.live import endpoint as lab_api
 
     if problem := lab_access.bind_problem():  # refuse to serve others without the access gate
         raise SystemExit(f"error: {problem}")

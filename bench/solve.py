@@ -8,7 +8,7 @@ to that evaluation, evaluation time excluded. One table row per (implementation,
 median / max time- and steps-to-solve, median env steps/s, and the final evaluation after the full budget.
 
 ``--vs-sb3`` adds Stable-Baselines3 PPO and DQN with the RL Zoo's tuned CartPole-v1 hyperparameters, measured by the
-very same bookkeeping (``cartpole_core.training.Run``): the same evaluation, as often as our ``fast`` preset of that
+very same bookkeeping (``cartpole_core.engine.run.Run``): the same evaluation, as often as our ``fast`` preset of that
 algorithm evaluates, and the same paused clock, started before the environments and the model are built, as ours
 is. ``--max-env-steps`` caps our budgets (the seed presets' budgets run to a million steps); capped rows say so.
 """
@@ -35,11 +35,13 @@ import gymnasium
 import numpy as np
 import torch
 
-from cartpole_core.agent import Agent
-from cartpole_core.configs import ALGORITHMS, config_class
-from cartpole_core.evaluate import is_solved
-from cartpole_core.presets import preset_config, preset_names
-from cartpole_core.training import Run, RunResult, train
+from cartpole_core.config.models import ALGORITHMS, config_class
+from cartpole_core.config.presets import preset_config, preset_names
+from cartpole_core.engine.agent import Agent
+from cartpole_core.engine.evaluate import is_solved
+from cartpole_core.engine.run import Run
+from cartpole_core.engine.train import train
+from cartpole_core.records import RunResult
 
 NEVER = float("inf")  # time / steps to solve of a seed that never solved
 

@@ -25,11 +25,12 @@ if not __package__:  # run as ``python bench/store.py``: make the repo root impo
 
 import torch
 
-from cartpole_core.events import EpisodeEnded, Evaluated, Updated
-from cartpole_core.jobs import JobManager, execute_run
-from cartpole_core.presets import preset_config
-from cartpole_core.store import Cursor, RunStore
-from cartpole_core.training import train
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.train import train
+from cartpole_core.jobs.execution import execute_run
+from cartpole_core.jobs.local import JobManager
+from cartpole_core.records import EpisodeEnded, Evaluated, Updated
+from cartpole_core.runs.store import Cursor, RunStore
 
 
 def logging_overhead(repeats: int = 9) -> list[tuple[str, str]]:

@@ -23,8 +23,8 @@ import gymnasium as gym
 import numpy as np
 from sklearn.preprocessing import KBinsDiscretizer
 
-from cartpole_core.presets import preset_config
-from cartpole_core.training import train
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.train import train
 
 
 def seed_loop_steps_per_s(steps: int) -> float:

@@ -3,8 +3,9 @@
 Never imports streamlit — the dashboard (``app.py``, ``pages/``) calls into this package.
 
 The names below are loaded on first use (PEP 562 module ``__getattr__``): ``import cartpole_core`` — and the
-import-light modules such as ``cartpole_core.store``, ``cartpole_core.jobs`` and ``cartpole_core.configs`` — load
-no torch, Gymnasium or scikit-learn (seconds and ~400 MB), so the CLI's store commands start in well under a second.
+import-light layers — ``cartpole_core.config``, ``cartpole_core.records``, ``cartpole_core.runs`` and the queue in
+``cartpole_core.jobs`` — load no torch, Gymnasium or scikit-learn (seconds and ~400 MB), so the CLI's store
+commands start in well under a second.
 """
 
 from __future__ import annotations
@@ -14,22 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 # name → the module that defines it
 _EXPORTS = {
-    "Agent": "cartpole_core.agent",
-    "CheckpointError": "cartpole_core.agent",
-    "load_agent": "cartpole_core.agent",
-    "save_checkpoint": "cartpole_core.agent",
-    "ALGORITHMS": "cartpole_core.configs",
-    "ConfigError": "cartpole_core.configs",
-    "DQNConfig": "cartpole_core.configs",
-    "PPOConfig": "cartpole_core.configs",
-    "QLearningConfig": "cartpole_core.configs",
-    "TrainConfig": "cartpole_core.configs",
-    "config_from_json": "cartpole_core.configs",
-    "field_specs": "cartpole_core.configs",
-    "preset_config": "cartpole_core.presets",
-    "preset_names": "cartpole_core.presets",
+    "Agent": "cartpole_core.engine.agent",
+    "CheckpointError": "cartpole_core.engine.agent",
+    "load_agent": "cartpole_core.engine.agent",
+    "save_checkpoint": "cartpole_core.engine.agent",
+    "ALGORITHMS": "cartpole_core.config.models",
+    "ConfigError": "cartpole_core.config.models",
+    "DQNConfig": "cartpole_core.config.models",
+    "PPOConfig": "cartpole_core.config.models",
+    "QLearningConfig": "cartpole_core.config.models",
+    "TrainConfig": "cartpole_core.config.models",
+    "config_from_json": "cartpole_core.config.models",
+    "field_specs": "cartpole_core.config.models",
+    "preset_config": "cartpole_core.config.presets",
+    "preset_names": "cartpole_core.config.presets",
     "RunResult": "cartpole_core.records",
-    "train": "cartpole_core.training",
+    "train": "cartpole_core.engine.train",
 }
 
 __all__ = [
@@ -40,8 +41,7 @@ __all__ = [
 assert sorted(__all__) == sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
-    from cartpole_core.agent import Agent, CheckpointError, load_agent, save_checkpoint
-    from cartpole_core.configs import (
+    from cartpole_core.config.models import (
         ALGORITHMS,
         ConfigError,
         DQNConfig,
@@ -51,9 +51,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
         config_from_json,
         field_specs,
     )
-    from cartpole_core.presets import preset_config, preset_names
+    from cartpole_core.config.presets import preset_config, preset_names
+    from cartpole_core.engine.agent import Agent, CheckpointError, load_agent, save_checkpoint
+    from cartpole_core.engine.train import train
     from cartpole_core.records import RunResult
-    from cartpole_core.training import train
 
 
 def __getattr__(name: str) -> Any:

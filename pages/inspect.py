@@ -3,8 +3,7 @@ policy and value over (pole angle, angular velocity) for DQN and PPO."""
 
 import streamlit as st
 
-import lab_ui as ui
-from cartpole_core.inspection import (
+from cartpole_core.watch.inspection import (
     AVERAGE,
     OBS_TITLES,
     dim_bin_labels,
@@ -13,6 +12,7 @@ from cartpole_core.inspection import (
     qtable_figure,
     qtable_slice,
 )
+from dashboard import ui
 
 with ui.page():  # past the access gate; a damaged store is a message, not a traceback
 

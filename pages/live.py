@@ -4,12 +4,14 @@ import time
 
 import streamlit as st
 
-import lab_api
-import lab_ui as ui
-from cartpole_core.compare import group_label
-from cartpole_core.evaluate import EVAL_EPISODES
-from cartpole_core.jobs import cancel_run
-from cartpole_core.live import (
+from cartpole_core.engine.evaluate import EVAL_EPISODES
+from cartpole_core.jobs.queue import cancel_run
+from cartpole_core.runs.compare import group_label
+from cartpole_core.runs.store import ACTIVE_STATUSES
+from cartpole_core.watch.replay import ReplayError, cached_video
+from dashboard import ui
+from dashboard.live import endpoint as lab_api
+from dashboard.live.feed import (
     EMA_RANGE,
     SMOOTHING,
     VIEWS,
@@ -20,8 +22,6 @@ from cartpole_core.live import (
     shared_feed,
     view_label,
 )
-from cartpole_core.replay import ReplayError, cached_video
-from cartpole_core.store import ACTIVE_STATUSES
 
 with ui.page():  # past the access gate; a damaged store is a message, not a traceback
 

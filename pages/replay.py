@@ -6,10 +6,16 @@ import math
 
 import streamlit as st
 
-import lab_ui as ui
-from cartpole_core.envs import CONDITIONS, OBS_NOISE, PHYSICS_DEFAULTS, ConditionError, check_condition, exact_text
-from cartpole_core.plots import episode_trace_figure
-from cartpole_core.replay import (
+from cartpole_core.engine.envs import (
+    CONDITIONS,
+    OBS_NOISE,
+    PHYSICS_DEFAULTS,
+    ConditionError,
+    check_condition,
+    exact_text,
+)
+from cartpole_core.figures.plots import episode_trace_figure
+from cartpole_core.watch.replay import (
     FPS,
     ReplayError,
     cached_side_by_side,
@@ -21,6 +27,7 @@ from cartpole_core.replay import (
     rollout,
     slug,
 )
+from dashboard import ui
 
 with ui.page():  # past the access gate; a damaged store is a message, not a traceback
 

@@ -5,10 +5,9 @@ condition against the default, and links to replay either."""
 import pandas as pd
 import streamlit as st
 
-import lab_ui as ui
-from cartpole_core.envs import exact_text
-from cartpole_core.evaluate import EVAL_SEED
-from cartpole_core.robustness import (
+from cartpole_core.engine.envs import exact_text
+from cartpole_core.engine.evaluate import EVAL_SEED
+from cartpole_core.watch.robustness import (
     DEFAULT_NOISE_RANGE,
     DEFAULT_POINTS,
     FACTORS,
@@ -22,6 +21,7 @@ from cartpole_core.robustness import (
     robustness_grid,
     value_label,
 )
+from dashboard import ui
 
 with ui.page():  # past the access gate; a damaged store is a message, not a traceback
 

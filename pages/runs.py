@@ -11,10 +11,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-import lab_ui as ui
 from cartpole_core import ALGORITHMS
-from cartpole_core.archive import EPISODE_COLUMNS, ImportRejected, export_runs, import_runs
-from cartpole_core.compare import (
+from cartpole_core.config.limits import check_name, check_tags
+from cartpole_core.figures.plots import evaluation_figure, group_figure
+from cartpole_core.runs.archive import EPISODE_COLUMNS, ImportRejected, export_runs, import_runs
+from cartpole_core.runs.compare import (
     base_name,
     config_diff,
     differing_fields,
@@ -28,9 +29,8 @@ from cartpole_core.compare import (
     run_config,
     stopped_on_solve,
 )
-from cartpole_core.limits import check_name, check_tags
-from cartpole_core.plots import evaluation_figure, group_figure
-from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore, StoreError, binned_mean_std
+from cartpole_core.runs.store import ACTIVE_STATUSES, STATUSES, RunStore, StoreError, binned_mean_std
+from dashboard import ui
 
 with ui.page():  # past the access gate; a damaged store is a message, not a traceback
 

@@ -3,16 +3,16 @@
 import numpy as np
 import streamlit as st
 
-import lab_ui as ui
 from cartpole_core import ALGORITHMS, field_specs
-from cartpole_core.agent import Discretizer
-from cartpole_core.compare import default_name
-from cartpole_core.configs import OBS_NAMES, config_class
-from cartpole_core.jobs import submit
-from cartpole_core.limits import NAME_MAX, LimitError, check_name, check_tags
-from cartpole_core.plots import bin_edges_figure, schedule_figure
-from cartpole_core.presets import preset_description, preset_names
-from cartpole_core.schedules import curve
+from cartpole_core.config.limits import NAME_MAX, LimitError, check_name, check_tags
+from cartpole_core.config.models import OBS_NAMES, config_class
+from cartpole_core.config.presets import preset_description, preset_names
+from cartpole_core.config.schedules import curve
+from cartpole_core.engine.agent import Discretizer
+from cartpole_core.figures.plots import bin_edges_figure, schedule_figure
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.compare import default_name
+from dashboard import ui
 
 with ui.page():  # past the access gate; a damaged store is a message, not a traceback
 

@@ -8,9 +8,10 @@ import re
 
 from streamlit.testing.v1 import AppTest
 
-from cartpole_core.jobs import execute_run, submit
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.execution import execute_run
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.store import RunStore
 
 APP = "../app.py"
 

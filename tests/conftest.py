@@ -31,7 +31,7 @@ def stop_the_dashboards_schedulers():
     import sys
     import threading
 
-    from cartpole_core.jobs import Scheduler
+    from cartpole_core.jobs.scheduler import Scheduler
 
     schedulers = [thread for thread in threading.enumerate() if isinstance(thread, Scheduler)]
     for scheduler in schedulers:

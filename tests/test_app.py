@@ -9,11 +9,11 @@ import plotly.io
 import pytest
 from app_support import app, figure, live_elements, live_figures, shown, trained_group
 
-import lab_api
-from cartpole_core.jobs import submit
-from cartpole_core.live import LiveRequest
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.store import RunStore
+from dashboard.live import endpoint as lab_api
+from dashboard.live.feed import LiveRequest
 
 
 @pytest.mark.parametrize("algo", ["qlearning", "dqn", "ppo"])
@@ -84,13 +84,13 @@ def test_a_changed_field_names_the_runs_and_a_given_name_wins(home):
 
 
 def form_state(test, algo: str) -> dict:
-    from cartpole_core.configs import config_class, field_specs
+    from cartpole_core.config.models import config_class, field_specs
 
     return {spec.name: test.session_state[f"cfg.{algo}.{spec.name}"] for spec in field_specs(config_class(algo))}
 
 
 def preset_form(algo: str, preset: str = "fast") -> dict:
-    import lab_ui
+    from dashboard import ui as lab_ui
 
     return {name: lab_ui._widget_value(value) for name, value in lab_ui._flat(preset_config(algo, preset)).items()}
 
@@ -282,7 +282,7 @@ def test_an_untouched_form_is_the_preset_exactly(home, algo):
 def test_a_share_link_with_every_field_set_round_trips(home, algo):
     """Every field of the algorithm in one link (the `seed` preset's values, over `fast`), with seeds, first seed,
     name and tags: the form shows exactly those values, nothing is refused, and the link it writes is the same."""
-    import lab_ui
+    from dashboard import ui as lab_ui
 
     target = lab_ui._flat(preset_config(algo, "seed"))
     link = {"algo": algo, "preset": "fast", "cfg": json.dumps(target), "seeds": "4", "seed": "7",
@@ -310,9 +310,9 @@ def test_a_name_or_tag_beyond_the_limits_is_named_and_launches_nothing(home):
 
 
 def test_a_launch_beyond_the_queue_limit_is_refused_whole_with_a_message(home, monkeypatch):
-    import cartpole_core.jobs
+    import cartpole_core.jobs.queue
 
-    monkeypatch.setattr(cartpole_core.jobs, "QUEUED_MAX", 1)  # a full queue, without filling it for real
+    monkeypatch.setattr(cartpole_core.jobs.queue, "QUEUED_MAX", 1)  # a full queue, without filling it for real
     test = app(algo="qlearning")
     test.number_input(key="n_seeds").set_value(2).run()
     next(button for button in test.button if "Launch" in button.label).click().run()

@@ -13,9 +13,9 @@ from app_support import app, live_figures, trained_group
 from browser_support import ROOT, streamlit_server
 from store_support import damage
 
-import lab_access
-from cartpole_core.live import LiveRequest
-from cartpole_core.store import RunStore
+from cartpole_core.runs.store import RunStore
+from dashboard import access as lab_access
+from dashboard.live.feed import LiveRequest
 
 NASTY = "**bold** :red[red] <b>html</b> _it_ [link](http://x) $x^2$ &lt; `code` # head"
 TOKEN = "a-long-enough-test-token-0123"
@@ -155,7 +155,7 @@ def test_a_damaged_store_is_a_message_on_every_page(home, page, problem):
 
 def test_a_read_only_data_home_can_still_be_browsed(home, monkeypatch):
     run_ids = trained_group(home, seeds=(0, 1), total_env_steps=1000)
-    monkeypatch.setattr("cartpole_core.store.home_writable", lambda _home: False)
+    monkeypatch.setattr("cartpole_core.runs.store.home_writable", lambda _home: False)
     test = app("pages/runs.py", select=",".join(run_ids))
     assert not test.exception and not test.error
     assert len(next(frame.value for frame in test.dataframe if "name" in frame.value.columns)) == 2

@@ -18,12 +18,13 @@ import pytest
 import torch
 from app_support import trained_group
 
-from cartpole_core.agent import load_agent, save_checkpoint
-from cartpole_core.archive import MAX_MEMBERS, ImportRejected, export_runs, import_runs
-from cartpole_core.jobs import submit
-from cartpole_core.presets import preset_config
-from cartpole_core.store import ACTIVE_STATUSES, RunStore, StoreError, db_path
-from cartpole_core.training import train
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.agent import load_agent, save_checkpoint
+from cartpole_core.engine.observers import Callbacks
+from cartpole_core.engine.train import train
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.archive import MAX_MEMBERS, ImportRejected, export_runs, import_runs
+from cartpole_core.runs.store import ACTIVE_STATUSES, RunStore, StoreError, db_path
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def exported(tmp_path_factory):
     config = preset_config("qlearning", "fast", total_env_steps=6000, stop_on_solve=False)
     store.create_run("run-a", config.to_json(), "qlearning", 7, preset="fast", tags=["mine"])
     events = []
-    agent, result = train(config, seed=7, on_event=events.append)
+    agent, result = train(config, seed=7, observer=Callbacks(on_event=events.append))
     store.append_events("run-a", events)
     path = save_checkpoint(agent, store.run_dir("run-a") / "final.pt", env_steps=result.env_steps, kind="final")
     store.add_artifact("run-a", "final", result.env_steps, path)
@@ -432,7 +433,7 @@ def test_a_run_exported_mid_training_arrives_interrupted(tmp_path):
     config = preset_config("qlearning", "fast", total_env_steps=2000, stop_on_solve=False)
     _, (running, queued) = submit(source, config, [0, 1], preset="fast")
     assert source.claim(running)  # this process's pid: the store keeps it 'running'
-    agent, _ = train(config, seed=0, on_event=lambda event: None)
+    agent, _ = train(config, seed=0)
     path = save_checkpoint(agent, source.run_dir(running) / "step-000001000.pt", env_steps=1000, kind="periodic")
     source.add_artifact(running, "periodic", 1000, path)
     assert [source.get_run(run_id)["status"] for run_id in (running, queued)] == ["running", "queued"]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cartpole_core.configs import (
+from cartpole_core.config.models import (
     ALGORITHMS,
     CONFIG_CLASSES,
     ConfigError,
@@ -22,7 +22,7 @@ from cartpole_core.configs import (
     config_from_json,
     field_specs,
 )
-from cartpole_core.presets import PRESETS, preset_config, preset_names
+from cartpole_core.config.presets import PRESETS, preset_config, preset_names
 
 NUMERIC_KINDS = ("int", "float", "optional_int", "optional_float")
 SEED_ANGLE_BOUND = 0.41887903  # CartPole's observation_space.high[2], which the seed used

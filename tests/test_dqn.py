@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from cartpole_core.algos import dqn
-from cartpole_core.configs import DQNConfig
-from cartpole_core.events import EpisodeEnded, Updated
-from cartpole_core.presets import preset_config
-from cartpole_core.training import train
+from cartpole_core.config.models import DQNConfig
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.algos import dqn
+from cartpole_core.engine.observers import Callbacks
+from cartpole_core.engine.train import train
+from cartpole_core.records import EpisodeEnded, Updated
 
 SMALL = {"hidden_sizes": [16, 16], "learning_starts": 200, "batch_size": 32, "train_freq": 4, "gradient_steps": 2,
          "target_update_interval": 50, "total_env_steps": 1500, "eval_every_steps": 100_000}
@@ -34,7 +35,7 @@ def fixed_q(weight: list[list[float]]) -> nn.Module:
 
 def collect(config: DQNConfig, seed: int, **kwargs):
     events = []
-    agent, result = train(config, seed=seed, on_event=events.append, **kwargs)
+    agent, result = train(config, seed=seed, observer=Callbacks(on_event=events.append, **kwargs))
     return agent, result, events
 
 
@@ -162,12 +163,12 @@ def test_same_seed_same_curve_and_updates_are_logged_sparingly():
 
 
 def test_stop_request_ends_the_run_early():
-    _, result = train(DQNConfig(**SMALL), seed=0, should_stop=lambda: True)
+    _, result = train(DQNConfig(**SMALL), seed=0, observer=Callbacks(should_stop=lambda: True))
     assert result.status == "stopped" and result.env_steps < SMALL["total_env_steps"]
 
     episodes = []
-    _, result = train(DQNConfig(**{**SMALL, "total_env_steps": 100_000}), seed=0, on_event=episodes.append,
-                      should_stop=lambda: len(episodes) >= 20)
+    _, result = train(DQNConfig(**{**SMALL, "total_env_steps": 100_000}), seed=0, observer=Callbacks(
+        on_event=episodes.append, should_stop=lambda: len(episodes) >= 20))
     assert result.status == "stopped" and result.env_steps < 10_000
 
 

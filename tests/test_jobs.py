@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from cartpole_core.jobs import JobManager
-from cartpole_core.presets import preset_config
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.local import JobManager
 
 LONG = preset_config("qlearning", "seed", total_env_steps=20_000_000, max_episodes=None, n_envs=1)
 
@@ -94,9 +94,9 @@ def test_concurrent_writers_store_every_episode(tmp_path, runs):
 
 
 def test_divergence_fails_the_run_with_the_step_and_keeps_earlier_metrics(tmp_path, monkeypatch):
-    from cartpole_core.algos import ALGORITHM_LOOPS, qlearning
-    from cartpole_core.jobs import execute_run
-    from cartpole_core.store import RunStore
+    from cartpole_core.engine.algos import ALGORITHM_LOOPS, qlearning
+    from cartpole_core.jobs.execution import execute_run
+    from cartpole_core.runs.store import RunStore
 
     def diverging_loop(config, run):  # real Q-learning for a while, then the NaN loss a loop would report
         qlearning.train(config.with_changes(total_env_steps=2000, stop_on_solve=False), run)
@@ -113,8 +113,9 @@ def test_divergence_fails_the_run_with_the_step_and_keeps_earlier_metrics(tmp_pa
 
 
 def test_scheduler_thread_runs_what_another_store_handle_queues_and_honours_its_cancel(tmp_path):
-    from cartpole_core.jobs import Scheduler, cancel_run, submit
-    from cartpole_core.store import RunStore
+    from cartpole_core.jobs.queue import cancel_run, submit
+    from cartpole_core.jobs.scheduler import Scheduler
+    from cartpole_core.runs.store import RunStore
 
     scheduler = Scheduler(tmp_path, max_workers=2, interval_s=0.05)
     scheduler.start()
@@ -133,8 +134,8 @@ def test_scheduler_thread_runs_what_another_store_handle_queues_and_honours_its_
 
 
 def test_submitted_runs_are_named_by_what_differs_from_their_preset(tmp_path):
-    from cartpole_core.jobs import submit
-    from cartpole_core.store import RunStore
+    from cartpole_core.jobs.queue import submit
+    from cartpole_core.runs.store import RunStore
 
     store = RunStore(tmp_path)
     config = preset_config("dqn", "fast", overrides={"learning_rate.start": 5e-3})
@@ -148,9 +149,9 @@ def test_submitted_runs_are_named_by_what_differs_from_their_preset(tmp_path):
 
 
 def test_a_launch_beyond_the_queue_limit_is_refused_whole_and_says_what_to_do(tmp_path):
-    from cartpole_core.jobs import QueueFullError, submit
-    from cartpole_core.limits import QUEUED_MAX, SEEDS_PER_LAUNCH_MAX
-    from cartpole_core.store import RunStore
+    from cartpole_core.config.limits import QUEUED_MAX, SEEDS_PER_LAUNCH_MAX
+    from cartpole_core.jobs.queue import QueueFullError, submit
+    from cartpole_core.runs.store import RunStore
 
     store = RunStore(tmp_path)
     config = preset_config("qlearning", "fast")
@@ -169,9 +170,9 @@ def test_a_launch_beyond_the_queue_limit_is_refused_whole_and_says_what_to_do(tm
 
 
 def test_seeds_names_and_tags_outside_the_limits_queue_nothing(tmp_path):
-    from cartpole_core.jobs import submit
-    from cartpole_core.limits import SEED_MAX, SEEDS_PER_LAUNCH_MAX, LimitError
-    from cartpole_core.store import RunStore
+    from cartpole_core.config.limits import SEED_MAX, SEEDS_PER_LAUNCH_MAX, LimitError
+    from cartpole_core.jobs.queue import submit
+    from cartpole_core.runs.store import RunStore
 
     store = RunStore(tmp_path)
     config = preset_config("qlearning", "fast")

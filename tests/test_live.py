@@ -1,4 +1,4 @@
-"""The live view's data (cartpole_core.live) and the endpoint app.py serves it on (lab_api.py, a real server)."""
+"""The live view's data (dashboard.live.feed) and the endpoint app.py serves it on (lab_api.py, a real server)."""
 
 import base64
 import json
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from browser_support import streamlit_server
 
-from cartpole_core.events import EpisodeEnded, Evaluated, Updated
-from cartpole_core.live import LiveFeed, LiveRequest, LiveRequestError, shared_feed, view_label
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore
+from cartpole_core.config.presets import preset_config
+from cartpole_core.records import EpisodeEnded, Evaluated, Updated
+from cartpole_core.runs.store import RunStore
+from dashboard.live.feed import LiveFeed, LiveRequest, LiveRequestError, shared_feed, view_label
 
 CONFIG = preset_config("dqn", "fast", total_env_steps=1000)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cartpole_core.algos.ppo import compute_gae
-from cartpole_core.configs import PPOConfig
-from cartpole_core.events import EpisodeEnded, Updated
-from cartpole_core.presets import preset_config
-from cartpole_core.training import train
+from cartpole_core.config.models import PPOConfig
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.algos.ppo import compute_gae
+from cartpole_core.engine.observers import Callbacks
+from cartpole_core.engine.train import train
+from cartpole_core.records import EpisodeEnded, Updated
 
 TINY = {"hidden_sizes": [16], "n_envs": 4, "rollout_steps": 16, "minibatch_size": 32, "epochs": 2,
         "total_env_steps": 1000, "eval_every_steps": 100_000}
@@ -17,7 +18,7 @@ TINY = {"hidden_sizes": [16], "n_envs": 4, "rollout_steps": 16, "minibatch_size"
 
 def _train_recording(config: PPOConfig, seed: int = 0, **kwargs):
     events = []
-    agent, result = train(config, seed=seed, on_event=events.append, **kwargs)
+    agent, result = train(config, seed=seed, observer=Callbacks(on_event=events.append, **kwargs))
     return agent, result, events
 
 
@@ -148,8 +149,8 @@ def test_stop_request_ends_training_early():
 def test_stop_request_during_training_ends_at_an_update():
     config = PPOConfig(**{**TINY, "total_env_steps": 1_000_000})
     updated = []
-    agent, result = train(config, seed=0, on_event=lambda e: updated.append(e) if isinstance(e, Updated) else None,
-                          should_stop=lambda: bool(updated))
+    agent, result = train(config, seed=0, observer=Callbacks(
+        on_event=lambda e: updated.append(e) if isinstance(e, Updated) else None, should_stop=lambda: bool(updated)))
     assert result.status == "stopped"
     assert result.env_steps < 10_000 and result.env_steps == updated[-1].env_steps
 

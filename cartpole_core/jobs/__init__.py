@@ -1,0 +1,1 @@
+"""Background training: the queue, execution of a run, executors, the scheduler loop."""
