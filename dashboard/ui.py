@@ -413,7 +413,25 @@ def share_url_state(algo: str, preset: str) -> None:
     current = {key: st.query_params.get(key) for key in st.query_params}
     if current != params:
         st.query_params.from_dict(params)
-    st.session_state["_url_seen"] = params  # our own URL: never "restored" as if it were a shared link
+    _remember_written(params)
+
+
+def _url_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def _remember_written(params: dict[str, Any]) -> None:
+    """Our own URLs are never restored as if they were shared links: a rerun may still carry an older one of them
+    (the browser sends the query string it had when the user clicked)."""
+    written = st.session_state.setdefault("_url_written", [])
+    key = _url_key(params)
+    if key in written:
+        written.remove(key)
+    written.append(key)
+    del written[:-_URLS_REMEMBERED]
+
+
+_URLS_REMEMBERED = 100
 
 
 def default_preset(algo: str) -> str:
@@ -457,16 +475,14 @@ def restore_url_state(algorithms: tuple[str, ...]) -> None:
     """Take the setup from the URL when it carries one this session did not write itself (a shared link opened, or a
     link followed to Train); name anything not applied.
 
-    Keyed on the URL, not on "the session's first run": the first run of a session may come before the browser's
-    query string has reached the server, and the shared link must still be restored on the run that brings it.
+    Keyed on the URL, not on "the session's first run": a session's first run may come before the browser's query
+    string reaches the server, and the shared link must still be restored on the run that brings it.
     """
     current = {key: st.query_params.get(key) for key in st.query_params}
-    if st.session_state.get("_url_seen") == current:
+    algo = current.get("algo")
+    if algo is None or _url_key(current) in st.session_state.get("_url_written", []):
         return
-    st.session_state["_url_seen"] = current
-    algo = st.query_params.get("algo")
-    if algo is None:
-        return
+    _remember_written(current)  # restored once: the form is the truth from here on
     problems = []
     if algo not in algorithms:
         st.session_state["_url_problem"] = (f"The shared link's algorithm {_shown(algo)} is unknown (allowed: "
