@@ -359,6 +359,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from cartpole_core.jobs.execution import execute_run
+    from cartpole_core.jobs.sink import StoreSink
     from cartpole_core.runs.compare import default_name
 
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
@@ -370,7 +371,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                                                           f"seed {seed}")
     try:
         with CtrlC() as ctrl_c:
-            result = execute_run(store, run_id, observer=Observers([progress, ctrl_c]))
+            result = execute_run(StoreSink(store, run_id), config.to_json(), seed,
+                                 observer=Observers([progress, ctrl_c]))
     finally:
         if progress:
             progress.close()
@@ -478,9 +480,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if command == "cancel":
         if run["status"] not in ACTIVE_STATUSES:
             raise BadInput(f"run {args.run_id} is already {run['status']}")
-        store.request_cancel(args.run_id)
-        if run["status"] == "queued":
-            store.set_status(args.run_id, "cancelled")
+        from cartpole_core.jobs.queue import cancel_run
+
+        cancel_run(store, args.run_id)
         print(f"cancel requested for {args.run_id}")
         return 0
     try:

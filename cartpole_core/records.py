@@ -2,11 +2,16 @@
 
 Import-light (no torch, Gymnasium or scikit-learn), so the store and the CLI's store commands start fast.
 ``time_s`` is training wall-clock since the start, excluding evaluation time (what time-to-solve counts).
+
+An event's fields are the columns of its stored row, in order (``columns``): of its table in the run store (a new
+field needs a migration; tests/test_store.py holds the schema to the fields), of the dicts the store's reads return
+and of an export's CSV file.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, get_type_hints
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,19 @@ Event = EpisodeEnded | Updated | Evaluated
 
 def event_dict(event: Event) -> dict:
     return {"type": type(event).__name__, **asdict(event)}
+
+
+def columns(event_type: type[Event]) -> dict[str, Any]:
+    """The columns of an event's stored row, in order, with their types (``int``, ``float``, ``bool`` or
+    ``float | None``): its fields, but for ``Updated.metrics`` — a column per metric in the dicts ``RunStore.updates``
+    returns and in updates.csv, one JSON column in the store (whose ``update`` column is ``update_index``)."""
+    types = get_type_hints(event_type)
+    return {f.name: types[f.name] for f in fields(event_type) if f.name != "metrics"}
+
+
+EPISODE_COLUMNS: tuple[str, ...] = tuple(columns(EpisodeEnded))
+EVALUATION_COLUMNS: tuple[str, ...] = tuple(columns(Evaluated))
+UPDATE_COLUMNS: tuple[str, ...] = tuple(columns(Updated))  # then one column per metric
 
 
 @dataclass

@@ -5,7 +5,7 @@ import pytest
 from app_support import app, figure, shown, trained_group
 
 from cartpole_core.config.presets import preset_config
-from cartpole_core.jobs.execution import execute_run
+from cartpole_core.jobs.execution import execute_stored_run
 from cartpole_core.jobs.queue import submit
 from cartpole_core.runs.compare import group_summary
 from cartpole_core.runs.store import RunStore
@@ -18,7 +18,7 @@ def trained(home, gamma: float, seeds=(0, 1), total_env_steps=4000) -> list[str]
     _, run_ids = submit(store, config, list(seeds), preset="fast")
     for run_id in run_ids:
         store.claim(run_id)
-        execute_run(store, run_id)
+        execute_stored_run(store, run_id)
     return run_ids
 
 

@@ -113,6 +113,42 @@ def test_zip_bomb_member_is_rejected(tmp_path):
         import_runs(RunStore(tmp_path / "home"), bomb)
 
 
+# The CSV headers every version has exported (updates.csv: then one column per metric, sorted). Renaming an event's
+# field renames its column: exports made before would no longer import.
+EXPORTED_HEADERS = {"episodes.csv": "episode,env_steps,episode_return,length,epsilon,learning_rate,time_s",
+                    "updates.csv": "update,env_steps,time_s,loss,td_error_abs",
+                    "evaluations.csv": "env_steps,episodes,mean_return,std_return,solved,time_s"}
+
+
+def test_an_export_of_any_version_imports_and_exports_the_same_columns(tmp_path):
+    record = {"id": "old-run", "name": "old", "algo": "qlearning", "preset": "fast", "seed": 3, "group_id": None,
+              "config_json": preset_config("qlearning", "fast").to_json(), "tags": [], "status": "completed",
+              "error": None}
+    rows = {"episodes.csv": "1,10,10.0,10,0.5,0.1,0.01\n2,30,20.0,20,,,0.03\n3,60,30.0,30,None,0.1,0.05\n",
+            "updates.csv": "1,10,0.01,0.5,0.25\n2,30,0.03,,0.125\n",
+            "evaluations.csv": "60,20,30.0,1.5,False,0.06\n30,20,20.0,0.0,True,0.04\n"}
+    path = tmp_path / "old.zip"
+    path.write_bytes(rebuild([("old-run/run.json", json.dumps(record).encode())]
+                             + [(f"old-run/{file}", f"{EXPORTED_HEADERS[file]}\n{data}".encode())
+                                for file, data in rows.items()]))
+    store = RunStore(tmp_path / "home")
+    (run_id,) = import_runs(store, path)
+    episode = {"episode": 2, "env_steps": 30, "episode_return": 20.0, "length": 20, "epsilon": None,
+               "learning_rate": 0.0, "time_s": 0.03}  # an empty learning rate reads as 0.0
+    assert store.episodes(run_id)[1] == episode and store.episodes(run_id)[2]["epsilon"] is None
+    assert store.updates(run_id) == [{"update": 1, "env_steps": 10, "time_s": 0.01, "loss": 0.5, "td_error_abs": 0.25},
+                                     {"update": 2, "env_steps": 30, "time_s": 0.03, "td_error_abs": 0.125}]
+    assert store.evaluations(run_id) == [
+        {"env_steps": 30, "episodes": 20, "mean_return": 20.0, "std_return": 0.0, "solved": True, "time_s": 0.04},
+        {"env_steps": 60, "episodes": 20, "mean_return": 30.0, "std_return": 1.5, "solved": False, "time_s": 0.06}]
+    run = store.get_run(run_id)
+    assert (run["episodes"], run["env_steps"], run["train_seconds"], run["best_eval"], run["final_eval"]) == \
+        (3, 60, 0.06, 30.0, 30.0)
+    assert (run["solved"], run["steps_to_solve"], run["time_to_solve_s"]) == (True, 30, 0.04)
+    exported = dict(members(export_runs(store, [run_id], tmp_path / "again.zip").read_bytes()))
+    assert {file: exported[f"{run_id}/{file}"].decode().splitlines()[0] for file in rows} == EXPORTED_HEADERS
+
+
 def test_not_a_zip_is_rejected(tmp_path):
     path = tmp_path / "runs.zip"
     path.write_bytes(io.BytesIO(b"hello").getvalue())

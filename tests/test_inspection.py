@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from cartpole_core.config.presets import preset_config
 from cartpole_core.engine.agent import DQNAgent, PPOAgent, QTableAgent, load_agent
 from cartpole_core.engine.train import train
-from cartpole_core.jobs.execution import execute_run
+from cartpole_core.jobs.execution import execute_stored_run
 from cartpole_core.jobs.queue import submit
 from cartpole_core.runs.store import RunStore
 from cartpole_core.watch.inspection import (
@@ -203,7 +203,7 @@ def stored_run(home, config) -> tuple[str, QTableAgent]:
     store = RunStore(home)
     _, (run_id,) = submit(store, config, [0])
     store.claim(run_id)
-    execute_run(store, run_id)
+    execute_stored_run(store, run_id)
     (final,) = store.artifacts(run_id, kind="final")
     return run_id, load_agent(final["path"])
 

@@ -4,12 +4,22 @@ import os
 import sqlite3
 import subprocess
 import sys
+from dataclasses import asdict
+from typing import get_args
 
 import pytest
 from store_support import damage
 
 from cartpole_core.config.presets import preset_config
-from cartpole_core.records import EpisodeEnded, Evaluated, Updated
+from cartpole_core.records import (
+    EPISODE_COLUMNS,
+    EVALUATION_COLUMNS,
+    UPDATE_COLUMNS,
+    EpisodeEnded,
+    Evaluated,
+    Updated,
+    columns,
+)
 from cartpole_core.runs.store import SCHEMA_VERSION, Cursor, RunStore, StoreError, db_path
 
 CONFIG = preset_config("qlearning", "fast")
@@ -41,6 +51,36 @@ def test_events_are_stored_and_polled_incrementally(tmp_path):
     run = store.get_run("run-1")
     assert (run["episodes"], run["env_steps"], run["solved"], run["steps_to_solve"]) == (3, 30, True, 30)
     assert run["tags"] == ["baseline"] and run["status"] == "queued"
+
+
+def test_the_tables_hold_the_events_fields_and_reads_return_them_as_appended(tmp_path):
+    """A field added to an event must reach the schema (a migration), or this fails: the tables' columns after
+    ``run_id`` are the events' fields, in order, of their type (INTEGER or REAL; NULL allowed where a field may be
+    None). The salvage copies every column of every table."""
+    from cartpole_core.runs.store import _COLUMNS
+
+    store = RunStore(tmp_path)
+    schema = {table: store._conn.execute(f"PRAGMA table_info({table})").fetchall() for table in _COLUMNS}
+    assert {table: [row["name"] for row in rows] for table, rows in schema.items()} == \
+        {table: list(salvaged) for table, salvaged in _COLUMNS.items()}
+    for table, event_type in (("episodes", EpisodeEnded), ("evaluations", Evaluated)):
+        rows = schema[table]
+        assert [row["name"] for row in rows] == ["run_id", *columns(event_type)]
+        for row, kind in zip(rows[1:], columns(event_type).values(), strict=True):
+            assert row["type"] == ("REAL" if float in (kind, *get_args(kind)) else "INTEGER"), row
+            assert not (row["notnull"] and type(None) in get_args(kind)), row
+    assert [row["name"] for row in schema["updates"]] == ["run_id", "update_index", *UPDATE_COLUMNS[1:],
+                                                          "metrics_json"]
+
+    new_run(store)
+    events = [EpisodeEnded(1, 10, 10.0, 10, None, 0.5, 0.01), Updated(1, 10, {"loss": 0.25}, 0.02),
+              Evaluated(10, 5, 9.5, 0.5, False, 0.03)]
+    store.append_events("run-1", events)
+    (stored_episode,), (stored_update,), (stored_evaluation,) = (
+        store.episodes("run-1"), store.updates("run-1"), store.evaluations("run-1"))
+    assert list(stored_episode) == list(EPISODE_COLUMNS) and stored_episode == asdict(events[0])
+    assert list(stored_evaluation) == list(EVALUATION_COLUMNS) and stored_evaluation == asdict(events[2])
+    assert stored_update == {"update": 1, "env_steps": 10, "time_s": 0.02, "loss": 0.25}
 
 
 def test_first_outcome_wins(tmp_path):
@@ -279,6 +319,66 @@ def test_one_handle_is_safe_across_threads(tmp_path):
         thread.join()
     assert errors == []
     assert all(run["episodes"] == 40 for run in store.list_runs())
+
+
+def test_threads_reading_one_handle_while_another_appends_see_whole_batches(tmp_path):
+    """The live endpoint's request threads and the dashboard share one handle while a run's events arrive: every
+    read sees whole rows and whole batches — a poll never has a batch's episodes without its evaluation."""
+    import threading
+
+    store = RunStore(tmp_path)
+    new_run(store)
+    batches, per_batch = 100, 5
+    done, errors = threading.Event(), []
+
+    def batch(b: int) -> list:
+        first = (b - 1) * per_batch + 1
+        return [*(episode(i) for i in range(first, first + per_batch)),
+                Updated(b, b * per_batch * 10, {"loss": b / 10}, b * 0.05),
+                Evaluated(b * per_batch * 10, b, float(b), 0.5, b % 2 == 0, b * 0.05)]
+
+    def append() -> None:
+        try:
+            for b in range(1, batches + 1):
+                store.append_events("run-1", batch(b))
+        except Exception as err:  # noqa: BLE001 — collected for the assertion
+            errors.append(repr(err))
+        finally:
+            done.set()
+
+    def whole(new: dict[str, list[dict]]) -> None:
+        seen = len(new["evaluations"])
+        assert new["episodes"] == [asdict(episode(i)) for i in range(1, seen * per_batch + 1)]
+        assert [row["update"] for row in new["updates"]] == list(range(1, seen + 1))
+        assert new["evaluations"] == [asdict(batch(b)[-1]) for b in range(1, seen + 1)]
+
+    def read() -> None:
+        try:
+            cursor, rows = Cursor(), {"episodes": [], "updates": [], "evaluations": []}
+            finished = False
+            while not finished:
+                finished = done.is_set()  # one more round once the writer is done: it must see everything
+                whole(store.poll("run-1")[0])  # everything so far, in one poll
+                new, cursor = store.poll("run-1", cursor)  # and incrementally: nothing lost, nothing twice
+                for key, value in new.items():
+                    rows[key].extend(value)
+                whole(rows)
+                run = store.get_run("run-1")
+                assert run["episodes"] % per_batch == 0 and run["env_steps"] == run["episodes"] * 10
+                assert [row["id"] for row in store.list_runs()] == ["run-1"] and store.artifacts("run-1") == []
+                assert len(store.episodes("run-1", after=cursor.episode)) % per_batch == 0
+            assert len(rows["evaluations"]) == batches
+        except Exception as err:  # noqa: BLE001 — collected for the assertion
+            errors.append(repr(err))
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    writer = threading.Thread(target=append)
+    for thread in [*readers, writer]:
+        thread.start()
+    for thread in [writer, *readers]:
+        thread.join(timeout=120)
+    assert errors == []
+    assert len(store.episodes("run-1")) == batches * per_batch
 
 
 # ------------------------------------------------------------------------------------ damaged and read-only

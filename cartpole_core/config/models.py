@@ -219,6 +219,16 @@ class QLearningConfig(TrainConfig):
         return self
 
 
+MAX_HIDDEN_UNITS = 1024
+
+
+def _check_hidden_sizes(hidden_sizes: list[int]) -> None:
+    """DQN's Q-network and PPO's actor and critic: 1 to ``MAX_HIDDEN_UNITS`` units in every hidden layer."""
+    for size in hidden_sizes:
+        if not 1 <= size <= MAX_HIDDEN_UNITS:
+            raise ValueError(f"hidden_sizes entries ({size}) must be between 1 and {MAX_HIDDEN_UNITS}")
+
+
 class DQNConfig(TrainConfig):
     """Deep Q-network with a replay buffer and a target network."""
 
@@ -253,9 +263,7 @@ class DQNConfig(TrainConfig):
     def _check_batch(self) -> DQNConfig:
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size})")
-        for size in self.hidden_sizes:
-            if not 1 <= size <= 1024:
-                raise ValueError(f"hidden_sizes entries ({size}) must be between 1 and 1024")
+        _check_hidden_sizes(self.hidden_sizes)
         return self
 
 
@@ -299,9 +307,7 @@ class PPOConfig(TrainConfig):
             raise ValueError(
                 f"minibatch_size ({self.minibatch_size}) must not exceed n_envs × rollout_steps ({rollout})"
             )
-        for size in self.hidden_sizes:
-            if not 1 <= size <= 1024:
-                raise ValueError(f"hidden_sizes entries ({size}) must be between 1 and 1024")
+        _check_hidden_sizes(self.hidden_sizes)
         return self
 
 

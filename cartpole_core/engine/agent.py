@@ -11,6 +11,7 @@ arrays / state dict, the config as JSON and a little metadata. ``load_agent`` re
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -163,10 +164,8 @@ def build_actor_critic(config: PPOConfig) -> ActorCritic:
 # ------------------------------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(agent: Agent, path: str | os.PathLike, **meta: float | int | str | bool) -> Path:
-    """Write atomically (temp file + rename) so a crash never leaves a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def checkpoint_bytes(agent: Agent, **meta: float | int | str | bool) -> bytes:
+    """A checkpoint's content (what ``save_checkpoint`` writes): a sink can ship it to the store of another process."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -175,8 +174,17 @@ def save_checkpoint(agent: Agent, path: str | os.PathLike, **meta: float | int |
         "state": agent.state(),
         "meta": dict(meta),
     }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def save_checkpoint(agent: Agent, path: str | os.PathLike, **meta: float | int | str | bool) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
+    tmp.write_bytes(checkpoint_bytes(agent, **meta))
     os.replace(tmp, path)
     return path
 

@@ -18,7 +18,15 @@ import plotly.graph_objects as go
 
 from cartpole_core.engine.envs import MAX_EPISODE_STEPS, SOLVED_RETURN
 
-X_TITLES = {"env_steps": "env steps", "episode": "episode", "time_s": "training time (s)"}
+# What a curve can be plotted against and smoothed with: the live view, Runs & compare and the live endpoint offer
+# (and accept) exactly these. Keys are the rows' columns and smooth()'s methods; values are how selectors name them.
+X_AXES = {"env_steps": "env steps", "episode": "episodes", "time_s": "training time"}
+X_TITLES = {"env_steps": "env steps", "episode": "episode", "time_s": "training time (s)"}  # as axis titles
+SMOOTHING = {"ema": "EMA", "window": "moving window", "none": "none"}
+SMOOTHING_RANGES = {"ema": (0.0, 0.99), "window": (1, 1000), "none": (0, 0)}  # the amount: EMA weight, episodes
+SMOOTHING_DEFAULTS = {"ema": 0.9, "window": 20, "none": 0}
+DEFAULT_METHOD = "ema"
+DEFAULT_AMOUNT = SMOOTHING_DEFAULTS[DEFAULT_METHOD]
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
 NEAR_SOLVED = 0.8  # evaluations at 80 % of 475 or more: the solved line is worth showing even above the episode cap
 STOPPED_TEXT = "solved — training stopped"
@@ -31,8 +39,9 @@ def plotly_text(text: str) -> str:
             .replace("{", "&#123;"))
 
 
-def smooth(values: Sequence[float], method: str = "ema", amount: float = 0.9) -> np.ndarray:
-    """EMA with weight ``amount`` on the past (0 = raw), or a trailing window of ``int(amount)`` episodes."""
+def smooth(values: Sequence[float], method: str = DEFAULT_METHOD, amount: float = DEFAULT_AMOUNT) -> np.ndarray:
+    """EMA with weight ``amount`` on the past (0 = raw), or a trailing window of ``int(amount)`` episodes
+    (:data:`SMOOTHING`)."""
     y = np.asarray(values, dtype=float)
     if len(y) == 0 or method == "none":
         return y
@@ -83,8 +92,9 @@ def _layout(fig: go.Figure, x: str, y_title: str, height: int = 380) -> go.Figur
 
 
 def reward_figure(episodes: list[dict[str, Any]], evaluations: list[dict[str, Any]], *, x: str = "env_steps",
-                  method: str = "ema", amount: float = 0.9, name: str = "", color: str = PALETTE[0],
-                  max_points: int | None = None, episode_cap: int | None = None) -> go.Figure:
+                  method: str = DEFAULT_METHOD, amount: float = DEFAULT_AMOUNT, name: str = "",
+                  color: str = PALETTE[0], max_points: int | None = None,
+                  episode_cap: int | None = None) -> go.Figure:
     """One run: raw episode returns (faint), the smoothed curve, evaluation means with their std. With
     ``max_points``, longer curves are drawn through :func:`keep_indices` (smoothed over every episode first);
     ``episode_cap`` is the run's ``max_episode_steps`` (see :func:`add_return_lines`)."""
@@ -132,8 +142,9 @@ def add_run_traces(fig: go.Figure, episodes: list[dict[str, Any]], evaluations: 
                      "color": _rgba(color, 0.5)}))
 
 
-def group_figure(groups: list[dict[str, Any]], *, x: str = "env_steps", method: str = "ema", amount: float = 0.9,
-                 seeds: bool = True, max_points: int | None = None, episode_cap: int | None = None) -> go.Figure:
+def group_figure(groups: list[dict[str, Any]], *, x: str = "env_steps", method: str = DEFAULT_METHOD,
+                 amount: float = DEFAULT_AMOUNT, seeds: bool = True, max_points: int | None = None,
+                 episode_cap: int | None = None) -> go.Figure:
     """Training returns of several groups, each ``{"name", "curve": group_curve(...), "runs": [(episodes,
     evaluations), ...], "stopped": [bool per run]}`` ("stopped" optional): each seed's smoothed curve faint (when
     ``seeds``; at most about ``max_points`` points each), the group's mean ± std band, the mean ± std across seeds

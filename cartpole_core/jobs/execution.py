@@ -1,19 +1,20 @@
-"""Execution of one stored run in this process: train it, streaming events and checkpoints into the store.
+"""Execution of one run in this process: train it, streaming its output into a run sink (``jobs.sink``).
 
-Used by worker processes (``jobs.worker``) and by the CLI's ``train``. Events are written in batched transactions
-(every ``FLUSH_INTERVAL_S``, at least twice a second), checkpoints go under ``runs/<run_id>/``, and the run's cancel
-flag is polled at each flush. Between flushes the heartbeat is written at least every ``HEARTBEAT_INTERVAL_S``.
+Used by worker processes (``jobs.worker``) and by the CLI's ``train``, both with the store's sink (``StoreSink``).
+``SinkWriter`` hands events over in batches (every ``FLUSH_INTERVAL_S``, at least twice a second; the first at
+once), checkpoints as they come (``CHECKPOINTS_PER_RUN`` periodic ones, plus best and final), and asks the sink for
+a cancel request at each flush. Between flushes it sends a heartbeat at least every ``HEARTBEAT_INTERVAL_S``.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from typing import Any
 
 from cartpole_core.engine.observers import Observers, RunObserver
-from cartpole_core.records import RunResult
+from cartpole_core.jobs.sink import RunSink, StoreSink
+from cartpole_core.records import Event, RunResult
 from cartpole_core.runs.store import RunStore
 
 FLUSH_INTERVAL_S = 0.25
@@ -21,34 +22,39 @@ HEARTBEAT_INTERVAL_S = 1.0  # between flushes of metrics (a long stretch without
 CHECKPOINTS_PER_RUN = 10  # periodic checkpoints spread over the budget, so replays can show the policy evolving
 
 
-class _EventWriter(RunObserver):
-    """The store's observer of a run: buffers events and flushes them in one transaction at most every
-    FLUSH_INTERVAL_S; checks cancel; keeps the run's heartbeat fresh (each flush with events writes it; without
-    events, at most every HEARTBEAT_INTERVAL_S)."""
+class SinkWriter(RunObserver):
+    """The observer that streams a run into a sink. Events are buffered and handed over as one batch at most every
+    FLUSH_INTERVAL_S (one transaction each in a store: a write per episode would slow fast runs); the first event
+    goes at once, so a fresh run shows its first point quickly. Each flush also asks whether to cancel; without
+    events to flush, a heartbeat goes at most every HEARTBEAT_INTERVAL_S. Checkpoints go to the sink as they come.
+    """
 
-    def __init__(self, store: RunStore, run_id: str):
-        self.store, self.run_id = store, run_id
-        self.buffer: list = []
-        self.next_flush = 0.0  # the first event is written at once: a fresh run shows its first point quickly
+    def __init__(self, sink: RunSink):
+        self.sink = sink
+        self.buffer: list[Event] = []
+        self.next_flush = 0.0
         self.next_heartbeat = 0.0
         self.cancelled = False
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: Event) -> None:
         self.buffer.append(event)
         if time.monotonic() >= self.next_flush:
             self.flush()
+
+    def on_checkpoint(self, agent: Any, kind: str, env_steps: int) -> None:
+        self.sink.save_checkpoint(agent, kind, env_steps)
 
     def flush(self) -> None:
         now = time.monotonic()
         self.next_flush = now + FLUSH_INTERVAL_S
         if self.buffer:
-            self.store.append_events(self.run_id, self.buffer)  # writes the heartbeat too
+            self.sink.append_events(self.buffer)
             self.buffer = []
             self.next_heartbeat = now + HEARTBEAT_INTERVAL_S
         elif now >= self.next_heartbeat:
-            self.store.heartbeat(self.run_id)
+            self.sink.heartbeat()
             self.next_heartbeat = now + HEARTBEAT_INTERVAL_S
-        self.cancelled = self.cancelled or self.store.cancel_requested(self.run_id)
+        self.cancelled = self.cancelled or self.sink.cancel_requested()
 
     def should_stop(self) -> bool:
         if time.monotonic() >= self.next_flush:
@@ -56,41 +62,38 @@ class _EventWriter(RunObserver):
         return self.cancelled
 
 
-def execute_run(store: RunStore, run_id: str, *, observer: RunObserver | None = None) -> RunResult | None:
-    """Train a stored run in this process, streaming events and checkpoints into the store.
+def execute_run(sink: RunSink, config_json: str, seed: int, *,
+                observer: RunObserver | None = None) -> RunResult | None:
+    """Train one run in this process, writing everything it produces through ``sink`` (``SinkWriter``).
 
-    Used by worker processes and by the CLI's ``train``. ``observer`` watches the run beside the store's writer
-    (the CLI's progress bar and its Ctrl-C). Returns the result, or None when the run failed — the failure is
-    recorded in the store with its reason, and everything flushed before it is kept.
+    ``observer`` watches the run beside the writer (the CLI's progress bar and its Ctrl-C). Returns the result, or
+    None when the run failed — the sink is told why (a diverged loss: "diverged at step N"; anything else: the
+    exception's last line), after everything buffered before it.
     """
     from cartpole_core.config.models import config_from_json
-    from cartpole_core.engine.agent import save_checkpoint
     from cartpole_core.engine.train import train
 
-    run = store.get_run(run_id)
-    writer = _EventWriter(store, run_id)
-    run_dir = store.run_dir(run_id)
-
-    class Checkpoints(RunObserver):
-        def on_checkpoint(self, agent: Any, kind: str, env_steps: int) -> None:
-            name = f"step-{env_steps:09d}.pt" if kind == "periodic" else f"{kind}.pt"
-            path = save_checkpoint(agent, run_dir / name, env_steps=env_steps, kind=kind)
-            store.add_artifact(run_id, kind, env_steps, path)
-
+    writer = SinkWriter(sink)
     try:
-        config = config_from_json(run["config_json"])
-        store.mark_running(run_id, os.getpid())
-        _, result = train(config, seed=run["seed"], observer=Observers([writer, Checkpoints(), observer]),
+        config = config_from_json(config_json)
+        sink.started()
+        _, result = train(config, seed=seed, observer=Observers([writer, observer]),
                           checkpoint_every_steps=max(1, config.total_env_steps // CHECKPOINTS_PER_RUN))
         writer.flush()
-        store.finish_run(run_id, result, "cancelled" if result.status == "stopped" else "completed")
+        sink.finished(result)
         return result
     except Exception as err:  # report, don't lose: the data flushed so far stays
         try:
             writer.flush()
         finally:
-            # FloatingPointError carries "diverged at step N"; anything else: its last line.
             reason = str(err) if isinstance(err, FloatingPointError) else \
                 traceback.format_exception_only(type(err), err)[-1].strip()
-            store.set_status(run_id, "failed", reason)
+            sink.failed(reason)
         return None
+
+
+def execute_stored_run(store: RunStore, run_id: str, *, observer: RunObserver | None = None) -> RunResult | None:
+    """Train a run of the store in this process, into the store (a worker's job): ``execute_run`` with its
+    ``StoreSink``."""
+    run = store.get_run(run_id)
+    return execute_run(StoreSink(store, run_id), run["config_json"], run["seed"], observer=observer)

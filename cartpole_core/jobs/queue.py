@@ -1,7 +1,7 @@
 """The queue: ``submit`` writes runs with status ``queued`` into the store; ``cancel_run`` asks one to stop.
 
-The queue *is* the store. Any lab process (the dashboard, the CLI) may submit or cancel; an executor
-(``jobs.local``) started by whichever lab process is up claims queued runs and trains them.
+The queue *is* the store. Any lab process (the dashboard, the CLI) may submit or cancel; the dispatch loop
+(``jobs.dispatch``) of whichever lab process is up claims queued runs and hands them to an executor to train.
 
 The queue is bounded (``config.limits``): one launch queues at most ``SEEDS_PER_LAUNCH_MAX`` seeds, and no launch
 takes the queue beyond ``QUEUED_MAX`` waiting runs (``QueueFullError``); a refused launch queues nothing.
@@ -18,7 +18,6 @@ from cartpole_core.runs.store import RunStore
 
 class QueueFullError(LimitError):
     """A launch would take the queue beyond ``limits.QUEUED_MAX`` waiting runs; nothing was queued."""
-
 
 
 def submit(store: RunStore, config: TrainConfig, seeds: list[int], *, preset: str | None = None,
@@ -58,6 +57,8 @@ def submit(store: RunStore, config: TrainConfig, seeds: list[int], *, preset: st
 
 
 def cancel_run(store: RunStore, run_id: str) -> None:
+    """Ask the run to stop: a queued run is cancelled at once; a running one sees the request at its next flush and
+    stops at its next update (the dispatch loop that trains it stops it by force after ``CANCEL_GRACE_S``)."""
     store.request_cancel(run_id)
     run = store.get_run(run_id)
     if run and run["status"] == "queued":

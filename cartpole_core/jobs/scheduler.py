@@ -1,17 +1,17 @@
-"""The dashboard's queue runner: a daemon thread that pumps an executor five times a second."""
+"""The dashboard's queue runner: a daemon thread that pumps the dispatch loop five times a second."""
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
-from cartpole_core.jobs.local import JobManager
+from cartpole_core.jobs.dispatch import Dispatcher
 
 
 class Scheduler(threading.Thread):
-    """A daemon thread that pumps a JobManager — the dashboard's queue runner. It only starts and watches
-    processes; training never runs in it. The JobManager (and its SQLite connection) lives in this thread."""
+    """A daemon thread that pumps a ``Dispatcher`` over worker processes (``LocalExecutor``, one warm) — the
+    dashboard's queue runner. It only starts and watches processes; training never runs in it. The dispatcher (and
+    its SQLite connection) lives in this thread; ``error`` is the last round's failure, for the UI to show."""
 
     def __init__(self, home: Path, max_workers: int | None = None, interval_s: float = 0.2):
         super().__init__(name="cartpole-lab-scheduler", daemon=True)
@@ -20,17 +20,15 @@ class Scheduler(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        manager = JobManager(self.home, self.max_workers or os.cpu_count() or 1, warm=True)
+        dispatcher = Dispatcher.local(self.home, self.max_workers, warm=True)
         while not self._stop_event.is_set():
             try:
-                manager.pump()
+                dispatcher.pump()
                 self.error = None
             except Exception as err:  # keep scheduling; the UI shows the last error
                 self.error = f"{type(err).__name__}: {err}"
             self._stop_event.wait(self.interval_s)
-        manager.shutdown()
+        dispatcher.shutdown()
 
     def stop(self) -> None:
         self._stop_event.set()
-
-

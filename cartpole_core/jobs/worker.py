@@ -1,7 +1,8 @@
-"""A worker process: ``python -m cartpole_core.jobs.worker HOME``, then the run id on standard input.
+"""A worker process of the local executor: ``python -m cartpole_core.jobs.worker HOME``, then the run id on
+standard input. It trains the run into the store (``execution.execute_stored_run``) and exits.
 
 Everything slow to import (torch, Gymnasium, the algorithms) is imported before the run id is read, so a
-worker started in advance (the job manager keeps one warm) begins training the moment it is given a run.
+worker started in advance (``LocalExecutor`` keeps one warm) begins training the moment it is given a run.
 End of input without a run id means "not needed": the worker exits.
 """
 
@@ -12,7 +13,7 @@ import torch
 import torch._dynamo  # noqa: F401  (the first optimizer imports it: seconds)
 
 import cartpole_core.engine.algos  # noqa: F401
-from cartpole_core.jobs.execution import execute_run
+from cartpole_core.jobs.execution import execute_stored_run
 from cartpole_core.runs.store import RunStore
 
 
@@ -22,7 +23,7 @@ def main() -> int:
     run_id = sys.stdin.readline().strip()
     if not run_id:
         return 0
-    execute_run(RunStore(home, recover=False), run_id)
+    execute_stored_run(RunStore(home, recover=False), run_id)
     return 0
 
 

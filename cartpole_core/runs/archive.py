@@ -1,12 +1,13 @@
 """Export runs to a zip and import them back — validated, because a zip may come from anyone.
 
 An export holds, per run, ``<run_id>/run.json`` (the run's record, config included), ``episodes.csv``,
-``updates.csv``, ``evaluations.csv`` and its checkpoints (``*.pt``). Import accepts exactly that layout and
-rejects, with an ``ImportRejected`` naming the member and the problem, anything else: absolute or ``..`` paths,
-links, unknown or duplicated files, encrypted members or unknown compression, damaged data (bad CRC, forged sizes),
-members or totals over the size limits (zip bombs), malformed CSV/JSON, numbers that are not finite or out of
-range, names, tags and seeds outside the lab's limits (``limits.py``), and checkpoints that do not load with
-``torch.load(weights_only=True)`` or whose metadata does not fit the run — so a pickle can never run code here.
+``updates.csv``, ``evaluations.csv`` (their columns are the events' fields: ``records.columns``) and its checkpoints
+(``*.pt``). Import accepts exactly that layout and rejects, with an ``ImportRejected`` naming the member and the
+problem, anything else: absolute or ``..`` paths, links, unknown or duplicated files, encrypted members or unknown
+compression, damaged data (bad CRC, forged sizes), members or totals over the size limits (zip bombs), malformed
+CSV/JSON, numbers that are not finite or out of range, names, tags and seeds outside the lab's limits
+(``config/limits.py``), and checkpoints that do not load with ``torch.load(weights_only=True)`` or whose metadata
+does not fit the run — so a pickle can never run code here.
 
 Import is all-or-nothing. Every member is read and validated before anything is written; then the runs' folders
 and checkpoints are written and all rows go into the store in one transaction. If anything fails, the
@@ -31,14 +32,25 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, get_args
 
 from cartpole_core.config.limits import TAGS_MAX, LimitError, check_name, check_seed, check_tags, shown
 from cartpole_core.config.models import CONFIG_CLASSES, ConfigError, TrainConfig, config_from_json
 from cartpole_core.engine.agent import CheckpointError, agent_from_state, read_checkpoint
+from cartpole_core.records import (
+    EPISODE_COLUMNS,
+    EVALUATION_COLUMNS,
+    UPDATE_COLUMNS,
+    EpisodeEnded,
+    Evaluated,
+    Event,
+    Updated,
+    columns,
+)
 from cartpole_core.runs.home import new_run_id
-from cartpole_core.runs.store import ACTIVE_STATUSES, STATUSES, RunStore
+from cartpole_core.runs.store import ACTIVE_STATUSES, STATUSES, RunStore, insert_metrics
 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 512 * 1024 * 1024
@@ -56,9 +68,12 @@ _PRESET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
 _METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
 _INT = re.compile(r"^[0-9]{1,15}$")
 _FLOAT = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
-EPISODE_COLUMNS = ["episode", "env_steps", "episode_return", "length", "epsilon", "learning_rate", "time_s"]
-EVALUATION_COLUMNS = ["env_steps", "episodes", "mean_return", "std_return", "solved", "time_s"]
-UPDATE_COLUMNS = ["update", "env_steps", "time_s"]  # then one column per metric
+_BOOLEANS = {"True": True, "true": True, "1": True, "False": False, "false": False, "0": False}
+# Ranges of the events' columns (``records.columns``) narrower than their type's: whole numbers 0 … MAX_COUNT,
+# other numbers any finite value.
+_LOWEST = {"episode": 1, "update": 1, "epsilon": 0.0, "learning_rate": 0.0, "std_return": 0.0, "time_s": 0.0}
+_HIGHEST = {"epsilon": 1.0}
+_EMPTY_READS_AS = {"learning_rate": 0.0}  # never None in an event; an empty cell has always imported as 0.0
 _RUN_FIELDS = ("id", "name", "algo", "preset", "config_json", "seed", "group_id", "tags", "status", "error")
 _FINAL_STATUSES = tuple(status for status in STATUSES if status not in ACTIVE_STATUSES)
 
@@ -80,9 +95,9 @@ class ImportRejected(ValueError):
 # ------------------------------------------------------------------------------------------------------ export
 
 
-def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def _csv(rows: list[dict[str, Any]], header: Sequence[str]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=header, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -99,7 +114,7 @@ def export_runs(store: RunStore, run_ids: Sequence[str], path: Path) -> Path:
             archive.writestr(f"{run_id}/run.json", json.dumps({k: run[k] for k in _RUN_FIELDS}, indent=2))
             archive.writestr(f"{run_id}/episodes.csv", _csv(store.episodes(run_id), EPISODE_COLUMNS))
             updates = store.updates(run_id)
-            update_columns = UPDATE_COLUMNS + sorted({key for row in updates for key in row} - set(UPDATE_COLUMNS))
+            update_columns = [*UPDATE_COLUMNS, *sorted({key for row in updates for key in row} - set(UPDATE_COLUMNS))]
             archive.writestr(f"{run_id}/updates.csv", _csv(updates, update_columns))
             archive.writestr(f"{run_id}/evaluations.csv", _csv(store.evaluations(run_id), EVALUATION_COLUMNS))
             for artifact in store.artifacts(run_id):
@@ -217,7 +232,7 @@ def _table(data: bytes, member: str) -> tuple[list[str], list[tuple[int, list[st
     return header, rows
 
 
-def _columns(header: list[str], member: str, required: list[str], exact: bool) -> dict[str, int]:
+def _columns(header: list[str], member: str, required: Sequence[str], exact: bool) -> dict[str, int]:
     if len(set(header)) != len(header):
         raise ImportRejected(f"member {member!r} names a column twice")
     missing = [column for column in required if column not in header]
@@ -229,50 +244,33 @@ def _columns(header: list[str], member: str, required: list[str], exact: bool) -
     return {column: index for index, column in enumerate(header)}
 
 
-def _unique(values: list[int], member: str, what: str) -> None:
-    if len(set(values)) != len(values):
-        raise ImportRejected(f"member {member!r} lists the same {what} twice")
-
-
 def _cells(row: list[str], at: dict[str, int], member: str, number: int) -> dict[str, tuple[str, str]]:
     """Each cell of a row with where it is, for the messages: ``{column: (text, "member … row N, column C")}``."""
     return {column: (row[index], f"member {member!r} row {number}, column {column}") for column, index in at.items()}
 
 
-def _episodes(data: bytes, member: str) -> list[tuple]:
+def _value(column: str, kind: Any, text: str, where: str) -> Any:
+    """One cell of an event's column, read as the column's type (``records.columns``) and held to its range."""
+    options = get_args(kind)  # (float, NoneType) for float | None
+    if _optional(text) and (type(None) in options or column in _EMPTY_READS_AS):
+        return _EMPTY_READS_AS.get(column)
+    kind = next((option for option in options if option is not type(None)), kind)
+    if kind is bool:
+        if text not in _BOOLEANS:
+            raise ImportRejected(f"{where} holds {text[:30]!r} where True or False belongs")
+        return _BOOLEANS[text]
+    if kind is int:
+        return _int(text, where, low=_LOWEST.get(column, 0))
+    return _float(text, where, low=_LOWEST.get(column, -math.inf), high=_HIGHEST.get(column, math.inf))
+
+
+def _events(data: bytes, member: str, event_type: type[Event], key: str, what: str | None = None) -> list[Event]:
+    """The CSV's rows as events of ``event_type``, each cell checked against its column, no ``key`` twice. An
+    update's columns beyond ``UPDATE_COLUMNS`` are its metrics; the other files have exactly their columns."""
     header, rows = _table(data, member)
-    at = _columns(header, member, EPISODE_COLUMNS, exact=True)
-    out = []
-    for number, row in rows:
-        cell = _cells(row, at, member, number)
-        epsilon, rate = cell["epsilon"], cell["learning_rate"]
-        out.append((_int(*cell["episode"], low=1), _int(*cell["env_steps"]), _float(*cell["episode_return"]),
-                    _int(*cell["length"]), None if _optional(epsilon[0]) else _float(*epsilon, low=0.0, high=1.0),
-                    0.0 if _optional(rate[0]) else _float(*rate, low=0.0), _float(*cell["time_s"], low=0.0)))
-    _unique([row[0] for row in out], member, "episode")
-    return out
-
-
-def _evaluations(data: bytes, member: str) -> list[tuple]:
-    header, rows = _table(data, member)
-    at = _columns(header, member, EVALUATION_COLUMNS, exact=True)
-    out = []
-    for number, row in rows:
-        cell = _cells(row, at, member, number)
-        solved, where = cell["solved"]
-        if solved not in ("True", "False", "true", "false", "1", "0"):
-            raise ImportRejected(f"{where} holds {solved[:30]!r} where True or False belongs")
-        out.append((_int(*cell["env_steps"]), _int(*cell["episodes"]), _float(*cell["mean_return"]),
-                    _float(*cell["std_return"], low=0.0), int(solved in ("True", "true", "1")),
-                    _float(*cell["time_s"], low=0.0)))
-    _unique([row[0] for row in out], member, "evaluation step (env_steps)")
-    return sorted(out)
-
-
-def _updates(data: bytes, member: str) -> list[tuple]:
-    header, rows = _table(data, member)
-    at = _columns(header, member, UPDATE_COLUMNS, exact=False)
-    metrics = [column for column in header if column not in UPDATE_COLUMNS]
+    types = columns(event_type)
+    at = _columns(header, member, list(types), exact=event_type is not Updated)
+    metrics = [column for column in header if column not in types]
     if len(metrics) > MAX_METRICS:
         raise ImportRejected(f"member {member!r} has {len(metrics)} metric columns; at most {MAX_METRICS}")
     for metric in metrics:
@@ -282,10 +280,13 @@ def _updates(data: bytes, member: str) -> list[tuple]:
     out = []
     for number, row in rows:
         cell = _cells(row, at, member, number)
-        values = {metric: _float(*cell[metric]) for metric in metrics if not _optional(cell[metric][0])}
-        out.append((_int(*cell["update"], low=1), _int(*cell["env_steps"]), _float(*cell["time_s"], low=0.0),
-                    json.dumps(values)))
-    _unique([row[0] for row in out], member, "update")
+        values = {column: _value(column, kind, *cell[column]) for column, kind in types.items()}
+        if event_type is Updated:
+            values["metrics"] = {metric: _float(*cell[metric]) for metric in metrics if not _optional(cell[metric][0])}
+        out.append(event_type(**values))
+    keys = [getattr(event, key) for event in out]
+    if len(set(keys)) != len(keys):
+        raise ImportRejected(f"member {member!r} lists the same {what or key} twice")
     return out
 
 
@@ -305,9 +306,9 @@ class _Run:
     tags: list[str]
     status: str
     error: str | None
-    episodes: list[tuple] = field(default_factory=list)
-    updates: list[tuple] = field(default_factory=list)
-    evaluations: list[tuple] = field(default_factory=list)
+    episodes: list[EpisodeEnded] = field(default_factory=list)
+    updates: list[Updated] = field(default_factory=list)
+    evaluations: list[Evaluated] = field(default_factory=list)  # by env_steps
     checkpoints: dict[str, tuple[bytes, str, int]] = field(default_factory=dict)  # name -> (bytes, kind, steps)
 
 
@@ -409,10 +410,15 @@ def _parse_run(archive: zipfile.ZipFile, run_id: str, infos: list[zipfile.ZipInf
         if required not in by_name:
             raise ImportRejected(f"run {run_id} lacks {required} (member '{run_id}/{required}')")
     run = _record(_read_member(archive, by_name["run.json"]), run_id)
-    run.episodes = _episodes(_read_member(archive, by_name["episodes.csv"]), f"{run_id}/episodes.csv")
-    run.evaluations = _evaluations(_read_member(archive, by_name["evaluations.csv"]), f"{run_id}/evaluations.csv")
+
+    def events(file: str, event_type: type[Event], key: str, what: str | None = None) -> list[Event]:
+        return _events(_read_member(archive, by_name[file]), f"{run_id}/{file}", event_type, key, what)
+
+    run.episodes = events("episodes.csv", EpisodeEnded, "episode")
+    run.evaluations = sorted(events("evaluations.csv", Evaluated, "env_steps", "evaluation step (env_steps)"),
+                             key=attrgetter("env_steps"))
     if "updates.csv" in by_name:
-        run.updates = _updates(_read_member(archive, by_name["updates.csv"]), f"{run_id}/updates.csv")
+        run.updates = events("updates.csv", Updated, "update")
     for file_name, info in sorted(by_name.items()):
         if file_name.endswith(".pt"):
             data = _read_member(archive, info)
@@ -434,14 +440,15 @@ def _parse(path: Path) -> list[_Run]:
 
 def _summary(run: _Run) -> dict[str, Any]:
     """The run's counters, as ``RunStore.append_events`` would have advanced them from its metrics."""
-    steps = [row[1] for row in run.episodes] + [row[1] for row in run.updates] + [row[0] for row in run.evaluations]
-    times = [row[6] for row in run.episodes] + [row[2] for row in run.updates] + [row[5] for row in run.evaluations]
-    solved = [row for row in run.evaluations if row[4]]
-    return {"env_steps": max(steps, default=0), "train_seconds": max(times, default=0.0),
-            "episodes": max((row[0] for row in run.episodes), default=0),
-            "best_eval": max((row[2] for row in run.evaluations), default=None),
-            "final_eval": run.evaluations[-1][2] if run.evaluations else None, "solved": int(bool(solved)),
-            "time_to_solve_s": solved[0][5] if solved else None, "steps_to_solve": solved[0][0] if solved else None}
+    events = [*run.episodes, *run.updates, *run.evaluations]
+    solved = [evaluation for evaluation in run.evaluations if evaluation.solved]
+    return {"env_steps": max((event.env_steps for event in events), default=0),
+            "train_seconds": max((event.time_s for event in events), default=0.0),
+            "episodes": max((episode.episode for episode in run.episodes), default=0),
+            "best_eval": max((evaluation.mean_return for evaluation in run.evaluations), default=None),
+            "final_eval": run.evaluations[-1].mean_return if run.evaluations else None, "solved": int(bool(solved)),
+            "time_to_solve_s": solved[0].time_s if solved else None,
+            "steps_to_solve": solved[0].env_steps if solved else None}
 
 
 def _free_id(conn: Any, store: RunStore, wanted: str, algo: str, taken: set[str]) -> str:
@@ -475,14 +482,7 @@ def _write(store: RunStore, runs: list[_Run]) -> list[str]:
                      "config_json": run.config.to_json(), "seed": run.seed, "group_id": run.group_id,
                      "tags_json": json.dumps(run.tags), "status": run.status, "now": now, "error": run.error,
                      **_summary(run)})
-                conn.executemany("INSERT INTO episodes (run_id, episode, env_steps, episode_return, length, epsilon,"
-                                 " learning_rate, time_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                 [(run_id, *row) for row in run.episodes])
-                conn.executemany("INSERT INTO updates (run_id, update_index, env_steps, time_s, metrics_json)"
-                                 " VALUES (?, ?, ?, ?, ?)", [(run_id, *row) for row in run.updates])
-                conn.executemany("INSERT INTO evaluations (run_id, env_steps, episodes, mean_return, std_return,"
-                                 " solved, time_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 [(run_id, *row) for row in run.evaluations])
+                insert_metrics(conn, run_id, [*run.episodes, *run.updates, *run.evaluations])
                 for name, (data, kind, env_steps) in run.checkpoints.items():
                     target = run_dir / name
                     target.write_bytes(data)

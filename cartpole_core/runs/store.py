@@ -1,13 +1,16 @@
 """The run store: one SQLite file (WAL mode) in the data home holding runs, their metrics and artifact paths.
 
-The store is the channel between training workers and the UI (DESIGN.md, "Why these choices"): workers append
+The store is the channel between training workers and the UI (docs/ARCHITECTURE.md, "Contracts"): workers append
 metrics in batched transactions; the dashboard and CLI read them, incrementally, from a cursor. Every process
 opens its own connection; WAL lets readers proceed while one writer commits, and the busy timeout makes
 concurrent writers queue instead of failing with "database is locked". Within a process, one ``RunStore`` may be
-used from several threads (the dashboard's request threads): a lock keeps them off the connection one at a time.
+used from several threads (the dashboard's request threads): every public method holds the handle's lock for its
+whole query (``poll``: its three queries, in one read transaction), so threads take the connection one at a time.
 
 Schema changes are versioned (``PRAGMA user_version``): ``MIGRATIONS[n]`` upgrades a version-n database to n+1
-in place, so an existing lab keeps its history. A file that is not SQLite, or a SQLite database of another
+in place, so an existing lab keeps its history; a migration is history, its SQL stays as written. The metric
+tables' columns are their events' fields (``records.columns``; tests/test_store.py holds the schema to them), and
+``insert_metrics`` and the reads are written from those. A file that is not SQLite, or a SQLite database of another
 application (its ``application_id`` is not ours), is refused with a message naming the path and never touched.
 
 Failures are ``StoreError`` s saying what is wrong and what to do — never a raw ``sqlite3`` traceback: a damaged
@@ -16,10 +19,10 @@ file (``database disk image is malformed``) on any read or write points to ``run
 writes raise a "read-only: …" ``StoreError``).
 
 Dead runs: a run stays ``running`` only while the process training it lives. Every store opened for writing, and
-every ``JobManager.pump`` (the dashboard's scheduler, five times a second), calls ``mark_interrupted``: a run whose
-process is gone becomes ``interrupted``, its metrics kept. On this host the pid tells at once; a run trained by
-another host (or pid namespace) is judged by its heartbeat (``heartbeat_at``, written at least once a second by a
-healthy worker), stale after ``STALE_AFTER_S``.
+every ``Dispatcher.pump`` (jobs/dispatch.py: the dashboard's scheduler, five times a second), calls
+``mark_interrupted``: a run whose process is gone becomes ``interrupted``, its metrics kept. On this host the pid
+tells at once; a run trained by another host (or pid namespace) is judged by its heartbeat (``heartbeat_at``,
+written at least once a second by a healthy worker), stale after ``STALE_AFTER_S``.
 """
 
 from __future__ import annotations
@@ -37,13 +40,22 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from cartpole_core.config.limits import check_name, check_tags
-from cartpole_core.records import EpisodeEnded, Evaluated, Event, RunResult, Updated
+from cartpole_core.records import (
+    EPISODE_COLUMNS,
+    EVALUATION_COLUMNS,
+    EpisodeEnded,
+    Evaluated,
+    Event,
+    RunResult,
+    Updated,
+)
 from cartpole_core.runs.home import HOME_ENV_VAR, DataHomeError, ensure_data_home, home_writable
 
 DB_NAME = "lab.sqlite"
@@ -52,10 +64,10 @@ STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupte
 ACTIVE_STATUSES = ("queued", "running")
 BUSY_TIMEOUT_MS = 30_000
 # A run on another host (or pid namespace) without a heartbeat for this long is taken for dead. A healthy worker
-# writes one at least every second while its loop runs (jobs.HEARTBEAT_INTERVAL_S); its longest silences are a
-# cold start (imports: ~5 s, more on a loaded machine), one long update, evaluation or checkpoint — 30 times the
-# period leaves room for those without keeping a dead run 'running' for long. Runs on this host are judged by
-# their pid instead, at once.
+# writes one at least every second while its loop runs (HEARTBEAT_INTERVAL_S in jobs/execution.py); its longest
+# silences are a cold start (imports: ~5 s, more on a loaded machine), one long update, evaluation or checkpoint —
+# 30 times the period leaves room for those without keeping a dead run 'running' for long. Runs on this host are
+# judged by their pid instead, at once.
 STALE_AFTER_S = 30.0
 REPAIR_HINT = ("Run `python -m cartpole_core runs check`, or save what is readable with "
                "`runs salvage --to NEW_HOME`.")
@@ -407,6 +419,23 @@ class RunStore:
         except sqlite3.Error:
             pass  # SQLite may already have rolled back (e.g. after a full disk)
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Several queries on one state of the store: this handle's lock (no other thread of this process writes in
+        between) and one read transaction (nor does another process). Inside a transaction, that one."""
+        with self._lock:
+            if self._conn.in_transaction:
+                yield
+                return
+            try:
+                self._conn.execute("BEGIN")
+            except sqlite3.DatabaseError as err:
+                raise self._error(err) from None
+            try:
+                yield
+            finally:
+                self._rollback()  # ends the read transaction: nothing was written
+
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
@@ -493,23 +522,16 @@ class RunStore:
 
     def append_events(self, run_id: str, events: Sequence[Event]) -> None:
         """Write a batch of events in one transaction, advance the run's counters and its heartbeat."""
-        episodes = [(run_id, e.episode, e.env_steps, e.episode_return, e.length, e.epsilon, e.learning_rate, e.time_s)
-                    for e in events if isinstance(e, EpisodeEnded)]
-        updates = [(run_id, e.update, e.env_steps, e.time_s, json.dumps(e.metrics))
-                   for e in events if isinstance(e, Updated)]
-        evals = [(run_id, e.env_steps, e.episodes, e.mean_return, e.std_return, int(e.solved), e.time_s)
-                 for e in events if isinstance(e, Evaluated)]
         if not events:
             return
         last = events[-1]
+        last_episode = next((e.episode for e in reversed(events) if isinstance(e, EpisodeEnded)), 0)
         with self.transaction() as conn:
-            conn.executemany("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", episodes)
-            conn.executemany("INSERT OR REPLACE INTO updates VALUES (?, ?, ?, ?, ?)", updates)
-            conn.executemany("INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?)", evals)
+            insert_metrics(conn, run_id, events)
             conn.execute(
                 "UPDATE runs SET env_steps = MAX(env_steps, ?), train_seconds = MAX(train_seconds, ?),"
                 " episodes = MAX(episodes, ?), heartbeat_at = ? WHERE id = ?",
-                (last.env_steps, last.time_s, episodes[-1][1] if episodes else 0, time.time(), run_id))
+                (last.env_steps, last.time_s, last_episode, time.time(), run_id))
             for e in (e for e in events if isinstance(e, Evaluated)):
                 conn.execute(
                     "UPDATE runs SET best_eval = MAX(COALESCE(best_eval, ?), ?), final_eval = ?,"
@@ -554,7 +576,7 @@ class RunStore:
         """Runs left 'running' by a process that no longer exists become 'interrupted' (their metrics stay).
         Returns how many. A run from this host is dead when its pid is; one from another host (or pid namespace)
         when it has sent no heartbeat for ``stale_after_s``. ``skip``: runs whose process the caller watches
-        itself (a JobManager's own workers). Nothing happens on a read-only store."""
+        itself (its executor's own workers, in ``Dispatcher.pump``). Nothing happens on a read-only store."""
         if self.readonly:
             return 0
         skipped, here, now = set(skip), host_id(), time.time()
@@ -602,8 +624,8 @@ class RunStore:
 
     def episodes(self, run_id: str, after: int = 0) -> list[dict[str, Any]]:
         return [dict(row) for row in self._query(
-            "SELECT episode, env_steps, episode_return, length, epsilon, learning_rate, time_s FROM episodes"
-            " WHERE run_id = ? AND episode > ? ORDER BY episode", (run_id, after))]
+            f"SELECT {', '.join(EPISODE_COLUMNS)} FROM episodes WHERE run_id = ? AND episode > ? ORDER BY episode",
+            (run_id, after))]
 
     def updates(self, run_id: str, after: int = 0) -> list[dict[str, Any]]:
         return [{"update": row["update_index"], "env_steps": row["env_steps"], "time_s": row["time_s"],
@@ -613,13 +635,15 @@ class RunStore:
 
     def evaluations(self, run_id: str, after_steps: int = -1) -> list[dict[str, Any]]:
         return [dict(row) | {"solved": bool(row["solved"])} for row in self._query(
-            "SELECT env_steps, episodes, mean_return, std_return, solved, time_s FROM evaluations"
-            " WHERE run_id = ? AND env_steps > ? ORDER BY env_steps", (run_id, after_steps))]
+            f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations WHERE run_id = ? AND env_steps > ?"
+            " ORDER BY env_steps", (run_id, after_steps))]
 
     def poll(self, run_id: str, cursor: Cursor = Cursor()) -> tuple[dict[str, list[dict]], Cursor]:
-        """Everything new since ``cursor``, and the cursor to pass next time."""
-        new = {"episodes": self.episodes(run_id, cursor.episode), "updates": self.updates(run_id, cursor.update),
-               "evaluations": self.evaluations(run_id, cursor.eval_steps)}
+        """Everything new since ``cursor``, and the cursor to pass next time. One state of the store: no batch of
+        events is seen in part (its episodes without its evaluation), whoever commits meanwhile."""
+        with self._reading():
+            new = {"episodes": self.episodes(run_id, cursor.episode), "updates": self.updates(run_id, cursor.update),
+                   "evaluations": self.evaluations(run_id, cursor.eval_steps)}
         return new, Cursor(
             episode=new["episodes"][-1]["episode"] if new["episodes"] else cursor.episode,
             update=new["updates"][-1]["update"] if new["updates"] else cursor.update,
@@ -635,6 +659,26 @@ class RunStore:
                            + (" AND kind = ?" if kind else "") + " ORDER BY env_steps, created_at",
                            (run_id, kind) if kind else (run_id,))
         return [dict(row) | {"path": self.home / row["path"]} for row in rows]
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    return (f"INSERT OR REPLACE INTO {table} (run_id, {', '.join(columns)})"
+            f" VALUES ({', '.join('?' * (1 + len(columns)))})")
+
+
+_INSERT_EPISODE = _insert_sql("episodes", EPISODE_COLUMNS)
+_INSERT_EVALUATION = _insert_sql("evaluations", EVALUATION_COLUMNS)
+_INSERT_UPDATE = _insert_sql("updates", ("update_index", "env_steps", "time_s", "metrics_json"))
+
+
+def insert_metrics(conn: sqlite3.Connection, run_id: str, events: Sequence[Event]) -> None:
+    """The rows of the events (episodes, updates, evaluations) for ``run_id``, replacing any with the same key, in
+    the caller's transaction (``RunStore.transaction``); the run's counters are the caller's to advance."""
+    episode_row, evaluation_row = attrgetter(*EPISODE_COLUMNS), attrgetter(*EVALUATION_COLUMNS)
+    conn.executemany(_INSERT_EPISODE, [(run_id, *episode_row(e)) for e in events if isinstance(e, EpisodeEnded)])
+    conn.executemany(_INSERT_UPDATE, [(run_id, e.update, e.env_steps, e.time_s, json.dumps(e.metrics))
+                                      for e in events if isinstance(e, Updated)])
+    conn.executemany(_INSERT_EVALUATION, [(run_id, *evaluation_row(e)) for e in events if isinstance(e, Evaluated)])
 
 
 def group_curve(store: RunStore, run_ids: Sequence[str], x: str = "env_steps", y: str = "episode_return",

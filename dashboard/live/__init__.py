@@ -1,1 +1,2 @@
-"""The live view: the feed (snapshots from the store), its JSON endpoint and its browser component."""
+"""The live view: ``snapshot`` (the request, the snapshot's JSON shape, when the page must rerun), ``feed`` (snapshots
+from the store), ``endpoint`` (GET /lab/api/live) and ``component`` (the browser component, ``live_view.js``)."""

@@ -1,8 +1,9 @@
-"""What the live view shows, as data: progress lines and charts for one run or a group of seeds.
+"""What the live view shows, as data: snapshots (``snapshot.Snapshot``) of one run or a group of seeds — progress
+lines, charts and their captions.
 
-The Live view page draws it once; after that, while runs train, the browser asks the app's live endpoint
-(``lab_api.py``) for a fresh snapshot every 0.8 s instead of rerunning the page, which costs a run trained on the
-same cores far less. Both go through :class:`LiveFeed`, so the page and the endpoint draw the same thing.
+The Live view page draws the first snapshot; after that, while runs train, the browser asks the app's live endpoint
+(``endpoint.py``) for a fresh one every 0.8 s instead of rerunning the page, which costs a run trained on the same
+cores far less. Both go through :class:`LiveFeed`, so the page and the endpoint draw the same thing.
 
 Rows are read from the store incrementally and shared by every viewer in the process (one feed per data home).
 """
@@ -11,48 +12,23 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlencode
 
-from cartpole_core.config.models import config_class, config_from_json
+from cartpole_core.config.models import config_from_json
 from cartpole_core.figures.plots import group_figure, reward_figure, series_figure
-from cartpole_core.runs.compare import stopped_on_solve
+from cartpole_core.runs.compare import group_label, stopped_on_solve
 from cartpole_core.runs.store import ACTIVE_STATUSES, Cursor, RunStore, binned_mean_std
+from dashboard.labels import STATUS_ICONS
+from dashboard.live.snapshot import LiveRequest, ProgressLine, Snapshot, UnknownRunError, layout_key
 
-# Plain symbols every font has (emoji are missing on many Linux machines).
-STATUS_ICONS = {"queued": "…", "running": "▶", "completed": "✓", "failed": "✗", "cancelled": "■", "interrupted": "!"}
-VIEWS = ("Reward", "Exploration & learning rate", "Diagnostics")
-X_AXES = {"env_steps": "env steps", "episode": "episodes", "time_s": "training time"}
-SMOOTHING = {"ema": "EMA", "window": "moving window", "none": "none"}
-EMA_RANGE, WINDOW_RANGE = (0.0, 0.99), (1, 1000)
-MAX_RUNS = 64  # a group larger than this is not a live view
 # Points per drawn curve. A live chart's plot area is 600-900 px wide, and redrawing every episode of a long run once
 # a second costs the browser more CPU each minute (bench/live_cost.py). Longer curves keep each of 500 slices'
 # lowest and highest: at most one slice per pixel, so the drawn curve looks the same.
 MAX_POINTS = 1000
 _NOT_DIAGNOSTICS = {"update", "env_steps", "time_s", "epsilon", "learning_rate"}
-
-
-class LiveRequestError(ValueError):
-    """A live view asked for something that doesn't exist or isn't allowed; the message says what."""
-
-
-class UnknownRunError(LiveRequestError):
-    """A live view named a run that isn't in the store (never was, or was deleted)."""
-
-
-def view_label(view: str, algo: str) -> str:
-    """A view's name as the page shows it: "Learning rate" for an algorithm without ε-greedy exploration (PPO)."""
-    if view == "Exploration & learning rate" and not has_epsilon(algo):
-        return "Learning rate"
-    return view
-
-
-def has_epsilon(algo: str) -> bool:
-    return "epsilon" in config_class(algo).model_fields
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -66,48 +42,7 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-@dataclass(frozen=True)
-class LiveRequest:
-    """Which runs, which view and how to plot them: what the page shows, and what it asks the endpoint for."""
-
-    run_ids: tuple[str, ...]
-    view: str = "Reward"
-    x: str = "env_steps"
-    method: str = "ema"
-    amount: float = 0.9
-    title: str = ""  # the group's name in a multi-seed chart
-
-    def __post_init__(self) -> None:
-        if not self.run_ids or len(self.run_ids) > MAX_RUNS:
-            raise LiveRequestError(f"runs: give 1 to {MAX_RUNS} run ids, got {len(self.run_ids)}")
-        for name, value, allowed in (("view", self.view, VIEWS), ("x", self.x, X_AXES),
-                                     ("method", self.method, SMOOTHING)):
-            if value not in allowed:
-                raise LiveRequestError(f"{name}: {value!r} is not one of {', '.join(map(repr, allowed))}")
-        low, high = EMA_RANGE if self.method == "ema" else WINDOW_RANGE if self.method == "window" else (0, 0)
-        if not (math.isfinite(self.amount) and low <= self.amount <= high):
-            raise LiveRequestError(f"amount: {self.amount} is outside {low}–{high} for smoothing {self.method!r}")
-
-    def query(self) -> str:
-        return urlencode({"runs": ",".join(self.run_ids), "view": self.view, "x": self.x, "method": self.method,
-                          "amount": self.amount, "title": self.title})
-
-    @classmethod
-    def from_query(cls, params: Mapping[str, str]) -> LiveRequest:
-        unknown = set(params) - {"runs", "view", "x", "method", "amount", "title"}
-        if unknown:
-            raise LiveRequestError(f"unknown parameter(s) {', '.join(sorted(unknown))}; allowed: runs, view, x, "
-                                   "method, amount, title")
-        try:
-            amount = float(params.get("amount", 0.9))
-        except ValueError:
-            raise LiveRequestError(f"amount: {params['amount']!r} is not a number") from None
-        run_ids = tuple(part for part in params.get("runs", "").split(",") if part)
-        return cls(run_ids, params.get("view", "Reward"), params.get("x", "env_steps"),
-                   params.get("method", "ema"), amount, params.get("title", ""))
-
-
-def progress(run: dict[str, Any]) -> dict[str, Any]:
+def progress(run: dict[str, Any]) -> ProgressLine:
     """The run's progress bar: the fraction done and its line of text (status, steps, episodes, speed, ETA)."""
     config = config_from_json(run["config_json"])
     fraction = run["env_steps"] / config.total_env_steps
@@ -131,7 +66,15 @@ def chart_spec(figure: Any, height: int = 380) -> dict[str, Any]:
 
 
 class LiveFeed:
-    """Every watched run's metrics, read incrementally and kept for the runs most recently watched."""
+    """Every watched run's metrics, read incrementally and kept for the runs most recently watched.
+
+    Used at once by Starlette's request threads (the endpoint) and Streamlit's script threads (the page). The
+    feed's lock covers its cache of rows; the store's handle serializes each of its queries itself (an RLock per
+    ``RunStore``, held for every query and transaction). What no lock gives is one moment across queries: a worker
+    commits a batch of metrics and its run's counters together, but the run row and the metrics are read apart.
+    So a snapshot reads the run rows first and then cuts an active run's metrics at its counters
+    (:func:`as_of`): its progress line and its curves always describe the same moment.
+    """
 
     def __init__(self, store: RunStore, max_runs: int = 32):
         self.store = store
@@ -159,13 +102,12 @@ class LiveFeed:
             raise UnknownRunError(f"no run {', '.join(missing)} in the run store; it may have been deleted")
         return runs
 
-    def snapshot(self, request: LiveRequest, runs: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """What the live view shows now: ``progress`` (one line per run), ``figures`` by chart key (as
-        :func:`chart_spec`), ``captions`` by chart key, ``layout`` — a key that changes when the page itself
-        must be redrawn (a status changed, or a new diagnostic appeared) — and the first run's newest
-        ``checkpoint``."""
+    def snapshot(self, request: LiveRequest, runs: Sequence[dict[str, Any]] | None = None) -> Snapshot:
+        """What the live view shows now (:class:`~dashboard.live.snapshot.Snapshot`). ``runs``: the request's runs
+        as the caller just read them from the store (read here otherwise); a group is titled by
+        :func:`~cartpole_core.runs.compare.group_label`, as the page titles it."""
         runs = list(runs) if runs is not None else self.runs(request)
-        data = {run["id"]: self.rows(run["id"]) for run in runs}
+        data = {run["id"]: as_of(run, self.rows(run["id"])) for run in runs}
         first = data[runs[0]["id"]]
         figures: dict[str, Any] = {}
         captions: dict[str, str] = {}
@@ -176,7 +118,7 @@ class LiveFeed:
                                        amount=request.amount, max_points=MAX_POINTS, episode_cap=cap)
             else:
                 episodes = [data[run["id"]]["episodes"] for run in runs]
-                figure = group_figure([{"name": request.title, "curve": binned_mean_std(episodes, request.x),
+                figure = group_figure([{"name": group_label(runs), "curve": binned_mean_std(episodes, request.x),
                                         "runs": [(data[run["id"]]["episodes"], data[run["id"]]["evaluations"])
                                                  for run in runs],
                                         "stopped": [stopped_on_solve(run) for run in runs]}],
@@ -202,11 +144,13 @@ class LiveFeed:
             for key in keys:
                 figures[f"diag.{key}"] = series_figure(first["updates"], [key], x=x, y_title=key.replace("_", " "),
                                                        max_points=MAX_POINTS)
-        layout = ";".join(run["status"] for run in runs) + "|" + ",".join(figures)
+        layout = layout_key([run["status"] for run in runs], list(figures))
+        checkpoint = checkpoint_key(self.latest_checkpoint(runs[0]["id"]))
         return {"progress": [progress(run) for run in runs],
                 "figures": {key: chart_spec(figure) for key, figure in figures.items()}, "captions": captions,
-                "layout": layout, "checkpoint": checkpoint_key(self.latest_checkpoint(runs[0]["id"])),
-                "active": any(run["status"] in ACTIVE_STATUSES for run in runs)}
+                "layout": layout, "checkpoint": checkpoint,
+                "active": any(run["status"] in ACTIVE_STATUSES for run in runs),
+                "rerun": request.drawn is not None and request.drawn.must_rerun(layout, checkpoint, time.time())}
 
     def latest_checkpoint(self, run_id: str) -> dict[str, Any] | None:
         """The run's newest checkpoint: what the live view's policy clip shows."""
@@ -214,8 +158,28 @@ class LiveFeed:
         return max(artifacts, key=lambda a: (a["created_at"], a["env_steps"])) if artifacts else None
 
 
+def as_of(run: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """An active run's rows cut at the moment of its run row (read before them): episodes up to its episode count,
+    updates and evaluations up to its env steps. A worker's batch lands in one transaction with the counters, so
+    rows beyond them came later. A finished run's counters are final: its rows are all shown."""
+    if run["status"] not in ACTIVE_STATUSES:
+        return rows
+    return {"episodes": _until(rows["episodes"], "episode", run["episodes"]),
+            "updates": _until(rows["updates"], "env_steps", run["env_steps"]),
+            "evaluations": _until(rows["evaluations"], "env_steps", run["env_steps"])}
+
+
+def _until(rows: list[dict[str, Any]], column: str, last: float) -> list[dict[str, Any]]:
+    end = len(rows)
+    while end and rows[end - 1][column] > last:  # rows are in order; the few read ahead are at the end
+        end -= 1
+    return rows if end == len(rows) else rows[:end]
+
+
 def checkpoint_key(artifact: dict[str, Any] | None) -> str | None:
-    return f"{artifact['path']}@{artifact['created_at']}" if artifact else None
+    """A checkpoint version, as the policy clip and snapshots name it: its file (``best.pt`` is rewritten as
+    evaluations improve) and when it was written. No folder: the key travels in live URLs."""
+    return f"{artifact['path'].name}@{artifact['created_at']}" if artifact else None
 
 
 _feeds: dict[str, LiveFeed] = {}

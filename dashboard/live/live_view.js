@@ -1,12 +1,12 @@
-// The live view's progress lines and charts (lab_ui.live_progress and lab_ui.live_chart, an st.components.v2
-// component) that stay mounted and redraw in place.
+// The live view's progress lines and charts (component.live_progress and component.live_chart, an
+// st.components.v2 component) that stay mounted and redraw in place.
 //
 // Each element first draws what the page sent. While runs train, it then refreshes itself from the app's live
-// endpoint (lab_api.py, `feed.url`) every `feed.every_ms`; elements showing the same URL share one request. No
+// endpoint (endpoint.py, `feed.url`) every `feed.every_ms`; elements showing the same URL share one request. No
 // Streamlit rerun is involved: a page rerun a second, in a browser on the cores the run trains on, cost the run
-// its speed.
-// When the page itself must change (a run's status, a new diagnostic, a newer checkpoint for the policy clip),
-// the progress element asks Streamlit for one rerun with a trigger value.
+// its speed. The snapshot's shape is snapshot.Snapshot (snapshot.py).
+// When the page itself must change, the snapshot says so (`rerun`, decided in Python: snapshot.DrawnPage) and the
+// progress element asks Streamlit for one rerun with a trigger value.
 //
 // Charts apply each figure with Plotly.react, keeping the user's zoom (layout.uirevision). Plotly.js is loaded
 // once per browser tab, from the installed plotly package.
@@ -192,8 +192,7 @@ export default function (component) {
     view.unsubscribe();
     view.unsubscribe = null;
   }
-  view.watch = feed && {layout: feed.layout, clip: feed.clip, clipDueMs: feed.clip_due_ms, since: Date.now(),
-                        asked: false};
+  view.askedRerun = false;  // the page has just drawn: a snapshot's `rerun` is about this drawing
   if (feed && !view.unsubscribe) {
     view.url = feed.url;
     view.unsubscribe = subscribe(feed.url, feed.every_ms, (snapshot, error) => {
@@ -208,16 +207,9 @@ export default function (component) {
       }
       const content = contentOf(view, snapshot);
       if (content) show(view, content);
-      const watch = view.watch;
-      if (watch && watch.layout && !watch.asked) {
-        const redraw = snapshot.layout !== watch.layout;
-        const newest = snapshot.checkpoint;
-        const newClip = watch.clip !== undefined && newest !== watch.clip &&
-                        Date.now() - watch.since >= watch.clipDueMs;
-        if (redraw || newClip) {
-          watch.asked = true;  // one rerun; the page then sends this element its new state
-          setTriggerValue("changed", snapshot.layout + "#" + Date.now());
-        }
+      if (view.kind === "progress" && snapshot.rerun && !view.askedRerun) {
+        view.askedRerun = true;  // one rerun; the page then sends this element its new state
+        setTriggerValue("changed", String(Date.now()));
       }
     });
   }

@@ -1,4 +1,4 @@
-"""One module per algorithm; each exposes ``train(config, run) -> Agent``."""
+"""One module per algorithm: ``train(config, run) -> Agent`` (the loop) and ``update`` (its learning step)."""
 
 from __future__ import annotations
 

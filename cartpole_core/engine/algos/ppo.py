@@ -83,6 +83,47 @@ def _explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
     return float(1.0 - (returns - values).var() / var_returns) if var_returns > 0 else float("nan")
 
 
+def update(config: PPOConfig, model: nn.Module, networks: list[nn.Module], optimizer: torch.optim.Optimizer,
+           shuffle: torch.Generator, obs: torch.Tensor, actions: torch.Tensor, old_log_probs: torch.Tensor,
+           advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
+    """``epochs`` passes of clipped-surrogate minibatch steps over one rollout; the mean of each metric."""
+    size = len(obs)
+    n_minibatches = math.ceil(size / config.minibatch_size)
+    clip = config.clip_range
+    value_coef = config.vf_coef if config.shared_network else 1.0  # separate critic: its own loss, own lr
+    totals = torch.zeros(len(METRICS))
+    for _ in range(config.epochs):
+        for index in torch.randperm(size, generator=shuffle).tensor_split(n_minibatches):
+            logits, values = model(obs[index])
+            log_probs = torch.log_softmax(logits, dim=-1)
+            new_log_prob = log_probs.gather(1, actions[index, None]).squeeze(1)
+            entropy = -(log_probs.exp() * log_probs).sum(dim=-1).mean()
+            adv = advantages[index]
+            if config.normalize_advantage:
+                adv = (adv - adv.mean()) / (adv.std(correction=0) + 1e-8)
+
+            # The clipped surrogate: the ratio uses the log-probabilities stored when acting (π_old).
+            log_ratio = new_log_prob - old_log_probs[index]
+            ratio = log_ratio.exp()
+            policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - clip, 1.0 + clip)).mean()
+            value_loss = (values - returns[index]).pow(2).mean()
+            loss = policy_loss + value_coef * value_loss - config.ent_coef * entropy
+
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.max_grad_norm is not None:
+                for net in networks:  # separate networks: each clipped on its own, as in the seed
+                    nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm, foreach=True)
+            optimizer.step()
+
+            with torch.no_grad():
+                approx_kl = ((ratio - 1.0) - log_ratio).mean()  # k3 estimator of KL(π_old ‖ π_new)
+                clip_fraction = ((ratio - 1.0).abs() > clip).float().mean()
+                totals += torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction])
+    means = totals / (config.epochs * n_minibatches)
+    return dict(zip(METRICS, means.tolist()))
+
+
 def train(config: PPOConfig, run: Run) -> PPOAgent:
     n, steps = config.n_envs, config.rollout_steps
     env = make_vec_env(n, max_episode_steps=config.max_episode_steps)
@@ -143,8 +184,8 @@ def train(config: PPOConfig, run: Run) -> PPOAgent:
             b_advantages = torch.from_numpy(advantages.reshape(-1)[real])
             b_returns = torch.from_numpy(returns.reshape(-1)[real])
             explained_variance = _explained_variance(values_buf.reshape(-1)[real], returns.reshape(-1)[real])
-            metrics = _update(config, model, networks, optimizer, shuffle, b_obs, b_actions, b_log_probs,
-                              b_advantages, b_returns)
+            metrics = update(config, model, networks, optimizer, shuffle, b_obs, b_actions, b_log_probs,
+                             b_advantages, b_returns)
             if not all(math.isfinite(value) for value in metrics.values()):
                 raise FloatingPointError(f"diverged at step {run.env_steps}")
             run.log_update(**metrics, explained_variance=explained_variance, learning_rate=lr)
@@ -152,44 +193,3 @@ def train(config: PPOConfig, run: Run) -> PPOAgent:
 
     env.close()
     return agent
-
-
-def _update(config: PPOConfig, model: nn.Module, networks: list[nn.Module], optimizer: torch.optim.Optimizer,
-            shuffle: torch.Generator, obs: torch.Tensor, actions: torch.Tensor, old_log_probs: torch.Tensor,
-            advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
-    """``epochs`` passes of clipped-surrogate minibatch steps over one rollout; the mean of each metric."""
-    size = len(obs)
-    n_minibatches = math.ceil(size / config.minibatch_size)
-    clip = config.clip_range
-    value_coef = config.vf_coef if config.shared_network else 1.0  # separate critic: its own loss, own lr
-    totals = torch.zeros(len(METRICS))
-    for _ in range(config.epochs):
-        for index in torch.randperm(size, generator=shuffle).tensor_split(n_minibatches):
-            logits, values = model(obs[index])
-            log_probs = torch.log_softmax(logits, dim=-1)
-            new_log_prob = log_probs.gather(1, actions[index, None]).squeeze(1)
-            entropy = -(log_probs.exp() * log_probs).sum(dim=-1).mean()
-            adv = advantages[index]
-            if config.normalize_advantage:
-                adv = (adv - adv.mean()) / (adv.std(correction=0) + 1e-8)
-
-            # The clipped surrogate: the ratio uses the log-probabilities stored when acting (π_old).
-            log_ratio = new_log_prob - old_log_probs[index]
-            ratio = log_ratio.exp()
-            policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - clip, 1.0 + clip)).mean()
-            value_loss = (values - returns[index]).pow(2).mean()
-            loss = policy_loss + value_coef * value_loss - config.ent_coef * entropy
-
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.max_grad_norm is not None:
-                for net in networks:  # separate networks: each clipped on its own, as in the seed
-                    nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm, foreach=True)
-            optimizer.step()
-
-            with torch.no_grad():
-                approx_kl = ((ratio - 1.0) - log_ratio).mean()  # k3 estimator of KL(π_old ‖ π_new)
-                clip_fraction = ((ratio - 1.0).abs() > clip).float().mean()
-                totals += torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction])
-    means = totals / (config.epochs * n_minibatches)
-    return dict(zip(METRICS, means.tolist()))

@@ -27,8 +27,8 @@ from cartpole_core.engine.run import EpisodeTracker, Run
 DIAGNOSTICS_EVERY_STEPS = 2000
 
 
-def td_update(q: np.ndarray, s: np.ndarray, a: np.ndarray, reward: np.ndarray, s_next: np.ndarray,
-              terminated: np.ndarray, alpha: float, gamma: float) -> np.ndarray:
+def update(q: np.ndarray, s: np.ndarray, a: np.ndarray, reward: np.ndarray, s_next: np.ndarray,
+           terminated: np.ndarray, alpha: float, gamma: float) -> np.ndarray:
     """One Q-learning update of the flat table ``q`` (states × actions) for a batch of transitions.
 
     Returns the TD errors. Bootstraps on truncation (the step cap) but not on termination: a fallen pole has
@@ -64,8 +64,8 @@ def train(config: QLearningConfig, run: Run) -> QTableAgent:
         # The vector env's NEXT_STEP autoreset: a copy that ended last step was only reset now — no transition.
         live = episodes.live
         s = state[live]
-        td_error = td_update(q, s, actions[live], reward[live], next_state[live], terminated[live], alpha,
-                             config.gamma)
+        td_error = update(q, s, actions[live], reward[live], next_state[live], terminated[live], alpha,
+                          config.gamma)
         np.add.at(visits, s, 1)
 
         episodes.record(reward, terminated, truncated, epsilon, alpha)
