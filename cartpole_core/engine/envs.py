@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,13 +98,24 @@ def check_condition(name: str, value: Any) -> float:
                          f"{exact_text(spec.high)}] {spec.unit}, got {shown}")
 
 
+def check_conditions(values: Mapping[str, Any] | None, allowed: Iterable[str] = CONDITIONS,
+                     what: str = "condition") -> dict[str, float]:
+    """Conditions as floats, each checked by ``check_condition``; ConditionError naming an unknown one (``what`` it
+    is called where it is asked for: "physics parameter" on Replay, "factor" on Robustness) and the allowed names."""
+    values, allowed = dict(values or {}), list(allowed)
+    for name in values:
+        if name not in allowed:
+            raise unknown_condition(name, allowed, what)
+    return {name: check_condition(name, value) for name, value in values.items()}
+
+
+def unknown_condition(name: str, allowed: Iterable[str], what: str = "condition") -> ConditionError:
+    return ConditionError(f"unknown {what} {name!r}; allowed: {', '.join(allowed)}")
+
+
 def check_physics(physics: Mapping[str, Any] | None) -> dict[str, float]:
-    """Physics overrides as floats, each checked by ``check_condition``; ConditionError for an unknown name."""
-    physics = dict(physics or {})
-    for name in physics:
-        if name not in PHYSICS_DEFAULTS:
-            raise ConditionError(f"unknown physics parameter {name!r}; allowed: {', '.join(PHYSICS_DEFAULTS)}")
-    return {name: check_condition(name, value) for name, value in physics.items()}
+    """Physics overrides (no observation noise) as floats: ``check_conditions`` of the physics parameters."""
+    return check_conditions(physics, PHYSICS_DEFAULTS, "physics parameter")
 
 
 def check_obs_noise(obs_noise: Any) -> float:

@@ -33,8 +33,10 @@ from cartpole_core.engine.envs import (
     Condition,
     add_noise,
     check_condition,
+    check_conditions,
     exact_text,
     noise_generator,
+    unknown_condition,
 )
 from cartpole_core.engine.evaluate import EVAL_EPISODES, EVAL_SEED, BatchPolicy, evaluate_returns
 
@@ -55,16 +57,14 @@ FACTORS: dict[str, Factor] = CONDITIONS
 
 def _factor(name: str) -> Factor:
     if name not in FACTORS:
-        raise ValueError(f"unknown factor {name!r}; allowed: {', '.join(FACTORS)}")
+        raise unknown_condition(name, FACTORS, "factor")
     return FACTORS[name]
 
 
 def validate_conditions(conditions: Mapping[str, float]) -> dict[str, float]:
-    """The conditions as floats; ValueError for an unknown factor, ConditionError (a ValueError) for a value
-    outside its allowed range (the check the Replay page and the ``replay`` command use too)."""
-    for name in conditions:
-        _factor(name)
-    return {name: check_condition(name, value) for name, value in conditions.items()}
+    """The conditions as floats: ``envs.check_conditions``, the check the Replay page and the ``replay`` command use
+    too (ConditionError, a ValueError, for an unknown factor or a value outside its allowed range)."""
+    return check_conditions(conditions, FACTORS, "factor")
 
 
 def multiple_range(factor: str) -> tuple[float, float]:
