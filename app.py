@@ -1,8 +1,8 @@
 """CartPole Lab — Streamlit entry point: routes to the pages under pages/.
 
 `streamlit run app.py` finds ``app`` below (an ``st.App``) and serves this same file as the app's script, plus the
-live view's JSON endpoint (lab_api.py). Streamlit runs the script as ``__main__``; the server imports it as a
-module, which only builds the ``st.App``.
+live view's JSON endpoint (``dashboard/live/endpoint.py``). Streamlit runs the script as ``__main__``; the server
+imports it as a module, which only builds the ``st.App``.
 """
 
 import streamlit as st
@@ -23,15 +23,15 @@ if __name__ == "__main__":
         ],
     })
     st.sidebar.caption("CartPole Lab · tune, train and watch RL agents balance a pole")
-    import lab_ui
+    from dashboard.page import require_access, store_problems_shown
 
-    lab_ui.require_access()  # a served lab reachable by others asks each session for its token first
-    with lab_ui.store_problems_shown():  # a damaged or unreadable store is a message on every page, not a traceback
+    require_access()  # a served lab reachable by others asks each session for its token first
+    with store_problems_shown():  # a damaged or unreadable store is a message on every page, not a traceback
         navigation.run()
 else:
-    import lab_access
-    import lab_api
+    from dashboard import access
+    from dashboard.live import endpoint
 
-    if problem := lab_access.bind_problem():  # refuse to serve others without the access gate
+    if problem := access.bind_problem():  # refuse to serve others without the access gate
         raise SystemExit(f"error: {problem}")
-    app = st.App(__file__, routes=lab_api.routes())
+    app = st.App(__file__, routes=endpoint.routes())

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if not __package__:  # run as ``python bench/cli_latency.py``: make the repo root importable
     sys.path.insert(0, str(ROOT))
 
-from cartpole_core.jobs import submit  # noqa: E402 (after the path fix above)
-from cartpole_core.presets import preset_config  # noqa: E402
-from cartpole_core.store import RunStore  # noqa: E402
+from cartpole_core.config.presets import preset_config  # noqa: E402
+from cartpole_core.jobs.queue import submit  # noqa: E402 (after the path fix above)
+from cartpole_core.runs.store import RunStore  # noqa: E402
 
 
 def timed(argv: list[str]) -> float:

@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cartpole_core.jobs import cancel_run, submit  # noqa: E402
-from cartpole_core.presets import preset_config  # noqa: E402
-from cartpole_core.store import RunStore  # noqa: E402
+from cartpole_core.config.presets import preset_config  # noqa: E402
+from cartpole_core.jobs.queue import cancel_run, submit  # noqa: E402
+from cartpole_core.runs.store import RunStore  # noqa: E402
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
 
 SETTLE_S = 6  # after opening a page: its first draw and the clip are not the steady state

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cartpole_core.store import ACTIVE_STATUSES, RunStore  # noqa: E402
+from cartpole_core.runs.store import ACTIVE_STATUSES, RunStore  # noqa: E402
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 WARM_UP_S = 12  # the lab warms its next worker while the user reads the form

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from cartpole_core import replay  # noqa: E402
-from cartpole_core.plots import episode_trace_figure  # noqa: E402
-from cartpole_core.presets import preset_config  # noqa: E402
-from cartpole_core.training import train  # noqa: E402
+from cartpole_core.config.presets import preset_config  # noqa: E402
+from cartpole_core.engine.train import train  # noqa: E402
+from cartpole_core.figures.plots import episode_trace_figure  # noqa: E402
+from cartpole_core.watch import replay  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:

@@ -1,6 +1,7 @@
 """Time-to-solve benchmark: how fast each algorithm × preset solves CartPole-v1, over several seeds.
 
-    python bench/solve.py [--algos qlearning,dqn,ppo] [--presets fast,...|all] [--seeds 5] [--vs-sb3] [--markdown]
+    python bench/solve.py [--algos qlearning,dqn,ppo] [--presets fast,...|all] [--seeds 5] [--vs-sb3]
+                          [--reference /path/to/other/checkout] [--markdown]
 
 Every run trains with ``cartpole_core.train`` on one torch thread, as the lab's workers do. A seed is solved at its
 first greedy evaluation with mean return ≥ 475 over 20 fixed-seed episodes; time-to-solve is training wall-clock up
@@ -8,17 +9,24 @@ to that evaluation, evaluation time excluded. One table row per (implementation,
 median / max time- and steps-to-solve, median env steps/s, and the final evaluation after the full budget.
 
 ``--vs-sb3`` adds Stable-Baselines3 PPO and DQN with the RL Zoo's tuned CartPole-v1 hyperparameters, measured by the
-very same bookkeeping (``cartpole_core.training.Run``): the same evaluation, as often as our ``fast`` preset of that
+very same bookkeeping (``cartpole_core.engine.run.Run``): the same evaluation, as often as our ``fast`` preset of that
 algorithm evaluates, and the same paused clock, started before the environments and the model are built, as ours
 is. ``--max-env-steps`` caps our budgets (the seed presets' budgets run to a million steps); capped rows say so.
+
+``--reference`` adds the same rows for another checkout of the lab (e.g. the commit before a refactoring): every run
+of both then trains in a fresh interpreter of its own checkout, seed by seed in turn (ours, reference, ours, ...), so
+a busy machine slows both alike, and the table ends with the ratios of their medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,12 +43,15 @@ import gymnasium
 import numpy as np
 import torch
 
-from cartpole_core.agent import Agent
-from cartpole_core.configs import ALGORITHMS, config_class
-from cartpole_core.evaluate import is_solved
-from cartpole_core.presets import preset_config, preset_names
-from cartpole_core.training import Run, RunResult, train
+from cartpole_core.config.models import ALGORITHMS, config_class
+from cartpole_core.config.presets import preset_config, preset_names
+from cartpole_core.engine.agent import Agent
+from cartpole_core.engine.evaluate import is_solved
+from cartpole_core.engine.run import Run
+from cartpole_core.engine.train import train
+from cartpole_core.records import RunResult
 
+ROOT = Path(__file__).resolve().parents[1]
 NEVER = float("inf")  # time / steps to solve of a seed that never solved
 
 
@@ -88,6 +99,32 @@ def train_ours(algo: str, preset: str, seed: int, max_env_steps: int | None = No
     if max_env_steps is not None and config.total_env_steps > max_env_steps:
         config = config.with_changes(total_env_steps=max_env_steps)
     return train(config, seed=seed)[1]
+
+
+# One run in a fresh interpreter of a checkout: the engine imported from that checkout, which may predate the layering.
+_TRAIN_IN_CHECKOUT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+torch.set_num_threads(1)
+try:
+    from cartpole_core.config.presets import preset_config
+    from cartpole_core.engine.train import train
+except ModuleNotFoundError:  # a checkout from before cartpole_core was grouped by layer
+    from cartpole_core.presets import preset_config
+    from cartpole_core.training import train
+algo, preset, seed, cap = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+config = preset_config(algo, preset)
+if cap and config.total_env_steps > cap:
+    config = config.with_changes(total_env_steps=cap)
+print(json.dumps(train(config, seed=seed)[1].to_dict()))
+"""
+
+
+def train_in_checkout(root: Path, algo: str, preset: str, seed: int, max_env_steps: int | None = None) -> RunResult:
+    done = subprocess.run([sys.executable, "-c", _TRAIN_IN_CHECKOUT, str(root), algo, preset, str(seed),
+                           str(max_env_steps or 0)], cwd=root, capture_output=True, text=True, check=True)
+    return RunResult(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 class SB3Policy(Agent):
@@ -177,18 +214,20 @@ class Summary:
         return all(is_solved(mean) for mean in self.final_evals)
 
 
-def measure(contender: Contender, seeds: Sequence[int], progress: Callable[[str], None]) -> Summary:
-    """Train ``contender`` once per seed; ``progress`` gets one line per finished run."""
-    results = []
+def measure(contenders: Sequence[Contender], seeds: Sequence[int], progress: Callable[[str], None]) -> list[Summary]:
+    """Train every contender once per seed, seed by seed in turn (a busy stretch of the machine hits them alike);
+    ``progress`` gets one line per finished run."""
+    results: list[list[RunResult]] = [[] for _ in contenders]
     for seed in seeds:
-        started = time.perf_counter()
-        result = contender.train_one(seed)
-        results.append(result)
-        outcome = (f"solved at {result.time_to_solve_s:.2f} s / {result.steps_to_solve:,} steps" if result.solved
-                   else f"not solved in {result.env_steps:,} steps")
-        progress(f"{contender.impl} {contender.algo}/{contender.preset} seed {seed}: {outcome}, "
-                 f"final eval {result.final_eval_mean:.1f}, {time.perf_counter() - started:.1f} s wall")
-    return Summary(contender.impl, contender.algo, contender.preset, results)
+        for contender, runs in zip(contenders, results):
+            started = time.perf_counter()
+            result = contender.train_one(seed)
+            runs.append(result)
+            outcome = (f"solved at {result.time_to_solve_s:.2f} s / {result.steps_to_solve:,} steps" if result.solved
+                       else f"not solved in {result.env_steps:,} steps")
+            progress(f"{contender.impl} {contender.algo}/{contender.preset} seed {seed}: {outcome}, "
+                     f"final eval {result.final_eval_mean:.1f}, {time.perf_counter() - started:.1f} s wall")
+    return [Summary(c.impl, c.algo, c.preset, runs) for c, runs in zip(contenders, results)]
 
 
 # ----------------------------------------------------------------------------------------------------- format
@@ -238,6 +277,22 @@ def sb3_ratios(summaries: Sequence[Summary], target: float = 0.5) -> list[str]:
                  if NEVER not in (a, b) else "n/a (a median seed never solved)")
         lines.append(f"{ours.algo}/{ours.preset} vs SB3 {ours.algo.upper()} (zoo): median time-to-solve "
                      f"{_number(a, '.2f')} s / {_number(b, '.2f')} s = {ratio}")
+    return lines
+
+
+def reference_ratios(summaries: Sequence[Summary]) -> list[str]:
+    """Ours / reference for each algorithm × preset measured on both: median time- and steps-to-solve, env steps/s."""
+    lines = []
+    reference = {(s.algo, s.preset): s for s in summaries if s.impl == "reference"}
+    for ours in (s for s in summaries if s.impl == "ours" and (s.algo, s.preset) in reference):
+        ref = reference[(ours.algo, ours.preset)]
+        ratios = []
+        for what, attr in (("median time to solve", "median_time_to_solve_s"),
+                           ("median steps to solve", "median_steps_to_solve"),
+                           ("env steps/s", "median_env_steps_per_s")):
+            a, b = getattr(ours, attr), getattr(ref, attr)
+            ratios.append(f"{what} {a / b:.2f}×" if math.isfinite(a) and math.isfinite(b) and b else f"{what} —")
+        lines.append(f"{ours.algo}/{ours.preset}, ours / reference: " + ", ".join(ratios))
     return lines
 
 
@@ -295,9 +350,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[Con
     parser.add_argument("--max-env-steps", type=_int_at_least(1000), default=None, metavar="N",
                         help="cap our runs' budgets at N env steps (e.g. for the seed presets' long budgets); "
                              "capped rows are labelled")
+    parser.add_argument("--reference", type=Path, default=None, metavar="CHECKOUT",
+                        help="also run another checkout of the lab (e.g. the commit before a change), every run of "
+                             "both in a fresh interpreter, interleaved, and print the ratios of their medians")
     parser.add_argument("--markdown", action="store_true",
                         help="print a GitHub markdown table (for docs/BENCHMARKS.md)")
     args = parser.parse_args(argv)
+    if args.reference is not None and not (args.reference / "cartpole_core").is_dir():
+        parser.error(f"--reference: {args.reference} is not a checkout of the lab (no cartpole_core/ in it)")
 
     unknown = [a for a in args.algos if a not in ALGORITHMS]
     if unknown or not args.algos:
@@ -321,8 +381,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[Con
             capped = args.max_env_steps is not None and \
                 preset_config(algo, preset).total_env_steps > args.max_env_steps
             label = f"{preset} (≤{args.max_env_steps:,} steps)" if capped else preset
-            contenders.append(Contender("ours", algo, label, partial(train_ours, algo, preset,
-                                                                     max_env_steps=args.max_env_steps)))
+            if args.reference is None:
+                contenders.append(Contender("ours", algo, label, partial(train_ours, algo, preset,
+                                                                         max_env_steps=args.max_env_steps)))
+            else:
+                for impl, root in (("ours", ROOT), ("reference", args.reference.resolve())):
+                    contenders.append(Contender(impl, algo, label, partial(train_in_checkout, root, algo, preset,
+                                                                           max_env_steps=args.max_env_steps)))
         if args.vs_sb3 and algo in ZOO_CARTPOLE:
             contenders.append(Contender("SB3", algo, "zoo", partial(train_sb3, algo, n_timesteps=args.sb3_steps)))
     if not contenders:
@@ -344,16 +409,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(machine_facts(args.vs_sb3) + (" (SB3 budget overridden: not a comparison)" if args.sb3_steps else ""),
           flush=True)
-    summaries = []
-    for contender in contenders:
-        summaries.append(measure(contender, seeds, progress))
+    summaries = measure(contenders, seeds, progress)
 
     bullet = "- " if args.markdown else ""
     print()
     print(format_table(summaries, args.markdown))
     print()
     print(bullet + LEGEND)
-    for line in sb3_ratios(summaries):
+    for line in sb3_ratios(summaries) + reference_ratios(summaries):
         print(bullet + line)
     return 0
 

@@ -3,7 +3,8 @@
     python bench/store.py [--markdown]
 
 1. Logging overhead: the same training run headless (events dropped) and streamed into the store through the
-   worker's batched writer (``jobs.execute_run``), alternated in one process; ratio of env steps per second.
+   worker's batched writer (``jobs.execution.execute_stored_run``), alternated in one process; ratio of env steps
+   per second.
    Q-learning ``fast`` trained past its solve is the worst case: ~1 000 episodes a second to write.
 2. Polling: a stored run of 10 000 episodes; time of one incremental ``poll`` (what the dashboard does each
    refresh) and of a full read.
@@ -25,11 +26,12 @@ if not __package__:  # run as ``python bench/store.py``: make the repo root impo
 
 import torch
 
-from cartpole_core.events import EpisodeEnded, Evaluated, Updated
-from cartpole_core.jobs import JobManager, execute_run
-from cartpole_core.presets import preset_config
-from cartpole_core.store import Cursor, RunStore
-from cartpole_core.training import train
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.train import train
+from cartpole_core.jobs.dispatch import Dispatcher
+from cartpole_core.jobs.execution import execute_stored_run
+from cartpole_core.records import EpisodeEnded, Evaluated, Updated
+from cartpole_core.runs.store import Cursor, RunStore
 
 
 def logging_overhead(repeats: int = 9) -> list[tuple[str, str]]:
@@ -42,7 +44,7 @@ def logging_overhead(repeats: int = 9) -> list[tuple[str, str]]:
             for i in range(repeats):
                 headless.append(train(config, seed=i)[1].env_steps_per_s)
                 run_id = store.create_run(f"{algo}-{i}", config.to_json(), algo, i)
-                stored.append(execute_run(store, run_id).env_steps_per_s)
+                stored.append(execute_stored_run(store, run_id).env_steps_per_s)
         # Each stored run is compared with the headless run just before it (same seed), so slow drifts of a
         # shared machine cancel; the median of those paired ratios is the cost.
         ratio = statistics.median(with_store / alone for with_store, alone in zip(stored, headless))
@@ -83,17 +85,17 @@ def polling(episodes: int = 10_000, polls: int = 50) -> list[tuple[str, str]]:
 def concurrency(runs: int = 16, workers: int = 8) -> list[tuple[str, str]]:
     config = preset_config("qlearning", "fast", total_env_steps=200_000, stop_on_solve=False)
     with tempfile.TemporaryDirectory() as home:
-        manager = JobManager(Path(home), max_workers=workers)
+        dispatcher = Dispatcher.local(Path(home), max_workers=workers)
         started = time.perf_counter()
-        _, run_ids = manager.submit(config, list(range(runs)))
+        _, run_ids = dispatcher.submit(config, list(range(runs)))
         peak = 0
-        while not manager.wait(timeout_s=0.2):
-            peak = max(peak, len(manager.active))
+        while not dispatcher.wait(timeout_s=0.2):
+            peak = max(peak, len(dispatcher.executor.active))
         seconds = time.perf_counter() - started
-        stored = [manager.store.get_run(run_id) for run_id in run_ids]
+        stored = [dispatcher.store.get_run(run_id) for run_id in run_ids]
         failed = [run for run in stored if run["status"] != "completed"]
         locked = [run for run in stored if "locked" in (run["error"] or "")]
-        mismatched = [run["id"] for run in stored if len(manager.store.episodes(run["id"])) != run["episodes"]]
+        mismatched = [run["id"] for run in stored if len(dispatcher.store.episodes(run["id"])) != run["episodes"]]
         episodes = sum(run["episodes"] for run in stored)
     return [(f"{runs} runs queued, {workers} workers at once",
              f"{seconds:.1f} s, peak {peak} workers, {episodes:,} episodes; failed {len(failed)}, "

@@ -1,10 +1,18 @@
-"""CartPole Lab's engine: configs, schedules, the three algorithms, agents, checkpoints and the CLI.
+"""CartPole Lab's engine, by layer (each imports only those below it; none imports streamlit):
 
-Never imports streamlit — the dashboard (``app.py``, ``pages/``) calls into this package.
+- ``cli``: ``python -m cartpole_core``;
+- ``jobs``: the queue, dispatch to executors (local worker processes), execution of a run through a sink;
+- ``watch``: rollouts, frames and video, inspection, robustness; ``figures``: metrics → Plotly figures;
+- ``runs``: the SQLite run store, the data home, export/import, comparisons across runs;
+- ``engine``: environments, networks, agents and checkpoints, evaluation, run bookkeeping and its observers,
+  ``train`` and the algorithm loops;
+- ``config``: validated configs with field metadata, schedules, presets, input limits; ``records``: events and
+  ``RunResult``.
 
-The names below are loaded on first use (PEP 562 module ``__getattr__``): ``import cartpole_core`` — and the
-import-light modules such as ``cartpole_core.store``, ``cartpole_core.jobs`` and ``cartpole_core.configs`` — load
-no torch, Gymnasium or scikit-learn (seconds and ~400 MB), so the CLI's store commands start in well under a second.
+The names below are loaded on first use (PEP 562 module ``__getattr__``): ``import cartpole_core``, ``config``,
+``records``, ``runs``, the queue and dispatch of ``jobs`` and ``engine.observers`` load no torch, Gymnasium or
+scikit-learn (seconds and ~400 MB), so a driver that only queues and watches runs — the CLI's store commands, the
+dashboard's scheduler — starts in well under a second.
 """
 
 from __future__ import annotations
@@ -14,34 +22,37 @@ from typing import TYPE_CHECKING, Any
 
 # name → the module that defines it
 _EXPORTS = {
-    "Agent": "cartpole_core.agent",
-    "CheckpointError": "cartpole_core.agent",
-    "load_agent": "cartpole_core.agent",
-    "save_checkpoint": "cartpole_core.agent",
-    "ALGORITHMS": "cartpole_core.configs",
-    "ConfigError": "cartpole_core.configs",
-    "DQNConfig": "cartpole_core.configs",
-    "PPOConfig": "cartpole_core.configs",
-    "QLearningConfig": "cartpole_core.configs",
-    "TrainConfig": "cartpole_core.configs",
-    "config_from_json": "cartpole_core.configs",
-    "field_specs": "cartpole_core.configs",
-    "preset_config": "cartpole_core.presets",
-    "preset_names": "cartpole_core.presets",
+    "Agent": "cartpole_core.engine.agent",
+    "CheckpointError": "cartpole_core.engine.agent",
+    "load_agent": "cartpole_core.engine.agent",
+    "save_checkpoint": "cartpole_core.engine.agent",
+    "ALGORITHMS": "cartpole_core.config.models",
+    "ConfigError": "cartpole_core.config.models",
+    "DQNConfig": "cartpole_core.config.models",
+    "PPOConfig": "cartpole_core.config.models",
+    "QLearningConfig": "cartpole_core.config.models",
+    "TrainConfig": "cartpole_core.config.models",
+    "config_from_json": "cartpole_core.config.models",
+    "field_specs": "cartpole_core.config.models",
+    "preset_config": "cartpole_core.config.presets",
+    "preset_names": "cartpole_core.config.presets",
     "RunResult": "cartpole_core.records",
-    "train": "cartpole_core.training",
+    "Callbacks": "cartpole_core.engine.observers",
+    "EventLog": "cartpole_core.engine.observers",
+    "Observers": "cartpole_core.engine.observers",
+    "RunObserver": "cartpole_core.engine.observers",
+    "train": "cartpole_core.engine.train",
 }
 
 __all__ = [
-    "ALGORITHMS", "Agent", "CheckpointError", "ConfigError", "DQNConfig", "PPOConfig", "QLearningConfig",
-    "RunResult", "TrainConfig", "config_from_json", "field_specs", "load_agent", "preset_config", "preset_names",
-    "save_checkpoint", "train",
+    "ALGORITHMS", "Agent", "Callbacks", "CheckpointError", "ConfigError", "DQNConfig", "EventLog", "Observers",
+    "PPOConfig", "QLearningConfig", "RunObserver", "RunResult", "TrainConfig", "config_from_json", "field_specs",
+    "load_agent", "preset_config", "preset_names", "save_checkpoint", "train",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
-    from cartpole_core.agent import Agent, CheckpointError, load_agent, save_checkpoint
-    from cartpole_core.configs import (
+    from cartpole_core.config.models import (
         ALGORITHMS,
         ConfigError,
         DQNConfig,
@@ -51,9 +62,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
         config_from_json,
         field_specs,
     )
-    from cartpole_core.presets import preset_config, preset_names
+    from cartpole_core.config.presets import preset_config, preset_names
+    from cartpole_core.engine.agent import Agent, CheckpointError, load_agent, save_checkpoint
+    from cartpole_core.engine.observers import Callbacks, EventLog, Observers, RunObserver
+    from cartpole_core.engine.train import train
     from cartpole_core.records import RunResult
-    from cartpole_core.training import train
 
 
 def __getattr__(name: str) -> Any:

@@ -27,11 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cartpole_core.configs import ALGORITHMS, ConfigError
-from cartpole_core.events import EpisodeEnded, Evaluated, Event
-from cartpole_core.limits import SEED_MAX, LimitError, check_name, check_seed, check_tags
-from cartpole_core.paths import HOME_ENV_VAR, DataHomeError, data_home, ensure_data_home, new_run_id
-from cartpole_core.store import ACTIVE_STATUSES, DB_NAME, STATUSES, RunStore, StoreError
+from cartpole_core.config.limits import SEED_MAX, LimitError, check_name, check_seed, check_tags
+from cartpole_core.config.models import ALGORITHMS, ConfigError
+from cartpole_core.engine.observers import Observers, RunObserver
+from cartpole_core.records import EpisodeEnded, Evaluated, Event
+from cartpole_core.runs.home import HOME_ENV_VAR, DataHomeError, data_home, ensure_data_home, new_run_id
+from cartpole_core.runs.store import ACTIVE_STATUSES, DB_NAME, STATUSES, RunStore, StoreError
 
 HOME_HELP = "data home (default: $CARTPOLE_LAB_HOME or ./lab-data)"
 EXIT_BAD_INPUT = 2
@@ -211,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class ProgressBar:
+class ProgressBar(RunObserver):
     """tqdm bar over env steps with episodes, the mean of the last 20 returns and the last evaluation."""
 
     def __init__(self, total_env_steps: int, label: str):
@@ -223,7 +224,7 @@ class ProgressBar:
         self.episodes = 0
         self.last_eval = ""
 
-    def __call__(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
         if isinstance(event, Evaluated):
             self.last_eval = f"{event.mean_return:.0f}{' solved' if event.solved else ''}"
         elif isinstance(event, EpisodeEnded):
@@ -236,6 +237,27 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class CtrlC(RunObserver):
+    """While installed (a ``with`` block), Ctrl-C asks the run to stop: it ends cleanly at its next check, its data
+    kept, status "cancelled"."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def __enter__(self) -> CtrlC:
+        self._previous = signal.signal(signal.SIGINT, self._press)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _press(self, *_: object) -> None:
+        self.pressed = True
+
+    def should_stop(self) -> bool:
+        return self.pressed
 
 
 # ------------------------------------------------------------------------------------------------ the store
@@ -313,8 +335,8 @@ def _is_utf8(text: str) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cartpole_core.configs import config_class, spec_lookup
-    from cartpole_core.presets import preset_config
+    from cartpole_core.config.models import config_class, spec_lookup
+    from cartpole_core.config.presets import preset_config
 
     specs = spec_lookup(config_class(args.algo))
     overrides = parse_overrides(args.overrides, "--set",
@@ -336,8 +358,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from cartpole_core.compare import default_name
-    from cartpole_core.jobs import execute_run
+    from cartpole_core.jobs.execution import execute_run
+    from cartpole_core.jobs.sink import StoreSink
+    from cartpole_core.runs.compare import default_name
 
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
     name = name or f"{default_name(config, args.preset)} · seed {seed}"  # as the dashboard names runs
@@ -346,12 +369,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                               preset=args.preset, name=name, tags=tags, running_pid=os.getpid())
     progress = None if args.json else ProgressBar(config.total_env_steps, f"{config.algo}/{args.preset} "
                                                                           f"seed {seed}")
-    interrupted = []
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))  # Ctrl-C: stop cleanly
     try:
-        result = execute_run(store, run_id, on_event=progress, should_stop=lambda: bool(interrupted))
+        with CtrlC() as ctrl_c:
+            result = execute_run(StoreSink(store, run_id), config.to_json(), seed,
+                                 observer=Observers([progress, ctrl_c]))
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
         if progress:
             progress.close()
     run = store.get_run(run_id)
@@ -378,7 +400,7 @@ def _human_summary(summary: dict[str, Any]) -> str:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from cartpole_core.presets import PRESETS
+    from cartpole_core.config.presets import PRESETS
 
     for algo in [args.algo] if args.algo else ALGORITHMS:
         for name, preset in PRESETS[algo].items():
@@ -387,7 +409,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_fields(args: argparse.Namespace) -> int:
-    from cartpole_core.configs import config_class, field_specs
+    from cartpole_core.config.models import config_class, field_specs
 
     for spec in field_specs(config_class(args.algo)):
         typical = f" typical {spec.typical[0]:g}–{spec.typical[1]:g}" if spec.typical else ""
@@ -403,7 +425,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if command == "salvage":
         return _salvage(args)
     if command == "import":
-        from cartpole_core.archive import ImportRejected, import_runs  # torch: checkpoints are validated
+        from cartpole_core.runs.archive import ImportRejected, import_runs  # torch: checkpoints are validated
 
         try:
             run_ids = import_runs(_StoreOnFirstUse(args.home), Path(args.file))
@@ -430,7 +452,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         out = Path(args.out or f"{args.run_ids[0]}.zip")
         if not out.name or out.is_dir():
             raise BadInput(f"--out must name a zip file to write, got the folder {_shown(str(out))}")
-        from cartpole_core.archive import export_runs
+        from cartpole_core.runs.archive import export_runs
 
         partial = out.with_name(f".{out.name}.partial")  # a failed export leaves no half-written zip behind
         try:
@@ -458,9 +480,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if command == "cancel":
         if run["status"] not in ACTIVE_STATUSES:
             raise BadInput(f"run {args.run_id} is already {run['status']}")
-        store.request_cancel(args.run_id)
-        if run["status"] == "queued":
-            store.set_status(args.run_id, "cancelled")
+        from cartpole_core.jobs.queue import cancel_run
+
+        cancel_run(store, args.run_id)
         print(f"cancel requested for {args.run_id}")
         return 0
     try:
@@ -472,7 +494,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from cartpole_core.store import check_store
+    from cartpole_core.runs.store import check_store
 
     home = _home(args.home)
     problems = check_store(home)
@@ -488,7 +510,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _salvage(args: argparse.Namespace) -> int:
-    from cartpole_core.store import salvage_store
+    from cartpole_core.runs.store import salvage_store
 
     home, new_home = _home(args.home), _home(args.to, "--to")
     if new_home == home:
@@ -509,7 +531,7 @@ def _salvage(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     import time
 
-    from cartpole_core.envs import CONDITIONS, ConditionError, check_obs_noise, check_physics, exact_text
+    from cartpole_core.engine.envs import CONDITIONS, ConditionError, check_obs_noise, check_physics, exact_text
 
     out = Path(args.out)
     if out.suffix.lower() not in (".mp4", ".gif"):
@@ -537,8 +559,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     store = _existing_store(args.home)
     _get_run(store, args.run_id, args.home)
 
-    from cartpole_core.agent import CheckpointError, load_agent
-    from cartpole_core.replay import ReplayError, choose_checkpoint, encode_gif, encode_mp4, rollout
+    from cartpole_core.engine.agent import CheckpointError, load_agent
+    from cartpole_core.watch.replay import ReplayError, choose_checkpoint, encode_gif, encode_mp4, rollout
 
     started = time.perf_counter()
     try:

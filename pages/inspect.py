@@ -3,8 +3,7 @@ policy and value over (pole angle, angular velocity) for DQN and PPO."""
 
 import streamlit as st
 
-import lab_ui as ui
-from cartpole_core.inspection import (
+from cartpole_core.watch.inspection import (
     AVERAGE,
     OBS_TITLES,
     dim_bin_labels,
@@ -13,17 +12,21 @@ from cartpole_core.inspection import (
     qtable_figure,
     qtable_slice,
 )
+from dashboard.checkpoints import load_checkpoint, pick_checkpoint
+from dashboard.labels import ALGORITHM_TITLES, checkpoint_label, plain
+from dashboard.page import page
+from dashboard.widgets import sidebar_active_runs
 
-with ui.page():  # past the access gate; a damaged store is a message, not a traceback
+with page():  # past the access gate; a damaged store is a message, not a traceback
 
     st.title("Inspect policy")
-    picked = ui.pick_checkpoint("inspect")
+    picked = pick_checkpoint("inspect")
     if picked is None:
         st.stop()
     run, artifact = picked
-    agent = ui.load_checkpoint(artifact)
+    agent = load_checkpoint(artifact)
     algo = agent.config.algo
-    st.caption(f"{ui.ALGORITHM_TITLES[algo]} · {ui.plain(run['name'])} · {ui.checkpoint_label(artifact)}. "
+    st.caption(f"{ALGORITHM_TITLES[algo]} · {plain(run['name'])} · {checkpoint_label(artifact)}. "
                "Blue means push left, red push right.")
 
     if algo == "qlearning":
@@ -79,4 +82,4 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         value.plotly_chart(policy_grid_figure(grid, "value"), key="inspect_value")
         value.caption(f"{grid.value_title}: the discounted return the {'critic' if algo == 'ppo' else 'network'} "
                       "expects from each state. The grid spans the ±12° at which the episode ends.")
-    ui.sidebar_active_runs()
+    sidebar_active_runs()

@@ -1,36 +1,32 @@
 """Live view: one run (``?run=ID``) or a group of seeds (``?group=ID``), refreshed from the store every second."""
 
+import dataclasses
 import time
 
 import streamlit as st
 
-import lab_api
-import lab_ui as ui
-from cartpole_core.compare import group_label
-from cartpole_core.evaluate import EVAL_EPISODES
-from cartpole_core.jobs import cancel_run
-from cartpole_core.live import (
-    EMA_RANGE,
-    SMOOTHING,
-    VIEWS,
-    WINDOW_RANGE,
-    X_AXES,
-    LiveRequest,
-    checkpoint_key,
-    shared_feed,
-    view_label,
-)
-from cartpole_core.replay import ReplayError, cached_video
-from cartpole_core.store import ACTIVE_STATUSES
+from cartpole_core.engine.evaluate import EVAL_EPISODES
+from cartpole_core.jobs.queue import cancel_run
+from cartpole_core.runs.compare import group_label
+from cartpole_core.runs.store import ACTIVE_STATUSES
+from cartpole_core.watch.replay import ReplayError, cached_video
+from dashboard import handles
+from dashboard.checkpoints import load_checkpoint
+from dashboard.labels import ALGORITHM_TITLES, checkpoint_label, plain
+from dashboard.live import endpoint
+from dashboard.live.component import REFRESH_S, feed_for, live_chart, live_progress
+from dashboard.live.feed import checkpoint_key
+from dashboard.live.snapshot import VIEWS, DrawnPage, LiveRequest, view_label
+from dashboard.page import page, store_problems_shown
+from dashboard.widgets import sidebar_active_runs, smoothing_inputs, x_axis_input
 
-with ui.page():  # past the access gate; a damaged store is a message, not a traceback
+with page():  # past the access gate; a damaged store is a message, not a traceback
 
-    LIVE_REFRESH_S = 0.8  # "at least once a second": with some room for a fetch or a draw that lands late
     CLIP_EVERY_S = 15.0  # a new clip of the current policy at most this often (encoding takes CPU from training)
     CLIP_STEPS = 200  # four seconds of CartPole
     CLIP_SCALE, CLIP_EVERY = 0.5, 2  # half size, every other frame at 25 fps (still real time): a quarter of the work
 
-    store = ui.store()
+    store = handles.store()
     run_id, group_id = st.query_params.get("run"), st.query_params.get("group")
     if not run_id and not group_id:
         latest = store.list_runs()
@@ -47,21 +43,16 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         st.stop()
 
     first = store.get_run(run_ids[0])
-    title = first["name"] if run_id else group_label([store.get_run(rid) for rid in run_ids])
-    st.title(ui.plain(title))
-    st.caption(f"{ui.ALGORITHM_TITLES[first['algo']]} · preset {first['preset'] or 'custom'} · "
+    st.title(plain(group_label([first] if run_id else [store.get_run(rid) for rid in run_ids])))
+    st.caption(f"{ALGORITHM_TITLES[first['algo']]} · preset {first['preset'] or 'custom'} · "
                f"{'run ' + run_id if run_id else f'group {group_id} · {len(run_ids)} seeds'}")
 
     controls = st.columns([1, 1, 1, 1])
-    method = controls[0].selectbox("Smoothing", list(SMOOTHING), key="smooth_method", format_func=SMOOTHING.get)
-    amount = (controls[1].slider("EMA weight", *EMA_RANGE, 0.9, key="smooth_ema") if method == "ema" else
-              controls[1].number_input("Window (episodes)", *WINDOW_RANGE, 20, key="smooth_window")
-              if method == "window"
-              else 0)
-    x_axis = controls[2].selectbox("x axis", list(X_AXES), key="x_axis", format_func=X_AXES.get)
+    method, amount = smoothing_inputs(controls[0], controls[1], key="smooth")
+    x_axis = x_axis_input(controls[2], key="x_axis")
     paused = controls[3].toggle("Pause live updates", key="paused",
                                 help="Holds the charts still while you read them. Zoom survives refreshes either way.")
-    feed = shared_feed(store.home)
+    feed = handles.live_feed()
 
 
     def clip_caption(checkpoint: str, episode) -> str:
@@ -89,25 +80,26 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
                 f"{EVAL_EPISODES} episodes at {last['env_steps']:,} env steps — {verdict} (≥ 475).")
 
 
-    def policy_clip(run: dict) -> dict:
+    def policy_clip(run: dict) -> tuple[str | None, float] | None:
         """A short clip of the latest checkpoint's greedy policy, remade when a newer checkpoint exists (at most
         every CLIP_EVERY_S), so users watch the agent learn; the last clip stays on screen meanwhile. Returns what
-        the live feed needs to know when to ask for the next one: the checkpoint shown and when a newer one is due."""
+        the page drew for DrawnPage: the checkpoint shown (None before the first) and when a newer one may replace
+        it (Unix time); None when no clip can be made."""
         latest = feed.latest_checkpoint(run["id"])
         state = st.session_state.setdefault(f"clip.{run['id']}", {})
         if latest:
             stale = state.get("key") != checkpoint_key(latest)
             finished = run["status"] not in ACTIVE_STATUSES  # a finished run shows its last checkpoint at once
-            if stale and (finished or time.monotonic() - state.get("made", -CLIP_EVERY_S) >= CLIP_EVERY_S):
+            if stale and (finished or time.time() >= state.get("due_at", 0.0)):
                 try:
-                    agent = ui.load_checkpoint(latest)
+                    agent = load_checkpoint(latest)
                     video, episode = cached_video(agent, latest["path"], 0, max_steps=CLIP_STEPS, scale=CLIP_SCALE,
-                                              every=CLIP_EVERY)
+                                                  every=CLIP_EVERY)
                 except (ReplayError, OSError) as err:  # e.g. the run was deleted meanwhile
                     st.caption(f"No clip: {err}")
-                    return {}
-                state.update(key=checkpoint_key(latest), made=time.monotonic(), video=str(video),
-                             text=clip_caption(ui.checkpoint_label(latest), episode))
+                    return None
+                state.update(key=checkpoint_key(latest), due_at=round(time.time() + CLIP_EVERY_S, 1),
+                             video=str(video), text=clip_caption(checkpoint_label(latest), episode))
         st.caption("**Current policy**")
         if "video" in state:
             # While training, each new clip plays through once (a looping video keeps the browser compositing on the
@@ -120,8 +112,7 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         else:
             st.caption("The first checkpoint is saved a tenth of the way into training; a clip of the policy "
                        "appears here then.")
-        due_s = max(0.0, CLIP_EVERY_S - (time.monotonic() - state.get("made", -CLIP_EVERY_S)))
-        return {"clip": state.get("key"), "clip_due_ms": int(due_s * 1000)}
+        return state.get("key"), state.get("due_at", 0.0)
 
 
     # Refresh only while something shown is queued or training: a finished run's page is static (no CPU, zoom kept).
@@ -130,9 +121,9 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
     training = any(store.get_run(rid)["status"] in ACTIVE_STATUSES for rid in run_ids)
 
 
-    @st.fragment(run_every=LIVE_REFRESH_S if training and not paused and not lab_api.served else None)
+    @st.fragment(run_every=REFRESH_S if training and not paused and not endpoint.served else None)
     def live() -> None:
-        with ui.store_problems_shown():  # a fragment rerun is not inside app.py's guard
+        with store_problems_shown():  # a fragment rerun is not inside app.py's guard
             live_view()
 
 
@@ -143,11 +134,9 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         active = [run for run in runs if run["status"] in ACTIVE_STATUSES]
         # The view is chosen below the Stop button; what it shows is needed now.
         view = st.session_state.get("view") or "Reward"
-        request = LiveRequest(tuple(run_ids), view=view, x=x_axis, method=method, amount=amount, title=title)
+        request = LiveRequest(tuple(run_ids), view=view, x=x_axis, method=method, amount=amount)
         snapshot = feed.snapshot(request, runs)
-        url = ui.live_feed_url(request) if active and not paused else None
-        every = {"url": url, "every_ms": int(LIVE_REFRESH_S * 1000)} if url else None
-        progress = st.empty()  # drawn last (it needs the clip's state to know when to ask for a rerun), shown first
+        progress = st.empty()  # drawn last (its live URL names the clip drawn below), shown first
         for run in runs:
             if run["status"] == "failed":
                 st.error(f"Failed: {run['error']}", icon=":material/error:")
@@ -165,31 +154,34 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         # redraw only what is shown, so a watched run keeps its training speed.
         st.segmented_control("View", list(VIEWS), key="view", default="Reward", required=True,
                              label_visibility="collapsed", format_func=lambda name: view_label(name, first["algo"]))
-        watch: dict = {}
         figures, captions = snapshot["figures"], snapshot["captions"]
+        clip_shown = None
         if view == "Reward":
             chart, clip = st.columns([3, 1]) if len(run_ids) == 1 else (st.container(), None)
-            with chart:
-                ui.live_chart(figures["reward_chart"], key="reward_chart", caption=captions["reward_chart"], feed=every)
             if clip is not None:
-                with clip:
-                    watch = policy_clip(runs[0])
+                with clip:  # before the chart: the live URL of every element names the clip drawn
+                    clip_shown = policy_clip(runs[0])
+        clip_key, clip_due_at = clip_shown or (None, None)
+        drawn = DrawnPage(snapshot["layout"], clip_key, clip_due_at)
+        every = feed_for(dataclasses.replace(request, drawn=drawn)) if active and not paused else None
+        if view == "Reward":
+            with chart:
+                live_chart(figures["reward_chart"], key="reward_chart", caption=captions["reward_chart"], feed=every)
         else:
             if len(runs) > 1:  # ε, learning rate and diagnostics are per run: say whose, and link the others
-                st.caption(f"Showing {ui.plain(runs[0]['name'])}, the group's first run. Each run's own live view:")
+                st.caption(f"Showing {plain(runs[0]['name'])}, the group's first run. Each run's own live view:")
                 columns = st.columns(min(len(runs), 8))
                 for index, run in enumerate(runs):
-                    columns[index % len(columns)].page_link("pages/live.py", label=ui.plain(run["name"]),
+                    columns[index % len(columns)].page_link("pages/live.py", label=plain(run["name"]),
                                                             query_params={"run": run["id"]})
             if not figures:
                 st.caption("No updates yet." if view == "Diagnostics" else "No episodes yet.")
         for key, figure in figures.items():
             if key != "reward_chart":
-                ui.live_chart(figure, key=key, feed=every)
+                live_chart(figure, key=key, feed=every)
         with progress.container():
-            ui.live_progress(snapshot["progress"], key="progress",
-                             feed=every and {**every, "layout": snapshot["layout"], **watch})
+            live_progress(snapshot["progress"], key="progress", feed=every)
 
 
     live()
-    ui.sidebar_active_runs(refresh_s=None)
+    sidebar_active_runs(refresh_s=None)

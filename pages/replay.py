@@ -6,10 +6,16 @@ import math
 
 import streamlit as st
 
-import lab_ui as ui
-from cartpole_core.envs import CONDITIONS, OBS_NOISE, PHYSICS_DEFAULTS, ConditionError, check_condition, exact_text
-from cartpole_core.plots import episode_trace_figure
-from cartpole_core.replay import (
+from cartpole_core.engine.envs import (
+    CONDITIONS,
+    OBS_NOISE,
+    PHYSICS_DEFAULTS,
+    ConditionError,
+    check_condition,
+    exact_text,
+)
+from cartpole_core.figures.plots import episode_trace_figure
+from cartpole_core.watch.replay import (
     FPS,
     ReplayError,
     cached_side_by_side,
@@ -21,8 +27,12 @@ from cartpole_core.replay import (
     rollout,
     slug,
 )
+from dashboard.checkpoints import load_checkpoint, pick_checkpoint
+from dashboard.labels import checkpoint_label, plain
+from dashboard.page import page
+from dashboard.widgets import sidebar_active_runs
 
-with ui.page():  # past the access gate; a damaged store is a message, not a traceback
+with page():  # past the access gate; a damaged store is a message, not a traceback
 
     MAX_SEED = 2**31 - 1
     KEPT_EPISODES = 16  # rollouts kept per session (a few KB each: states, not frames)
@@ -33,11 +43,11 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
 
     side_by_side = st.toggle("Side by side: compare with a second checkpoint", key="replay_compare")
     pick_columns = st.columns(2) if side_by_side else [st.container()]
-    picks = [ui.pick_checkpoint("replay", container=pick_columns[0])]
+    picks = [pick_checkpoint("replay", container=pick_columns[0])]
     if picks[0] is None:
         st.stop()
     if side_by_side:
-        second = ui.pick_checkpoint("replay_b", label="Second run", container=pick_columns[1])
+        second = pick_checkpoint("replay_b", label="Second run", container=pick_columns[1])
         if second is not None and second[1]["path"] == picks[0][1]["path"]:
             pick_columns[1].info("Both sides show the same checkpoint: pick another run or checkpoint to compare.",
                                  icon=":material/info:")
@@ -118,11 +128,11 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
 
     shown = []
     for run, artifact in [pick for pick in picks if pick is not None]:
-        agent = ui.load_checkpoint(artifact)
+        agent = load_checkpoint(artifact)
         try:
             shown.append((run, artifact, agent, episode_for(artifact, agent)))
         except (ReplayError, ConditionError, OSError) as err:
-            st.error(f"Cannot replay {artifact['path'].name} of {ui.plain(run['name'])}: {err}")
+            st.error(f"Cannot replay {artifact['path'].name} of {plain(run['name'])}: {err}")
             st.stop()
 
     # ------------------------------------------------------------------------------------------------- videos
@@ -143,7 +153,7 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
     def video_panel(run: dict, artifact: dict, agent, episode) -> None:
         """The replay video (encoded once per checkpoint version and conditions, then cached on disk), its outcome
         and the downloads. Drawn after the scrubber, so the episode is on screen while the video encodes."""
-        st.markdown(f"**{ui.plain(run['name'])}** · {ui.checkpoint_label(artifact)}")
+        st.markdown(f"**{plain(run['name'])}** · {checkpoint_label(artifact)}")
         try:
             with st.spinner("Encoding the video …"):
                 video, _ = cached_video(agent, artifact["path"], seed, physics=physics, obs_noise=noise,
@@ -159,9 +169,9 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
     def pair_panel(replays: list) -> None:
         """Both episodes in one video, side by side on the same frame index (two videos would start at different
         moments and drift apart); the shorter one holds its last frame, marked as ended. Cached on disk."""
-        labels = [f"{run['name']} · {ui.checkpoint_label(artifact)}" for run, artifact, _, _ in replays]
+        labels = [f"{run['name']} · {checkpoint_label(artifact)}" for run, artifact, _, _ in replays]
         episodes = [episode for *_, episode in replays]
-        st.markdown(" **vs** ".join(f"**{ui.plain(run['name'])}** · {ui.checkpoint_label(artifact)}"
+        st.markdown(" **vs** ".join(f"**{plain(run['name'])}** · {checkpoint_label(artifact)}"
                                     for run, artifact, _, _ in replays))
         try:
             with st.spinner("Encoding the side-by-side video …"):
@@ -170,7 +180,7 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
             st.error(f"Cannot encode the side-by-side replay: {err}")
             return
         st.video(str(video), autoplay=True, loop=True, muted=True)
-        st.caption(" · ".join(f"{ui.plain(run['name'])}: return **{episode.total_return:.0f}** — {episode.outcome()}"
+        st.caption(" · ".join(f"{plain(run['name'])}: return **{episode.total_return:.0f}** — {episode.outcome()}"
                               for run, _, _, episode in replays) + f". {FPS} frames per second: real time.")
         stem = "-vs-".join(f"{run['name']}-{artifact['path'].stem}" for run, artifact, _, _ in replays)
         downloads(video, lambda: encode_side_by_side(episodes, labels, kind="gif", every=2, scale=320 / 600),
@@ -188,9 +198,9 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         frames = st.columns(len(shown))
         for column, (run, _, _, episode) in zip(frames, shown):
             t = min(step, episode.steps)
-            column.image(render_frame(episode, t), caption=f"{ui.plain(run['name'])} · frame {t} of {episode.steps}",
+            column.image(render_frame(episode, t), caption=f"{plain(run['name'])} · frame {t} of {episode.steps}",
                          width="stretch")
-        st.plotly_chart(episode_trace_figure([(f"{run['name']} · {ui.checkpoint_label(artifact)}", episode)
+        st.plotly_chart(episode_trace_figure([(f"{run['name']} · {checkpoint_label(artifact)}", episode)
                                               for run, artifact, _, episode in shown], cursor=step),
                         key="replay_trace")
 
@@ -206,4 +216,4 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         scrubber()  # first: the episodes are on screen while the video encodes
         with panel:
             pair_panel(shown)
-    ui.sidebar_active_runs()
+    sidebar_active_runs()

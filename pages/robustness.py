@@ -5,10 +5,9 @@ condition against the default, and links to replay either."""
 import pandas as pd
 import streamlit as st
 
-import lab_ui as ui
-from cartpole_core.envs import exact_text
-from cartpole_core.evaluate import EVAL_SEED
-from cartpole_core.robustness import (
+from cartpole_core.engine.envs import exact_text
+from cartpole_core.engine.evaluate import EVAL_SEED
+from cartpole_core.watch.robustness import (
     DEFAULT_NOISE_RANGE,
     DEFAULT_POINTS,
     FACTORS,
@@ -22,8 +21,11 @@ from cartpole_core.robustness import (
     robustness_grid,
     value_label,
 )
+from dashboard.checkpoints import load_checkpoint, pick_checkpoint
+from dashboard.page import page
+from dashboard.widgets import sidebar_active_runs
 
-with ui.page():  # past the access gate; a damaged store is a message, not a traceback
+with page():  # past the access gate; a damaged store is a message, not a traceback
 
     KEPT_GRIDS = 8  # results kept per session, so going back to earlier inputs does not recompute
 
@@ -31,11 +33,11 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
     st.caption("Evaluate a trained agent in a world that differs from the one it learned in: heavier or longer "
                "poles, weaker pushes, other gravity, and Gaussian noise on what it observes (the true state stays "
                "exact). Every condition runs the same seeded greedy episodes.")
-    picked = ui.pick_checkpoint("robust")
+    picked = pick_checkpoint("robust")
     if picked is None:
         st.stop()
     run, artifact = picked
-    agent = ui.load_checkpoint(artifact)
+    agent = load_checkpoint(artifact)
     source = (str(artifact["path"]), artifact["path"].stat().st_mtime)
 
 
@@ -142,4 +144,4 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
     result.metric("mean return under these conditions", f"{mean:.1f} ± {std:.1f}", delta=f"{mean - plain_mean:+.1f}")
     baseline.metric("default physics, no noise", f"{plain_mean:.1f} ± {plain_std:.1f}")
     replay_link(conditions, "Replay under these conditions")
-    ui.sidebar_active_runs()
+    sidebar_active_runs()

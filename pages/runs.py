@@ -11,10 +11,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-import lab_ui as ui
 from cartpole_core import ALGORITHMS
-from cartpole_core.archive import EPISODE_COLUMNS, ImportRejected, export_runs, import_runs
-from cartpole_core.compare import (
+from cartpole_core.config.limits import check_name, check_tags
+from cartpole_core.figures.plots import evaluation_figure, group_figure
+from cartpole_core.records import EPISODE_COLUMNS
+from cartpole_core.runs.archive import ImportRejected, export_runs, import_runs
+from cartpole_core.runs.compare import (
     base_name,
     config_diff,
     differing_fields,
@@ -28,14 +30,16 @@ from cartpole_core.compare import (
     run_config,
     stopped_on_solve,
 )
-from cartpole_core.limits import check_name, check_tags
-from cartpole_core.plots import evaluation_figure, group_figure
-from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore, StoreError, binned_mean_std
+from cartpole_core.runs.store import ACTIVE_STATUSES, STATUSES, RunStore, StoreError, binned_mean_std
+from dashboard import handles
+from dashboard.labels import ALGORITHM_TITLES, STATUS_ICONS, plain
+from dashboard.page import page
+from dashboard.widgets import sidebar_active_runs, smoothing_inputs, x_axis_input
 
-with ui.page():  # past the access gate; a damaged store is a message, not a traceback
+with page():  # past the access gate; a damaged store is a message, not a traceback
 
 
-    store = ui.store()
+    store = handles.store()
     st.title("Runs & compare")
 
     with st.sidebar.expander("Import runs", icon=":material/upload:"):
@@ -47,13 +51,13 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
                 try:
                     st.success(f"Imported {', '.join(import_runs(store, path))}")
                 except ImportRejected as err:
-                    st.error(f"Not imported: {ui.plain(err)}")
+                    st.error(f"Not imported: {plain(err)}")
                 except (StoreError, OSError) as err:  # rolled back: nothing of the zip was kept
-                    st.error(f"Not imported — the store could not be written, nothing was kept: {ui.plain(err)}")
+                    st.error(f"Not imported — the store could not be written, nothing was kept: {plain(err)}")
 
     filters = st.columns(4)
     algo = filters[0].selectbox("Algorithm", [None, *ALGORITHMS], format_func=lambda a: "all" if a is None else
-                                ui.ALGORITHM_TITLES[a], key="filter_algo")
+                                ALGORITHM_TITLES[a], key="filter_algo")
     status = filters[1].selectbox("Status", [None, *STATUSES], format_func=lambda s: "all" if s is None else s,
                                   key="filter_status")
     all_tags = sorted({tag for run in store.list_runs() for tag in run["tags"]})
@@ -90,7 +94,7 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
 
 
     table = pd.DataFrame([{
-        "status": f"{ui.STATUS_ICONS[r['status']]} {r['status']}", "name": r["name"]} for r in runs])
+        "status": f"{STATUS_ICONS[r['status']]} {r['status']}", "name": r["name"]} for r in runs])
     for field in hyperparameters:
         table[field] = field_cells(field, runs)
     table = table.join(pd.DataFrame([{
@@ -151,13 +155,9 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
     view = st.segmented_control("Curve", list(VIEWS), format_func=VIEWS.get, default="evaluation", required=True,
                                 key="cmp_view")
     options = st.columns(4)
-    x_axis = options[0].selectbox("x axis", ["env_steps", "episode", "time_s"], key="cmp_x",
-                                  format_func={"env_steps": "env steps", "episode": "episodes",
-                                               "time_s": "training time"}.get)
+    x_axis = x_axis_input(options[0], key="cmp_x")
     if view == "training":
-        method = options[1].selectbox("Smoothing", ["ema", "window", "none"], key="cmp_method")
-        amount = (options[2].slider("EMA weight", 0.0, 0.99, 0.8, key="cmp_ema") if method == "ema" else
-                  options[2].number_input("Window", 1, 1000, 20, key="cmp_window") if method == "window" else 0)
+        method, amount = smoothing_inputs(options[1], options[2], key="cmp", ema_weight=0.8)
     show_seeds = options[3].toggle("Show each seed", value=True, key="cmp_seeds")
 
     groups = group_runs(selected)
@@ -268,4 +268,4 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         if no.button("Cancel", key="confirm_no"):
             st.session_state.pop("confirm_delete")
             st.rerun()
-    ui.sidebar_active_runs()
+    sidebar_active_runs()

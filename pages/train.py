@@ -3,24 +3,28 @@
 import numpy as np
 import streamlit as st
 
-import lab_ui as ui
 from cartpole_core import ALGORITHMS, field_specs
-from cartpole_core.agent import Discretizer
-from cartpole_core.compare import default_name
-from cartpole_core.configs import OBS_NAMES, config_class
-from cartpole_core.jobs import submit
-from cartpole_core.limits import NAME_MAX, LimitError, check_name, check_tags
-from cartpole_core.plots import bin_edges_figure, schedule_figure
-from cartpole_core.presets import preset_description, preset_names
-from cartpole_core.schedules import curve
+from cartpole_core.config.limits import NAME_MAX, LimitError, check_name, check_tags
+from cartpole_core.config.models import OBS_NAMES, config_class
+from cartpole_core.config.presets import preset_description, preset_names
+from cartpole_core.config.schedules import curve
+from cartpole_core.engine.agent import Discretizer
+from cartpole_core.figures.plots import bin_edges_figure, schedule_figure
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.compare import default_name
+from dashboard import form, handles, share
+from dashboard.labels import ALGORITHM_TITLES, plain
+from dashboard.live.component import preload_live_charts
+from dashboard.page import page
+from dashboard.widgets import sidebar_active_runs
 
-with ui.page():  # past the access gate; a damaged store is a message, not a traceback
+with page():  # past the access gate; a damaged store is a message, not a traceback
 
-    ui.restore_url_state(ALGORITHMS)
+    share.restore_url_state(ALGORITHMS)
     st.title("Train an agent")
-    if problem := st.session_state.pop("_url_problem", None):
-        st.warning(ui.plain(problem), icon=":material/link_off:")  # it quotes the link's text
-    with st.expander("New here? How the lab works", expanded=not ui.store().list_runs(), icon=":material/school:"):
+    if problem := share.url_problem():
+        st.warning(plain(problem), icon=":material/link_off:")  # it quotes the link's text
+    with st.expander("New here? How the lab works", expanded=not handles.store().list_runs(), icon=":material/school:"):
         st.markdown(
             "1. **Pick an algorithm and a preset** below. `fast` presets solve CartPole in seconds; `seed` reproduces "
             "the settings of the original blog post.\n"
@@ -32,24 +36,24 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
 
     st.session_state.setdefault("algo", "ppo")
     top = st.columns([3, 2], vertical_alignment="bottom")
-    algo = top[0].segmented_control("Algorithm", ALGORITHMS, format_func=ui.ALGORITHM_TITLES.get, key="algo",
-                                    required=True, persist_state=ui.KEEP)
+    algo = top[0].segmented_control("Algorithm", ALGORITHMS, format_func=ALGORITHM_TITLES.get, key="algo",
+                                    required=True, persist_state=form.KEEP)
     presets = preset_names(algo)
     preset_key = f"preset.{algo}"
     if st.session_state.get(preset_key) not in presets:
-        st.session_state[preset_key] = ui.default_preset(algo)
-    preset = top[1].selectbox("Preset", presets, key=preset_key, persist_state=ui.KEEP,
-                              on_change=lambda: ui.load_preset(algo, st.session_state[preset_key]))
-    if not ui.form_loaded(algo):
-        ui.load_preset(algo, preset)
+        st.session_state[preset_key] = form.default_preset(algo)
+    preset = top[1].selectbox("Preset", presets, key=preset_key, persist_state=form.KEEP,
+                              on_change=lambda: form.load_preset(algo, st.session_state[preset_key]))
+    if not form.form_loaded(algo):
+        form.load_preset(algo, preset)
     st.caption(preset_description(algo, preset))
 
-    config, problems = ui.validate(algo, preset)
-    defaults = ui.preset_values(algo, preset)
+    config, problems = form.validate(algo, preset)
+    defaults = form.preset_values(algo, preset)
     specs = {spec.name: spec for spec in field_specs(config_class(algo))}
     schedule_names = sorted({name.split(".")[0] for name in specs if "." in name})
-    algorithm_fields = [name for name in specs if "." not in name and name not in ui.COMMON_FIELDS
-                        and name not in ui.QTABLE_FIELDS]
+    algorithm_fields = [name for name in specs if "." not in name and name not in form.COMMON_FIELDS
+                        and name not in form.QTABLE_FIELDS]
 
     # ------------------------------------------------------------------------------ launch (above the fold)
 
@@ -60,16 +64,18 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
             [3, 2, 1, 1, 2], vertical_alignment="bottom")
         suggested = default_name(config, preset) if config is not None else f"{algo}/{preset}"
         run_name = name_column.text_input("Name", key="run_name", max_chars=NAME_MAX, placeholder=suggested,
-                                          persist_state=ui.KEEP,
+                                          persist_state=form.KEEP,
                                           help="Empty: named after what differs from the preset, e.g. "
                                                f"`{suggested}`. Each seed's run adds ` · seed N`.")
-        run_tags = tags_column.text_input("Tags", key="run_tags", placeholder="e.g. lr-sweep", persist_state=ui.KEEP,
+        run_tags = tags_column.text_input("Tags", key="run_tags", placeholder="e.g. lr-sweep",
+                                          persist_state=form.KEEP,
                                           help="Comma-separated; filter by them on Runs & compare.")
-        n_seeds = seeds_column.number_input("Seeds", *ui.LAUNCH_LIMITS["seeds"], key="n_seeds", persist_state=ui.KEEP,
+        n_seeds = seeds_column.number_input("Seeds", *form.LAUNCH_LIMITS["seeds"], key="n_seeds",
+                                            persist_state=form.KEEP,
                                             help="One run per seed, as a group: the live view shows mean ± std and "
                                                  "Runs & compare summarizes them. 3 or more to compare settings.")
-        first_seed = first_column.number_input("First seed", *ui.LAUNCH_LIMITS["seed"], key="first_seed",
-                                               persist_state=ui.KEEP, help="Seeds first seed, first seed + 1, …")
+        first_seed = first_column.number_input("First seed", *form.LAUNCH_LIMITS["seed"], key="first_seed",
+                                               persist_state=form.KEEP, help="Seeds first seed, first seed + 1, …")
         try:
             tags = check_tags(run_tags)
             if run_name.strip():
@@ -79,7 +85,7 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         launch = launch_column.button("Launch training", type="primary", icon=":material/rocket_launch:",
                                       disabled=bool(problems), width="stretch")
         if problems:
-            st.error(ui.plain(f"Fix {len(problems)} field(s) before launching: " + "; ".join(problems.values())),
+            st.error(plain(f"Fix {len(problems)} field(s) before launching: " + "; ".join(problems.values())),
                      icon=":material/block:")
 
     # ------------------------------------------------------------------------------------------------ the form
@@ -88,17 +94,17 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
     with left:
         with st.expander("Budget and evaluation", expanded=True, icon=":material/timer:"):
             columns = st.columns(2)
-            for index, name in enumerate(ui.COMMON_FIELDS):
+            for index, name in enumerate(form.COMMON_FIELDS):
                 with columns[index % 2]:
-                    ui.field_widget(algo, specs[name], problems, preset=defaults)
-        with st.expander(f"{ui.ALGORITHM_TITLES[algo]} hyperparameters", expanded=True, icon=":material/tune:"):
+                    form.field_widget(algo, specs[name], problems, preset=defaults)
+        with st.expander(f"{ALGORITHM_TITLES[algo]} hyperparameters", expanded=True, icon=":material/tune:"):
             columns = st.columns(2)
             for index, name in enumerate(algorithm_fields):
                 with columns[index % 2]:
-                    ui.field_widget(algo, specs[name], problems, preset=defaults)
+                    form.field_widget(algo, specs[name], problems, preset=defaults)
         if algo == "qlearning":
             with st.expander("Bins per observation dimension", expanded=True, icon=":material/grid_on:"):
-                ui.bins_editor(algo, problems)
+                form.bins_editor(algo, problems)
                 if config is not None:
                     discretizer = Discretizer(config.bins, config.low, config.high)
                     edges = [np.array([]) if count == 1 else
@@ -111,15 +117,15 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
         for schedule in schedule_names:
             with st.container(border=True):
                 st.markdown(f"**{schedule.replace('_', ' ').capitalize()} schedule**")
-                ui.field_widget(algo, specs[f"{schedule}.kind"], problems, label="shape", preset=defaults)
-                kind = st.session_state[ui.form_key(algo, f"{schedule}.kind")]
+                form.field_widget(algo, specs[f"{schedule}.kind"], problems, label="shape", preset=defaults)
+                kind = st.session_state[form.form_key(algo, f"{schedule}.kind")]
                 shown = ["start", "end", "unit"] + {"linear": ["duration"], "exponential": ["factor"],
                                                     "log_decay": ["k"]}.get(kind, [])
                 columns = st.columns(2)
                 for index, part in enumerate(shown):
                     with columns[index % 2]:
-                        ui.field_widget(algo, specs[f"{schedule}.{part}"], problems, preset=defaults)
-                preview = ui.schedule_preview(algo, schedule, config, preset)
+                        form.field_widget(algo, specs[f"{schedule}.{part}"], problems, preset=defaults)
+                preview = form.schedule_preview(algo, schedule, config, preset)
                 if preview is not None:
                     sched, horizon = preview
                     t, values = curve(sched, horizon)
@@ -127,16 +133,16 @@ with ui.page():  # past the access gate; a damaged store is a message, not a tra
                 else:
                     st.caption("The preview returns when this schedule's fields are valid.")
 
-    ui.share_url_state(algo, preset)
-    ui.sidebar_active_runs()
-    ui.preload_live_charts()  # Launch opens the live view
+    share.share_url_state(algo, preset)
+    sidebar_active_runs()
+    preload_live_charts()  # Launch opens the live view
 
     if launch and config is not None and not problems:
         try:
-            group_id, run_ids = submit(ui.store(), config, list(range(first_seed, first_seed + n_seeds)),
+            group_id, run_ids = submit(handles.store(), config, list(range(first_seed, first_seed + n_seeds)),
                                        preset=preset, name=run_name.strip() or None, tags=tuple(tags))
         except ValueError as err:  # the queue is full, or a name or seed outside the lab's limits: nothing was queued
-            st.error(f"Not launched: {ui.plain(err)}", icon=":material/block:")
+            st.error(f"Not launched: {plain(err)}", icon=":material/block:")
             st.stop()
         params = {"run": run_ids[0]} if len(run_ids) == 1 else {"group": group_id}
         st.switch_page("pages/live.py", query_params=params)

@@ -8,9 +8,10 @@ import re
 
 from streamlit.testing.v1 import AppTest
 
-from cartpole_core.jobs import execute_run, submit
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.execution import execute_stored_run
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.store import RunStore
 
 APP = "../app.py"
 
@@ -32,13 +33,13 @@ def trained_group(home, seeds=(0, 1), total_env_steps=4000) -> list[str]:
     _, run_ids = submit(store, config, list(seeds), preset="fast")
     for run_id in run_ids:
         store.claim(run_id)
-        execute_run(store, run_id)
+        execute_stored_run(store, run_id)
     return run_ids
 
 
 def shown(markdown: str) -> str:
-    """What an element that renders Markdown shows: user text reaches it escaped (``lab_ui.plain``), so remove the
-    backslash escapes to compare with the text itself."""
+    """What an element that renders Markdown shows: user text reaches it escaped (``dashboard.labels.plain``), so
+    remove the backslash escapes to compare with the text itself."""
     return re.sub(r"\\(.)", r"\1", markdown)
 
 
@@ -48,8 +49,8 @@ def figure(element) -> dict:
 
 
 def live_elements(test: AppTest, kind: str) -> list[dict]:
-    """The data the live view sent its components of ``kind`` ("chart" or "progress", lab_ui.live_chart and
-    lab_ui.live_progress)."""
+    """The data the live view sent its components of ``kind`` ("chart" or "progress": ``live_chart`` and
+    ``live_progress`` of ``dashboard.live.component``)."""
     elements = [json.loads(element.proto.json) for element in test.get("bidi_component")
                 if element.proto.component_name.endswith("live_view")]
     return [data for data in elements if data["kind"] == kind]

@@ -31,12 +31,12 @@ def stop_the_dashboards_schedulers():
     import sys
     import threading
 
-    from cartpole_core.jobs import Scheduler
+    from cartpole_core.jobs.scheduler import Scheduler
 
     schedulers = [thread for thread in threading.enumerate() if isinstance(thread, Scheduler)]
     for scheduler in schedulers:
-        scheduler.stop()  # its JobManager closes the warm worker's input: the idle worker exits
+        scheduler.stop()  # its executor closes the warm worker's input: the idle worker exits
     for scheduler in schedulers:
         scheduler.join(timeout=10)
-    if "lab_ui" in sys.modules:
-        sys.modules["lab_ui"].scheduler.clear()  # the next page opened starts a fresh one
+    if "dashboard.handles" in sys.modules:
+        sys.modules["dashboard.handles"].scheduler.clear()  # the next page opened starts a fresh one

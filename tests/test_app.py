@@ -1,5 +1,6 @@
 """Every dashboard page through Streamlit's AppTest (the real scripts, no browser), on a temporary data home."""
 
+import dataclasses
 import json
 import re
 import time
@@ -9,11 +10,12 @@ import plotly.io
 import pytest
 from app_support import app, figure, live_elements, live_figures, shown, trained_group
 
-import lab_api
-from cartpole_core.jobs import submit
-from cartpole_core.live import LiveRequest
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.store import RunStore
+from dashboard import form
+from dashboard.live import endpoint
+from dashboard.live.snapshot import LiveRequest
 
 
 @pytest.mark.parametrize("algo", ["qlearning", "dqn", "ppo"])
@@ -84,15 +86,13 @@ def test_a_changed_field_names_the_runs_and_a_given_name_wins(home):
 
 
 def form_state(test, algo: str) -> dict:
-    from cartpole_core.configs import config_class, field_specs
+    from cartpole_core.config.models import config_class, field_specs
 
     return {spec.name: test.session_state[f"cfg.{algo}.{spec.name}"] for spec in field_specs(config_class(algo))}
 
 
 def preset_form(algo: str, preset: str = "fast") -> dict:
-    import lab_ui
-
-    return {name: lab_ui._widget_value(value) for name, value in lab_ui._flat(preset_config(algo, preset)).items()}
+    return {name: form.widget_value(value) for name, value in form.preset_values(algo, preset).items()}
 
 
 def test_the_form_survives_leaving_the_page_and_switching_algorithms(home):
@@ -222,7 +222,7 @@ def test_live_view_stop_button_cancels_a_running_run(home):
 
 
 def test_a_served_live_view_refreshes_from_the_live_endpoint_until_paused(home, monkeypatch):
-    monkeypatch.setattr(lab_api, "served", True)  # as in a server started from app.py
+    monkeypatch.setattr(endpoint, "served", True)  # as in a server started from app.py
     store = RunStore(home)
     _, (run_id,) = submit(store, preset_config("ppo", "fast"), [0], preset="fast")
     store.claim(run_id)  # training, as far as the page can tell
@@ -231,11 +231,13 @@ def test_a_served_live_view_refreshes_from_the_live_endpoint_until_paused(home, 
     (progress,), (chart,) = live_elements(test, "progress"), live_elements(test, "chart")
     assert "▶ running" in progress["progress"][0]["text"]
     url = progress["feed"]["url"]
-    assert url.startswith(lab_api.LIVE_PATH + "?") and chart["feed"]["url"] == url
-    expected = LiveRequest((run_id,), title=store.get_run(run_id)["name"])
-    assert LiveRequest.from_query(dict(parse_qsl(url.split("?", 1)[1]))) == expected
-    # The progress element asks for a rerun when the status changes or a first checkpoint exists for the clip.
-    assert progress["feed"]["layout"] == "running|reward_chart" and progress["feed"]["clip"] is None
+    assert url.startswith(endpoint.LIVE_PATH + "?") and chart["feed"]["url"] == url
+    requested = LiveRequest.from_query(dict(parse_qsl(url.split("?", 1)[1])))
+    assert dataclasses.replace(requested, drawn=None) == LiveRequest((run_id,))
+    # The URL says what the page drew: the snapshots ask for a rerun when the status changes or a first checkpoint
+    # exists for the clip.
+    drawn = requested.drawn
+    assert drawn.layout == "running|reward_chart" and drawn.clip is None and drawn.clip_due_at is not None
 
     test.toggle(key="paused").set_value(True).run()
     assert [data["feed"] for data in live_elements(test, "progress") + live_elements(test, "chart")] == [None, None]
@@ -282,14 +284,12 @@ def test_an_untouched_form_is_the_preset_exactly(home, algo):
 def test_a_share_link_with_every_field_set_round_trips(home, algo):
     """Every field of the algorithm in one link (the `seed` preset's values, over `fast`), with seeds, first seed,
     name and tags: the form shows exactly those values, nothing is refused, and the link it writes is the same."""
-    import lab_ui
-
-    target = lab_ui._flat(preset_config(algo, "seed"))
+    target = form.preset_values(algo, "seed")
     link = {"algo": algo, "preset": "fast", "cfg": json.dumps(target), "seeds": "4", "seed": "7",
             "name": "every field", "tags": "a, b"}
     test = app(**link)
     assert not test.exception and not test.warning and not test.error
-    assert form_state(test, algo) == {name: lab_ui._widget_value(value) for name, value in target.items()}
+    assert form_state(test, algo) == {name: form.widget_value(value) for name, value in target.items()}
     written = shared(test)
     assert {key: written[key] for key in ("seeds", "seed", "name", "tags")} == {
         "seeds": "4", "seed": "7", "name": "every field", "tags": "a, b"}
@@ -310,9 +310,9 @@ def test_a_name_or_tag_beyond_the_limits_is_named_and_launches_nothing(home):
 
 
 def test_a_launch_beyond_the_queue_limit_is_refused_whole_with_a_message(home, monkeypatch):
-    import cartpole_core.jobs
+    import cartpole_core.jobs.queue
 
-    monkeypatch.setattr(cartpole_core.jobs, "QUEUED_MAX", 1)  # a full queue, without filling it for real
+    monkeypatch.setattr(cartpole_core.jobs.queue, "QUEUED_MAX", 1)  # a full queue, without filling it for real
     test = app(algo="qlearning")
     test.number_input(key="n_seeds").set_value(2).run()
     next(button for button in test.button if "Launch" in button.label).click().run()

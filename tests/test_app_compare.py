@@ -4,10 +4,11 @@ algorithm, trained for real on small budgets, must be told apart and ranked at a
 import pytest
 from app_support import app, figure, shown, trained_group
 
-from cartpole_core.compare import group_summary
-from cartpole_core.jobs import execute_run, submit
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.execution import execute_stored_run
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.compare import group_summary
+from cartpole_core.runs.store import RunStore
 
 
 def trained(home, gamma: float, seeds=(0, 1), total_env_steps=4000) -> list[str]:
@@ -17,7 +18,7 @@ def trained(home, gamma: float, seeds=(0, 1), total_env_steps=4000) -> list[str]
     _, run_ids = submit(store, config, list(seeds), preset="fast")
     for run_id in run_ids:
         store.claim(run_id)
-        execute_run(store, run_id)
+        execute_stored_run(store, run_id)
     return run_ids
 
 

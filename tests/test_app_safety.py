@@ -13,9 +13,9 @@ from app_support import app, live_figures, trained_group
 from browser_support import ROOT, streamlit_server
 from store_support import damage
 
-import lab_access
-from cartpole_core.live import LiveRequest
-from cartpole_core.store import RunStore
+from cartpole_core.runs.store import RunStore
+from dashboard import access
+from dashboard.live.snapshot import LiveRequest
 
 NASTY = "**bold** :red[red] <b>html</b> _it_ [link](http://x) $x^2$ &lt; `code` # head"
 TOKEN = "a-long-enough-test-token-0123"
@@ -61,7 +61,7 @@ def test_names_with_markdown_and_html_appear_literally_in_titles_links_and_legen
 def test_a_gated_lab_shows_no_page_before_its_token_is_given(home, monkeypatch, page):
     """(Signing in is a browser test: tests/test_browser.py drives the form on a gated server.)"""
     trained_group(home, seeds=(0,), total_env_steps=1000)
-    monkeypatch.setenv(lab_access.TOKEN_ENV, TOKEN)
+    monkeypatch.setenv(access.TOKEN_ENV, TOKEN)
     test = app(page)
     assert not test.exception
     assert [title.value for title in test.title] == ["CartPole Lab"]
@@ -74,17 +74,17 @@ def test_a_gated_lab_shows_no_page_before_its_token_is_given(home, monkeypatch, 
     ("0.0.0.0", "", True), ("", "", True), ("192.0.2.7", "", True), ("lab.example.org", "", True),
     ("0.0.0.0", TOKEN, False), ("0.0.0.0", "short", True)])
 def test_serving_beyond_loopback_needs_the_access_gate(monkeypatch, address, token, refused):
-    monkeypatch.setenv(lab_access.TOKEN_ENV, token)
-    problem = lab_access.bind_problem(address)
+    monkeypatch.setenv(access.TOKEN_ENV, token)
+    problem = access.bind_problem(address)
     assert (problem is not None) == refused
     if refused:
-        assert lab_access.TOKEN_ENV in problem
+        assert access.TOKEN_ENV in problem
 
 
 def test_the_app_refuses_to_start_beyond_loopback_without_the_gate(monkeypatch):
     from streamlit import config
 
-    monkeypatch.delenv(lab_access.TOKEN_ENV, raising=False)
+    monkeypatch.delenv(access.TOKEN_ENV, raising=False)
     before = config.get_option("server.address")
     config.set_option("server.address", "0.0.0.0")
     try:
@@ -98,7 +98,7 @@ def test_the_app_refuses_to_start_beyond_loopback_without_the_gate(monkeypatch):
     ("127.0.0.1:8501", True), ("localhost:8501", True), ("[::1]:8501", True), ("192.0.2.7", True),
     ("evil.example:8501", False), ("", False), ("localhost.evil.example", False)])
 def test_the_live_endpoint_answers_only_to_its_own_host_names(host, allowed):
-    assert lab_access.host_allowed(host) == allowed
+    assert access.host_allowed(host) == allowed
 
 
 def get(url: str, host: str | None = None) -> tuple[int, dict]:
@@ -111,22 +111,22 @@ def get(url: str, host: str | None = None) -> tuple[int, dict]:
 
 
 def test_a_gated_servers_live_endpoint_checks_host_and_signature_and_names_no_path(tmp_path, monkeypatch):
-    monkeypatch.setenv(lab_access.TOKEN_ENV, TOKEN)  # the server process inherits it
+    monkeypatch.setenv(access.TOKEN_ENV, TOKEN)  # the server process inherits it
     store = RunStore(tmp_path)
     (run_id,) = trained_group(tmp_path, seeds=(0,), total_env_steps=1000)
     query = LiveRequest((run_id,)).query()
     with streamlit_server(tmp_path) as url:
         live = f"{url}/lab/api/live"
-        status, body = get(f"{live}?{lab_access.signed_query(query)}")
+        status, body = get(f"{live}?{access.signed_query(query)}")
         assert status == 200 and body["progress"], body
         status, body = get(f"{live}?{query}")
         assert status == 403 and "gated" in body["error"]
         status, body = get(f"{live}?{query}&key={'0' * 32}")
         assert status == 403
-        status, body = get(f"{live}?{lab_access.signed_query(query)}", host="rebound.example:80")
+        status, body = get(f"{live}?{access.signed_query(query)}", host="rebound.example:80")
         assert status == 403 and "rebound.example" in body["error"]
         missing = LiveRequest(("gone",)).query()
-        status, body = get(f"{live}?{lab_access.signed_query(missing)}")
+        status, body = get(f"{live}?{access.signed_query(missing)}")
         assert status == 404 and "gone" in body["error"] and str(tmp_path) not in body["error"]
     assert store.get_run(run_id)["status"] == "completed"
 
@@ -155,7 +155,7 @@ def test_a_damaged_store_is_a_message_on_every_page(home, page, problem):
 
 def test_a_read_only_data_home_can_still_be_browsed(home, monkeypatch):
     run_ids = trained_group(home, seeds=(0, 1), total_env_steps=1000)
-    monkeypatch.setattr("cartpole_core.store.home_writable", lambda _home: False)
+    monkeypatch.setattr("cartpole_core.runs.store.home_writable", lambda _home: False)
     test = app("pages/runs.py", select=",".join(run_ids))
     assert not test.exception and not test.error
     assert len(next(frame.value for frame in test.dataframe if "name" in frame.value.columns)) == 2

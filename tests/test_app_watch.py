@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from app_support import app, figure, trained_group
 
-from cartpole_core.agent import load_agent
-from cartpole_core.envs import CONDITIONS, exact_text
-from cartpole_core.evaluate import EVAL_SEED
-from cartpole_core.replay import rollout
-from cartpole_core.robustness import DEFAULT_POINTS, axis_values, multiple_range, replay_query_params
-from cartpole_core.store import RunStore
+from cartpole_core.engine.agent import load_agent
+from cartpole_core.engine.envs import CONDITIONS, exact_text
+from cartpole_core.engine.evaluate import EVAL_SEED
+from cartpole_core.runs.store import RunStore
+from cartpole_core.watch.replay import rollout
+from cartpole_core.watch.robustness import DEFAULT_POINTS, axis_values, multiple_range, replay_query_params
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,13 @@ import pytest
 import torch
 from app_support import trained_group
 
-from cartpole_core.agent import load_agent, save_checkpoint
-from cartpole_core.archive import MAX_MEMBERS, ImportRejected, export_runs, import_runs
-from cartpole_core.jobs import submit
-from cartpole_core.presets import preset_config
-from cartpole_core.store import ACTIVE_STATUSES, RunStore, StoreError, db_path
-from cartpole_core.training import train
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.agent import load_agent, save_checkpoint
+from cartpole_core.engine.observers import Callbacks
+from cartpole_core.engine.train import train
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.archive import MAX_MEMBERS, ImportRejected, export_runs, import_runs
+from cartpole_core.runs.store import ACTIVE_STATUSES, RunStore, StoreError, db_path
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def exported(tmp_path_factory):
     config = preset_config("qlearning", "fast", total_env_steps=6000, stop_on_solve=False)
     store.create_run("run-a", config.to_json(), "qlearning", 7, preset="fast", tags=["mine"])
     events = []
-    agent, result = train(config, seed=7, on_event=events.append)
+    agent, result = train(config, seed=7, observer=Callbacks(on_event=events.append))
     store.append_events("run-a", events)
     path = save_checkpoint(agent, store.run_dir("run-a") / "final.pt", env_steps=result.env_steps, kind="final")
     store.add_artifact("run-a", "final", result.env_steps, path)
@@ -110,6 +111,42 @@ def test_zip_bomb_member_is_rejected(tmp_path):
         archive.writestr("run-a/episodes.csv", b"0" * (65 * 1024 * 1024))
     with pytest.raises(ImportRejected, match="bytes"):
         import_runs(RunStore(tmp_path / "home"), bomb)
+
+
+# The CSV headers every version has exported (updates.csv: then one column per metric, sorted). Renaming an event's
+# field renames its column: exports made before would no longer import.
+EXPORTED_HEADERS = {"episodes.csv": "episode,env_steps,episode_return,length,epsilon,learning_rate,time_s",
+                    "updates.csv": "update,env_steps,time_s,loss,td_error_abs",
+                    "evaluations.csv": "env_steps,episodes,mean_return,std_return,solved,time_s"}
+
+
+def test_an_export_of_any_version_imports_and_exports_the_same_columns(tmp_path):
+    record = {"id": "old-run", "name": "old", "algo": "qlearning", "preset": "fast", "seed": 3, "group_id": None,
+              "config_json": preset_config("qlearning", "fast").to_json(), "tags": [], "status": "completed",
+              "error": None}
+    rows = {"episodes.csv": "1,10,10.0,10,0.5,0.1,0.01\n2,30,20.0,20,,,0.03\n3,60,30.0,30,None,0.1,0.05\n",
+            "updates.csv": "1,10,0.01,0.5,0.25\n2,30,0.03,,0.125\n",
+            "evaluations.csv": "60,20,30.0,1.5,False,0.06\n30,20,20.0,0.0,True,0.04\n"}
+    path = tmp_path / "old.zip"
+    path.write_bytes(rebuild([("old-run/run.json", json.dumps(record).encode())]
+                             + [(f"old-run/{file}", f"{EXPORTED_HEADERS[file]}\n{data}".encode())
+                                for file, data in rows.items()]))
+    store = RunStore(tmp_path / "home")
+    (run_id,) = import_runs(store, path)
+    episode = {"episode": 2, "env_steps": 30, "episode_return": 20.0, "length": 20, "epsilon": None,
+               "learning_rate": 0.0, "time_s": 0.03}  # an empty learning rate reads as 0.0
+    assert store.episodes(run_id)[1] == episode and store.episodes(run_id)[2]["epsilon"] is None
+    assert store.updates(run_id) == [{"update": 1, "env_steps": 10, "time_s": 0.01, "loss": 0.5, "td_error_abs": 0.25},
+                                     {"update": 2, "env_steps": 30, "time_s": 0.03, "td_error_abs": 0.125}]
+    assert store.evaluations(run_id) == [
+        {"env_steps": 30, "episodes": 20, "mean_return": 20.0, "std_return": 0.0, "solved": True, "time_s": 0.04},
+        {"env_steps": 60, "episodes": 20, "mean_return": 30.0, "std_return": 1.5, "solved": False, "time_s": 0.06}]
+    run = store.get_run(run_id)
+    assert (run["episodes"], run["env_steps"], run["train_seconds"], run["best_eval"], run["final_eval"]) == \
+        (3, 60, 0.06, 30.0, 30.0)
+    assert (run["solved"], run["steps_to_solve"], run["time_to_solve_s"]) == (True, 30, 0.04)
+    exported = dict(members(export_runs(store, [run_id], tmp_path / "again.zip").read_bytes()))
+    assert {file: exported[f"{run_id}/{file}"].decode().splitlines()[0] for file in rows} == EXPORTED_HEADERS
 
 
 def test_not_a_zip_is_rejected(tmp_path):
@@ -432,7 +469,7 @@ def test_a_run_exported_mid_training_arrives_interrupted(tmp_path):
     config = preset_config("qlearning", "fast", total_env_steps=2000, stop_on_solve=False)
     _, (running, queued) = submit(source, config, [0, 1], preset="fast")
     assert source.claim(running)  # this process's pid: the store keeps it 'running'
-    agent, _ = train(config, seed=0, on_event=lambda event: None)
+    agent, _ = train(config, seed=0)
     path = save_checkpoint(agent, source.run_dir(running) / "step-000001000.pt", env_steps=1000, kind="periodic")
     source.add_artifact(running, "periodic", 1000, path)
     assert [source.get_run(run_id)["status"] for run_id in (running, queued)] == ["running", "queued"]

@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_archive import dump, edit_checkpoint, headers, listing, members, patch_header, rebuild
 
-from cartpole_core.agent import load_agent
-from cartpole_core.archive import ImportRejected, export_runs, import_runs
-from cartpole_core.store import ACTIVE_STATUSES, STATUSES, RunStore
+from cartpole_core.engine.agent import load_agent
+from cartpole_core.runs.archive import ImportRejected, export_runs, import_runs
+from cartpole_core.runs.store import ACTIVE_STATUSES, STATUSES, RunStore
 
 EXAMPLES = int(os.environ.get("ARCHIVE_FUZZ_EXAMPLES", "250"))  # more for a longer hunt
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
-from cartpole_core.store import ACTIVE_STATUSES, RunStore
+from cartpole_core.runs.store import ACTIVE_STATUSES, RunStore
 
 SCREENSHOTS = ROOT / "docs" / "img"
 WARM_UP_S = 15
@@ -43,7 +43,7 @@ def chromium_browser():
         chromium.close()
 
 
-LIVE_CHART = "document.querySelector('.live-plotly.js-plotly-plot')"  # lab_ui.live_chart, redrawn in place
+LIVE_CHART = "document.querySelector('.live-plotly.js-plotly-plot')"  # component.live_chart, redrawn in place
 
 
 def reward_points(page) -> int:
@@ -301,10 +301,10 @@ def wait_until_idle(store: RunStore, timeout_s: float = 180) -> None:
 def test_a_gated_lab_signs_a_user_in_once_and_its_live_view_refreshes(tmp_path, chromium_browser, monkeypatch):
     """A lab served with CARTPOLE_LAB_TOKEN: a wrong token is refused, the right one opens every page for the
     session, and the live view's signed requests to the endpoint are answered (its chart gains points)."""
-    import lab_access
+    from dashboard import access
 
     token = "browser-test-token-0123456789"
-    monkeypatch.setenv(lab_access.TOKEN_ENV, token)
+    monkeypatch.setenv(access.TOKEN_ENV, token)
     with streamlit_server(tmp_path) as url:
         page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/?algo=qlearning&preset=seed")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from cartpole_core.agent import (
+from cartpole_core.config.models import DQNConfig, PPOConfig, QLearningConfig
+from cartpole_core.engine.agent import (
     CHECKPOINT_VERSION,
     CheckpointError,
     DQNAgent,
@@ -22,7 +23,6 @@ from cartpole_core.agent import (
     load_agent,
     save_checkpoint,
 )
-from cartpole_core.configs import DQNConfig, PPOConfig, QLearningConfig
 
 MARKER_NAME = "pickle-code-ran"
 

@@ -16,10 +16,10 @@ from store_support import damage
 
 from cartpole_core import load_agent
 from cartpole_core.cli import BadInput, main, parse_value
-from cartpole_core.configs import ConfigError, config_from_dict
-from cartpole_core.events import EpisodeEnded
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore
+from cartpole_core.config.models import ConfigError, config_from_dict
+from cartpole_core.config.presets import preset_config
+from cartpole_core.records import EpisodeEnded
+from cartpole_core.runs.store import RunStore
 
 REQUIRED_KEYS = {"run_id", "algo", "seed", "status", "env_steps", "episodes", "train_seconds", "solved",
                  "time_to_solve_s", "steps_to_solve", "final_eval_mean", "checkpoint"}

@@ -28,10 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cartpole_core.cli import main, parse_value
-from cartpole_core.configs import ALGORITHMS, config_class, field_specs
-from cartpole_core.envs import CONDITIONS
-from cartpole_core.presets import preset_config, preset_names
-from cartpole_core.store import STATUSES, RunStore
+from cartpole_core.config.models import ALGORITHMS, config_class, field_specs
+from cartpole_core.config.presets import preset_config, preset_names
+from cartpole_core.engine.envs import CONDITIONS
+from cartpole_core.runs.store import STATUSES, RunStore
 
 COUNTS: Counter[str] = Counter()  # generated inputs per test, printed by the last test
 MINIMUM_INPUTS = 1_000

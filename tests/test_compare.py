@@ -1,9 +1,14 @@
-"""Comparing runs (cartpole_core.compare) and the charts drawn from it (cartpole_core.plots), on hand-built runs
-with known configs and results: which setting is best must be readable at a glance and never mislabelled."""
+"""Comparing runs (cartpole_core.runs.compare) and the charts drawn from it (cartpole_core.figures.plots), on
+hand-built runs with known configs and results: which setting is best must be readable at a glance and never
+mislabelled."""
 
 import pytest
 
-from cartpole_core.compare import (
+from cartpole_core.config.models import DQNConfig
+from cartpole_core.config.presets import preset_config
+from cartpole_core.figures.plots import evaluation_figure, group_figure, mean_evaluations, reward_figure
+from cartpole_core.records import EpisodeEnded, Evaluated
+from cartpole_core.runs.compare import (
     config_diff,
     default_name,
     differing_fields,
@@ -14,11 +19,7 @@ from cartpole_core.compare import (
     group_summary,
     stopped_on_solve,
 )
-from cartpole_core.configs import DQNConfig
-from cartpole_core.events import EpisodeEnded, Evaluated
-from cartpole_core.plots import evaluation_figure, group_figure, mean_evaluations, reward_figure
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore, binned_mean_std
+from cartpole_core.runs.store import RunStore, binned_mean_std
 
 LR_5E3 = preset_config("dqn", "fast", overrides={"learning_rate.start": 5e-3})
 LR_8E3 = preset_config("dqn", "fast")

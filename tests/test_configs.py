@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cartpole_core.configs import (
+from cartpole_core.config.models import (
     ALGORITHMS,
     CONFIG_CLASSES,
     ConfigError,
@@ -22,7 +22,7 @@ from cartpole_core.configs import (
     config_from_json,
     field_specs,
 )
-from cartpole_core.presets import PRESETS, preset_config, preset_names
+from cartpole_core.config.presets import PRESETS, preset_config, preset_names
 
 NUMERIC_KINDS = ("int", "float", "optional_int", "optional_float")
 SEED_ANGLE_BOUND = 0.41887903  # CartPole's observation_space.high[2], which the seed used
@@ -206,6 +206,7 @@ def test_unknown_preset_and_unknown_algorithm_are_config_errors():
      "low for pole_angle (0.5) must be below high (0.5)"),
     (QLearningConfig, {"bins": [1, 1, 65, 12]}, "bins", "bins for pole_angle (65) must be between 1 and 64"),
     (DQNConfig, {"hidden_sizes": [64, 0]}, "hidden_sizes", "hidden_sizes entries (0) must be between 1 and 1024"),
+    (PPOConfig, {"hidden_sizes": [2000]}, "hidden_sizes", "hidden_sizes entries (2000) must be between 1 and 1024"),
     (DQNConfig, {"learning_rate": {"start": 5.0}}, "learning_rate.start",
      "learning_rate.start (5.0) is not allowed: must be a number ≥ 1e-06 and ≤ 1"),
     (QLearningConfig, {"epsilon": {"kind": "exponential", "start": 0.1, "end": 0.5}}, "epsilon.end",

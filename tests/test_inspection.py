@@ -11,8 +11,13 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from cartpole_core.agent import DQNAgent, PPOAgent, QTableAgent, load_agent
-from cartpole_core.inspection import (
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.agent import DQNAgent, PPOAgent, QTableAgent, load_agent
+from cartpole_core.engine.train import train
+from cartpole_core.jobs.execution import execute_stored_run
+from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.store import RunStore
+from cartpole_core.watch.inspection import (
     AVERAGE,
     POLE_ANGLE_LIMIT_RAD,
     bin_labels,
@@ -21,10 +26,6 @@ from cartpole_core.inspection import (
     qtable_figure,
     qtable_slice,
 )
-from cartpole_core.jobs import execute_run, submit
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore
-from cartpole_core.training import train
 
 FOUR_DIM_BINS = [3, 2, 6, 12]
 FLOAT32 = {"rel": 1e-5, "abs": 1e-6}  # a batched forward pass may round differently from a single one
@@ -202,7 +203,7 @@ def stored_run(home, config) -> tuple[str, QTableAgent]:
     store = RunStore(home)
     _, (run_id,) = submit(store, config, [0])
     store.claim(run_id)
-    execute_run(store, run_id)
+    execute_stored_run(store, run_id)
     (final,) = store.artifacts(run_id, kind="final")
     return run_id, load_agent(final["path"])
 

@@ -6,17 +6,17 @@ import time
 
 import pytest
 
-from cartpole_core.jobs import JobManager
-from cartpole_core.presets import preset_config
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.dispatch import Dispatcher
 
 LONG = preset_config("qlearning", "seed", total_env_steps=20_000_000, max_episodes=None, n_envs=1)
 
 
-def wait_for(predicate, timeout_s: float, manager: JobManager | None = None, what: str = "condition"):
+def wait_for(predicate, timeout_s: float, dispatcher: Dispatcher | None = None, what: str = "condition"):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if manager:
-            manager.pump()
+        if dispatcher:
+            dispatcher.pump()
         value = predicate()
         if value:
             return value
@@ -29,74 +29,74 @@ def episodes_stored(store, run_id: str) -> int:
 
 
 def test_group_of_seeds_trains_to_completion_with_metrics_and_checkpoints(tmp_path):
-    manager = JobManager(tmp_path, max_workers=2)
+    dispatcher = Dispatcher.local(tmp_path, max_workers=2)
     config = preset_config("qlearning", "fast", total_env_steps=20_000, stop_on_solve=False)
-    group_id, run_ids = manager.submit(config, [0, 1, 2], preset="fast")
+    group_id, run_ids = dispatcher.submit(config, [0, 1, 2], preset="fast")
     assert len(run_ids) == 3
-    assert len(manager.active) <= 2
-    assert manager.wait(timeout_s=240)
-    for run in manager.store.list_runs(group_id=group_id):
+    assert len(dispatcher.executor.active) <= 2
+    assert dispatcher.wait(timeout_s=240)
+    for run in dispatcher.store.list_runs(group_id=group_id):
         assert run["status"] == "completed", run["error"]
         assert run["env_steps"] >= 20_000
-        assert episodes_stored(manager.store, run["id"]) == run["episodes"] > 0
-        kinds = {a["kind"] for a in manager.store.artifacts(run["id"])}
+        assert episodes_stored(dispatcher.store, run["id"]) == run["episodes"] > 0
+        kinds = {a["kind"] for a in dispatcher.store.artifacts(run["id"])}
         assert {"periodic", "best", "final"} <= kinds
-        assert all(a["path"].is_file() for a in manager.store.artifacts(run["id"]))
+        assert all(a["path"].is_file() for a in dispatcher.store.artifacts(run["id"]))
 
 
 def test_cancel_keeps_metrics_and_ends_cancelled_quickly(tmp_path):
-    manager = JobManager(tmp_path, max_workers=1)
-    _, (run_id,) = manager.submit(LONG, [0])
-    wait_for(lambda: episodes_stored(manager.store, run_id) > 0, 120, manager, "first episodes")
+    dispatcher = Dispatcher.local(tmp_path, max_workers=1)
+    _, (run_id,) = dispatcher.submit(LONG, [0])
+    wait_for(lambda: episodes_stored(dispatcher.store, run_id) > 0, 120, dispatcher, "first episodes")
     started = time.monotonic()
-    manager.cancel(run_id)
-    wait_for(lambda: manager.store.get_run(run_id)["status"] == "cancelled", 10, manager, "cancelled")
+    dispatcher.cancel(run_id)
+    wait_for(lambda: dispatcher.store.get_run(run_id)["status"] == "cancelled", 10, dispatcher, "cancelled")
     assert time.monotonic() - started < 2.5
-    run = manager.store.get_run(run_id)
-    assert episodes_stored(manager.store, run_id) == run["episodes"] > 0
-    assert any(a["kind"] == "final" for a in manager.store.artifacts(run_id))
+    run = dispatcher.store.get_run(run_id)
+    assert episodes_stored(dispatcher.store, run_id) == run["episodes"] > 0
+    assert any(a["kind"] == "final" for a in dispatcher.store.artifacts(run_id))
 
 
 def test_queued_run_cancels_at_once(tmp_path):
-    manager = JobManager(tmp_path, max_workers=1)
-    _, (first, second) = manager.submit(LONG, [0, 1])
-    assert manager.store.get_run(second)["status"] == "queued"
-    manager.cancel(second)
-    assert manager.store.get_run(second)["status"] == "cancelled"
-    manager.cancel(first)
-    assert manager.wait(timeout_s=60)
+    dispatcher = Dispatcher.local(tmp_path, max_workers=1)
+    _, (first, second) = dispatcher.submit(LONG, [0, 1])
+    assert dispatcher.store.get_run(second)["status"] == "queued"
+    dispatcher.cancel(second)
+    assert dispatcher.store.get_run(second)["status"] == "cancelled"
+    dispatcher.cancel(first)
+    assert dispatcher.wait(timeout_s=60)
 
 
 def test_killed_worker_is_failed_with_reason_and_data_kept(tmp_path):
-    manager = JobManager(tmp_path, max_workers=1)
-    _, (run_id,) = manager.submit(LONG, [0])
-    wait_for(lambda: episodes_stored(manager.store, run_id) > 0, 120, manager, "first episodes")
-    pid = manager.store.get_run(run_id)["pid"]
+    dispatcher = Dispatcher.local(tmp_path, max_workers=1)
+    _, (run_id,) = dispatcher.submit(LONG, [0])
+    wait_for(lambda: episodes_stored(dispatcher.store, run_id) > 0, 120, dispatcher, "first episodes")
+    pid = dispatcher.store.get_run(run_id)["pid"]
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    wait_for(lambda: manager.store.get_run(run_id)["status"] == "failed", 10, manager, "failed")
+    wait_for(lambda: dispatcher.store.get_run(run_id)["status"] == "failed", 10, dispatcher, "failed")
     assert time.monotonic() - killed < 5
-    run = manager.store.get_run(run_id)
+    run = dispatcher.store.get_run(run_id)
     assert "SIGKILL" in run["error"]
-    assert episodes_stored(manager.store, run_id) > 0
+    assert episodes_stored(dispatcher.store, run_id) > 0
 
 
 @pytest.mark.parametrize("runs", [8])
 def test_concurrent_writers_store_every_episode(tmp_path, runs):
-    manager = JobManager(tmp_path, max_workers=runs)
+    dispatcher = Dispatcher.local(tmp_path, max_workers=runs)
     config = preset_config("qlearning", "seed", total_env_steps=3_000, max_episodes=None)
-    _, run_ids = manager.submit(config, list(range(runs)))
-    assert manager.wait(timeout_s=600)
+    _, run_ids = dispatcher.submit(config, list(range(runs)))
+    assert dispatcher.wait(timeout_s=600)
     for run_id in run_ids:
-        run = manager.store.get_run(run_id)
+        run = dispatcher.store.get_run(run_id)
         assert run["status"] == "completed", run["error"]
-        assert episodes_stored(manager.store, run_id) == run["episodes"] > 0
+        assert episodes_stored(dispatcher.store, run_id) == run["episodes"] > 0
 
 
 def test_divergence_fails_the_run_with_the_step_and_keeps_earlier_metrics(tmp_path, monkeypatch):
-    from cartpole_core.algos import ALGORITHM_LOOPS, qlearning
-    from cartpole_core.jobs import execute_run
-    from cartpole_core.store import RunStore
+    from cartpole_core.engine.algos import ALGORITHM_LOOPS, qlearning
+    from cartpole_core.jobs.execution import execute_stored_run
+    from cartpole_core.runs.store import RunStore
 
     def diverging_loop(config, run):  # real Q-learning for a while, then the NaN loss a loop would report
         qlearning.train(config.with_changes(total_env_steps=2000, stop_on_solve=False), run)
@@ -105,7 +105,7 @@ def test_divergence_fails_the_run_with_the_step_and_keeps_earlier_metrics(tmp_pa
     monkeypatch.setitem(ALGORITHM_LOOPS, "qlearning", diverging_loop)
     store = RunStore(tmp_path)
     store.create_run("r", preset_config("qlearning", "fast").to_json(), "qlearning", 0)
-    assert execute_run(store, "r") is None
+    assert execute_stored_run(store, "r") is None
     run = store.get_run("r")
     assert run["status"] == "failed"
     assert run["error"].startswith("diverged at step ") and int(run["error"].split()[-1]) >= 2000
@@ -113,8 +113,9 @@ def test_divergence_fails_the_run_with_the_step_and_keeps_earlier_metrics(tmp_pa
 
 
 def test_scheduler_thread_runs_what_another_store_handle_queues_and_honours_its_cancel(tmp_path):
-    from cartpole_core.jobs import Scheduler, cancel_run, submit
-    from cartpole_core.store import RunStore
+    from cartpole_core.jobs.queue import cancel_run, submit
+    from cartpole_core.jobs.scheduler import Scheduler
+    from cartpole_core.runs.store import RunStore
 
     scheduler = Scheduler(tmp_path, max_workers=2, interval_s=0.05)
     scheduler.start()
@@ -133,8 +134,8 @@ def test_scheduler_thread_runs_what_another_store_handle_queues_and_honours_its_
 
 
 def test_submitted_runs_are_named_by_what_differs_from_their_preset(tmp_path):
-    from cartpole_core.jobs import submit
-    from cartpole_core.store import RunStore
+    from cartpole_core.jobs.queue import submit
+    from cartpole_core.runs.store import RunStore
 
     store = RunStore(tmp_path)
     config = preset_config("dqn", "fast", overrides={"learning_rate.start": 5e-3})
@@ -148,9 +149,9 @@ def test_submitted_runs_are_named_by_what_differs_from_their_preset(tmp_path):
 
 
 def test_a_launch_beyond_the_queue_limit_is_refused_whole_and_says_what_to_do(tmp_path):
-    from cartpole_core.jobs import QueueFullError, submit
-    from cartpole_core.limits import QUEUED_MAX, SEEDS_PER_LAUNCH_MAX
-    from cartpole_core.store import RunStore
+    from cartpole_core.config.limits import QUEUED_MAX, SEEDS_PER_LAUNCH_MAX
+    from cartpole_core.jobs.queue import QueueFullError, submit
+    from cartpole_core.runs.store import RunStore
 
     store = RunStore(tmp_path)
     config = preset_config("qlearning", "fast")
@@ -169,9 +170,9 @@ def test_a_launch_beyond_the_queue_limit_is_refused_whole_and_says_what_to_do(tm
 
 
 def test_seeds_names_and_tags_outside_the_limits_queue_nothing(tmp_path):
-    from cartpole_core.jobs import submit
-    from cartpole_core.limits import SEED_MAX, SEEDS_PER_LAUNCH_MAX, LimitError
-    from cartpole_core.store import RunStore
+    from cartpole_core.config.limits import SEED_MAX, SEEDS_PER_LAUNCH_MAX, LimitError
+    from cartpole_core.jobs.queue import submit
+    from cartpole_core.runs.store import RunStore
 
     store = RunStore(tmp_path)
     config = preset_config("qlearning", "fast")

@@ -1,19 +1,27 @@
-"""The live view's data (cartpole_core.live) and the endpoint app.py serves it on (lab_api.py, a real server)."""
+"""The live view's data (dashboard.live.feed), its request and rerun rule (dashboard.live.snapshot), and the
+endpoint app.py serves it on (dashboard.live.endpoint, a real server)."""
 
 import base64
 import json
+import re
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl
 
 import numpy as np
 import pytest
-from browser_support import streamlit_server
+from browser_support import ROOT, streamlit_server
 
-from cartpole_core.events import EpisodeEnded, Evaluated, Updated
-from cartpole_core.live import LiveFeed, LiveRequest, LiveRequestError, shared_feed, view_label
-from cartpole_core.presets import preset_config
-from cartpole_core.store import RunStore
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.queue import cancel_run, submit
+from cartpole_core.records import EpisodeEnded, Evaluated, Updated
+from cartpole_core.runs.store import RunStore
+from dashboard.live.feed import MAX_POINTS, LiveFeed, shared_feed
+from dashboard.live.snapshot import DrawnPage, LiveRequest, LiveRequestError, view_label
 
 CONFIG = preset_config("dqn", "fast", total_env_steps=1000)
 
@@ -23,8 +31,8 @@ def episode(i: int) -> EpisodeEnded:
 
 
 def running_run(store: RunStore, run_id: str = "dqn-live", seed: int = 0, group: str | None = None,
-                config=CONFIG) -> str:
-    store.create_run(run_id, config.to_json(), config.algo, seed, preset="fast", group_id=group)
+                config=CONFIG, name: str | None = None) -> str:
+    store.create_run(run_id, config.to_json(), config.algo, seed, name=name, preset="fast", group_id=group)
     store.claim(run_id)
     return run_id
 
@@ -83,11 +91,12 @@ def test_each_view_has_its_charts_and_a_new_diagnostic_changes_the_layout(tmp_pa
 
 def test_a_group_snapshot_has_a_line_per_seed_the_mean_band_and_its_evaluations(tmp_path):
     store = RunStore(tmp_path)
-    run_ids = tuple(running_run(store, f"dqn-{seed}", seed, group="g1") for seed in range(3))
+    run_ids = tuple(running_run(store, f"dqn-{seed}", seed, group="g1", name=f"dqn/fast · seed {seed}")
+                    for seed in range(3))
     for seed, run_id in enumerate(run_ids):
         store.append_events(run_id, [episode(1), episode(2), episode(3),
                                      Evaluated(60, 3, 100.0 * (seed + 1), 3.0, False, 0.3)])
-    snapshot = LiveFeed(store).snapshot(LiveRequest(run_ids, title="dqn/fast ×3"))
+    snapshot = LiveFeed(store).snapshot(LiveRequest(run_ids))  # titled as the page titles it: group_label
     assert len(snapshot["progress"]) == 3
     names = [trace.get("name") or "" for trace in snapshot["figures"]["reward_chart"]["data"]]
     assert "dqn/fast ×3 mean" in names and "dqn/fast ×3 ± std" in names
@@ -136,9 +145,59 @@ def test_bad_requests_name_what_was_wrong_and_what_is_allowed(params, message):
         LiveRequest.from_query(params)
 
 
-def test_a_request_round_trips_through_its_query():
-    request = LiveRequest(("a", "b"), view="Diagnostics", x="time_s", method="window", amount=25, title="x & y")
+@pytest.mark.parametrize("drawn", [None, DrawnPage("running;queued|reward_chart"),
+                                   DrawnPage("running|reward_chart", None, 0.0),
+                                   DrawnPage("running|reward_chart", "step-000000040.pt@1700000000.25", 1700000012.5)])
+def test_a_request_round_trips_through_its_query(drawn):
+    request = LiveRequest(("a", "b"), view="Diagnostics", x="time_s", method="window", amount=25, drawn=drawn)
     assert LiveRequest.from_query(dict(parse_qsl(request.query()))) == request
+
+
+CLIPPED = DrawnPage("running|reward_chart", clip="step-1.pt@10.0", clip_due_at=100.0)
+
+
+@pytest.mark.parametrize("drawn, layout, checkpoint, now, rerun", [
+    (CLIPPED, "running|reward_chart", "step-1.pt@10.0", 200.0, False),  # nothing new
+    (CLIPPED, "completed|reward_chart", "step-1.pt@10.0", 50.0, True),  # the run ended: Stop goes, refreshes end
+    (DrawnPage("running|"), "running|diag.td_loss", None, 0.0, True),  # a first diagnostic: a new chart
+    (CLIPPED, "running|reward_chart", "step-2.pt@20.0", 99.9, False),  # a newer checkpoint, but a clip is not due
+    (CLIPPED, "running|reward_chart", "step-2.pt@20.0", 100.0, True),  # ... now it is
+    (DrawnPage("running|reward_chart", None, 0.0), "running|reward_chart", "step-1.pt@10.0", 5.0, True),  # the first
+    (DrawnPage("running|reward_chart"), "running|reward_chart", "step-2.pt@20.0", 1e12, False),  # no clip shown
+])
+def test_the_page_reruns_for_a_new_status_a_new_chart_or_a_due_clip(drawn, layout, checkpoint, now, rerun):
+    assert drawn.must_rerun(layout, checkpoint, now) == rerun
+
+
+def test_a_snapshot_says_whether_the_page_that_drew_must_rerun(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = running_run(store)
+    store.append_events(run_id, [episode(1)])
+    feed, request = LiveFeed(store), LiveRequest((run_id,))
+    layout = feed.snapshot(request)["layout"]
+    waiting = LiveRequest((run_id,), drawn=DrawnPage(layout, None, 0.0))  # a clip beside the chart, none yet
+    assert feed.snapshot(request)["rerun"] is False and feed.snapshot(waiting)["rerun"] is False
+    store.add_artifact(run_id, "periodic", 20, store.run_dir(run_id) / "step-000000020.pt")
+    assert feed.snapshot(waiting)["rerun"] is True  # the first checkpoint: the page makes its clip
+    no_clip = LiveRequest((run_id,), drawn=DrawnPage(layout))
+    assert feed.snapshot(no_clip)["rerun"] is False
+    store.set_status(run_id, "cancelled")
+    assert feed.snapshot(no_clip)["rerun"] is True
+
+
+def test_a_running_runs_snapshot_is_of_one_moment_its_progress_line_and_its_curve(tmp_path):
+    """Metrics read after the run row (a worker committed meanwhile) are cut at the row's counters."""
+    store = RunStore(tmp_path)
+    run_id = running_run(store)
+    store.append_events(run_id, [episode(1), episode(2), Evaluated(40, 2, 150.0, 3.0, False, 0.2)])
+    feed, request = LiveFeed(store), LiveRequest((run_id,))
+    runs = feed.runs(request)
+    store.append_events(run_id, [episode(3), Evaluated(60, 3, 170.0, 3.0, False, 0.3)])
+    snapshot = feed.snapshot(request, runs)
+    assert "2 episodes" in snapshot["progress"][0]["text"] and raw_points(snapshot) == 2
+    evaluations = next(t for t in snapshot["figures"]["reward_chart"]["data"] if t.get("name") == "evaluation")
+    assert list(array(evaluations["x"])) == [40]
+    assert raw_points(feed.snapshot(request)) == 3  # read again: the next moment
 
 
 def test_a_deleted_run_is_named(tmp_path):
@@ -192,3 +251,59 @@ def test_a_long_run_is_drawn_through_its_highs_and_lows(tmp_path):
     assert "5,000 episodes plotted (each curve through 1,000 points" in snapshot["captions"]["reward_chart"]
     evaluations = snapshot["figures"]["reward_chart"]["data"][2]
     assert evaluations["name"] == "evaluation" and len(evaluations["y"]) <= 202 and max(evaluations["y"]) == 500.0
+
+
+def counted(snapshot: dict) -> tuple[int, int, int]:
+    """A single run's snapshot as its parts count it: the progress line's episodes and env steps, and the episodes
+    its reward chart plots (the caption counts them all; a long curve is drawn through fewer points)."""
+    line = snapshot["progress"][0]["text"]
+    episodes, env_steps = (int(re.search(pattern, line)[1].replace(",", ""))
+                           for pattern in (r"· ([\d,]+) episodes ·", r"· ([\d,]+) / [\d,]+ env steps"))
+    plotted = int(re.match(r"([\d,]+) episodes plotted", snapshot["captions"]["reward_chart"])[1].replace(",", ""))
+    return episodes, env_steps, plotted
+
+
+def test_the_endpoint_serves_whole_snapshots_to_many_threads_while_a_run_trains(tmp_path):
+    """One feed and one store handle serve every request thread of the server: 8 threads × 50 requests while a
+    worker process trains get no error, and every snapshot is of one moment — its progress line counts the episodes
+    its chart plots, its curve ends within the line's env steps — and no thread sees the run go back."""
+    store = RunStore(tmp_path)
+    config = preset_config("qlearning", "seed", total_env_steps=10_000_000, max_episodes=None)  # until stopped
+    _, (run_id,) = submit(store, config, [0])
+    store.claim(run_id)
+    worker = subprocess.Popen([sys.executable, "-m", "cartpole_core.jobs.worker", str(tmp_path)], cwd=ROOT,
+                              stdin=subprocess.PIPE, text=True)
+    worker.stdin.write(f"{run_id}\n")
+    worker.stdin.close()
+    try:
+        with streamlit_server(tmp_path) as url:
+            deadline = time.monotonic() + 60
+            while store.get_run(run_id)["episodes"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+            def watch(thread: int) -> list[tuple[int, dict]]:
+                """50 requests in a row, over env steps or episodes, an EMA or a window (the rows are shared)."""
+                request = LiveRequest((run_id,), x=("env_steps", "episode")[thread % 2],
+                                      method=("ema", "window")[thread // 2 % 2], amount=(0.9, 20)[thread // 2 % 2])
+                return [get(f"{url}/lab/api/live?{request.query()}") for _ in range(50)]
+
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(watch, range(8)))
+    finally:
+        cancel_run(store, run_id)
+        worker.wait(timeout=30)
+
+    assert all(status == 200 for thread in answers for status, _ in thread), \
+        {body.get("error") for thread in answers for status, body in thread if status != 200}
+    seen = []
+    for index, thread in enumerate(answers):
+        counts = [counted(snapshot) for _, snapshot in thread]
+        for (episodes, env_steps, plotted), (_, snapshot) in zip(counts, thread, strict=True):
+            assert plotted == episodes, (snapshot["progress"][0]["text"], snapshot["captions"])
+            x = array(next(t for t in snapshot["figures"]["reward_chart"]["data"] if t.get("name") == "return")["x"])
+            assert len(x) <= MAX_POINTS + 2 and (index % 2 or not len(x) or x[-1] <= env_steps)
+        episodes = [count[0] for count in counts]
+        assert episodes == sorted(episodes), "a thread saw the run go back"
+        seen += episodes
+    assert max(seen) > min(seen) > 0  # the run trained while it was watched
+    assert store.get_run(run_id)["status"] == "cancelled"

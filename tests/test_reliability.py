@@ -8,9 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from cartpole_core.jobs import HEARTBEAT_INTERVAL_S, JobManager, _EventWriter
-from cartpole_core.presets import preset_config
-from cartpole_core.store import STALE_AFTER_S, RunStore, host_id
+from cartpole_core.config.presets import preset_config
+from cartpole_core.jobs.dispatch import Dispatcher
+from cartpole_core.jobs.execution import HEARTBEAT_INTERVAL_S, SinkWriter
+from cartpole_core.jobs.sink import StoreSink
+from cartpole_core.runs.store import STALE_AFTER_S, RunStore, host_id
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "gymnasium", "sklearn")
@@ -18,7 +20,9 @@ HEAVY = ("torch", "gymnasium", "sklearn")
 
 def test_the_package_store_jobs_and_configs_import_without_torch_gymnasium_or_sklearn():
     code = ("import json, sys\n"
-            "import cartpole_core, cartpole_core.store, cartpole_core.jobs, cartpole_core.configs\n"
+            "import cartpole_core, cartpole_core.runs.store, cartpole_core.jobs.queue, cartpole_core.config.models\n"
+            "import cartpole_core.engine.observers, cartpole_core.jobs.dispatch, cartpole_core.jobs.scheduler\n"
+            "import cartpole_core.jobs.execution, cartpole_core.jobs.sink\n"  # a driver that only dispatches and stores
             "from cartpole_core import RunResult, TrainConfig\n"  # lazy exports that stay light
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
@@ -29,7 +33,7 @@ def test_the_package_store_jobs_and_configs_import_without_torch_gymnasium_or_sk
 def test_lazy_exports_still_give_every_name():
     import cartpole_core
     from cartpole_core.records import RunResult
-    from cartpole_core.training import RunResult as FromTraining
+    from cartpole_core.records import RunResult as FromTraining
 
     assert FromTraining is RunResult is cartpole_core.RunResult  # re-exported where it used to live
     for name in cartpole_core.__all__:
@@ -39,7 +43,7 @@ def test_lazy_exports_still_give_every_name():
 
 def test_a_cli_run_killed_with_kill_9_is_interrupted_within_5_s_by_the_dashboards_scheduler(tmp_path):
     home = tmp_path / "home"
-    manager = JobManager(home, max_workers=1)  # the dashboard's scheduler, up before the run starts
+    dispatcher = Dispatcher.local(home, max_workers=1)  # the dashboard's scheduler, up before the run starts
     with (tmp_path / "stderr.txt").open("w") as stderr:
         cli = subprocess.Popen([sys.executable, "-m", "cartpole_core", "train", "--algo", "qlearning",
                                 "--preset", "seed", "--set", "total_env_steps=10000000", "--set", "max_episodes=null",
@@ -49,34 +53,34 @@ def test_a_cli_run_killed_with_kill_9_is_interrupted_within_5_s_by_the_dashboard
         deadline = time.monotonic() + 120
         run = None
         while time.monotonic() < deadline and cli.poll() is None:
-            runs = manager.store.list_runs(status="running")
-            if runs and manager.store.get_run(runs[0]["id"])["episodes"] > 0:
+            runs = dispatcher.store.list_runs(status="running")
+            if runs and dispatcher.store.get_run(runs[0]["id"])["episodes"] > 0:
                 run = runs[0]
                 break
             time.sleep(0.1)
         assert run is not None, (tmp_path / "stderr.txt").read_text()
         assert run["pid"] == cli.pid
         for _ in range(5):  # a healthy run is left alone
-            manager.pump()
+            dispatcher.pump()
             time.sleep(0.2)
-        assert manager.store.get_run(run["id"])["status"] == "running"
+        assert dispatcher.store.get_run(run["id"])["status"] == "running"
         os.kill(cli.pid, signal.SIGKILL)
         killed = time.monotonic()
         cli.wait(timeout=10)  # as its shell would
-        kept = len(manager.store.episodes(run["id"]))
-        while manager.store.get_run(run["id"])["status"] == "running" and time.monotonic() - killed < 10:
-            manager.pump()  # the scheduler's round, every 0.2 s
+        kept = len(dispatcher.store.episodes(run["id"]))
+        while dispatcher.store.get_run(run["id"])["status"] == "running" and time.monotonic() - killed < 10:
+            dispatcher.pump()  # the scheduler's round, every 0.2 s
             time.sleep(0.2)
         noticed = time.monotonic() - killed
     finally:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
-    stored = manager.store.get_run(run["id"])
+    stored = dispatcher.store.get_run(run["id"])
     print(f"RELIABILITY kill -9 of a CLI run → interrupted in {noticed:.3f} s, {kept} episodes kept")
     assert stored["status"] == "interrupted" and noticed < 5, (stored["status"], noticed)
     assert "stopped unexpectedly" in stored["error"] and "killed" in stored["error"]
-    assert len(manager.store.episodes(run["id"])) == kept == stored["episodes"] > 0  # history kept
+    assert len(dispatcher.store.episodes(run["id"])) == kept == stored["episodes"] > 0  # history kept
 
 
 def running_run(store: RunStore, run_id: str, *, pid: int, host: str, heartbeat_age_s: float) -> None:
@@ -92,7 +96,7 @@ def test_a_run_of_another_host_is_judged_by_its_heartbeat_and_a_local_live_one_n
                 heartbeat_age_s=STALE_AFTER_S + 30)
     running_run(store, "remote-beating", pid=os.getpid(), host="elsewhere#00000000", heartbeat_age_s=2)
     running_run(store, "local-quiet", pid=os.getpid(), host=host_id(), heartbeat_age_s=STALE_AFTER_S * 10)
-    assert JobManager(tmp_path).store.get_run("remote-silent")["status"] == "interrupted"  # any store open
+    assert RunStore(tmp_path).get_run("remote-silent")["status"] == "interrupted"  # any store open
     assert store.mark_interrupted() == 0
     silent = store.get_run("remote-silent")
     assert silent["error"].startswith("no heartbeat for ") and "stopped unexpectedly" in silent["error"]
@@ -105,7 +109,7 @@ def test_a_worker_heartbeats_between_flushes_even_without_events(tmp_path, monke
     beats = []
     real = store.heartbeat
     monkeypatch.setattr(store, "heartbeat", lambda run_id: (beats.append(time.monotonic()), real(run_id)))
-    writer = _EventWriter(store, "r")
+    writer = SinkWriter(StoreSink(store, "r"))
     started = time.monotonic()
     while time.monotonic() - started < 2.2:  # a long update: the loop only asks whether to stop
         assert not writer.should_stop()

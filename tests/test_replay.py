@@ -16,12 +16,14 @@ from app_support import app, figure, shown, trained_group
 from PIL import Image
 from test_cli import run_cli
 
-from cartpole_core import replay
-from cartpole_core.agent import PPOAgent, QTableAgent, load_agent, save_checkpoint
 from cartpole_core.cli import main
-from cartpole_core.envs import CONDITIONS, PHYSICS_DEFAULTS, SOLVED_RETURN, ConditionError, make_env
-from cartpole_core.presets import preset_config
-from cartpole_core.replay import (
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.agent import PPOAgent, QTableAgent, load_agent, save_checkpoint
+from cartpole_core.engine.envs import CONDITIONS, PHYSICS_DEFAULTS, SOLVED_RETURN, ConditionError, make_env
+from cartpole_core.engine.train import train
+from cartpole_core.runs.store import RunStore
+from cartpole_core.watch import replay
+from cartpole_core.watch.replay import (
     ACTION_NAMES,
     MIN_TEXT_PX,
     OVERLAY_VERSION,
@@ -41,8 +43,6 @@ from cartpole_core.replay import (
     side_by_side_frame,
     slug,
 )
-from cartpole_core.store import RunStore
-from cartpole_core.training import train
 
 HEIGHT, WIDTH = 400, 600
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from app_support import app, figure, trained_group
 
-from cartpole_core.agent import load_agent
 from cartpole_core.cli import main
-from cartpole_core.envs import (
+from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.agent import load_agent
+from cartpole_core.engine.envs import (
     CONDITIONS,
     PHYSICS_DEFAULTS,
     SOLVED_RETURN,
@@ -19,10 +20,11 @@ from cartpole_core.envs import (
     make_env,
     make_vec_env,
 )
-from cartpole_core.evaluate import EVAL_SEED, evaluate_returns
-from cartpole_core.presets import preset_config
-from cartpole_core.replay import rollout
-from cartpole_core.robustness import (
+from cartpole_core.engine.evaluate import EVAL_SEED, evaluate_returns
+from cartpole_core.engine.train import train
+from cartpole_core.runs.store import RunStore
+from cartpole_core.watch.replay import rollout
+from cartpole_core.watch.robustness import (
     DEFAULT_POINTS,
     FACTORS,
     axis_values,
@@ -34,8 +36,6 @@ from cartpole_core.robustness import (
     robustness_grid,
     validate_conditions,
 )
-from cartpole_core.store import RunStore
-from cartpole_core.training import train
 
 
 def lean_policy(obs: np.ndarray) -> np.ndarray:

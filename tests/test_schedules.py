@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from cartpole_core.configs import EpsilonSchedule, LearningRateSchedule, Schedule, StepSizeSchedule
-from cartpole_core.presets import preset_config
-from cartpole_core.schedules import curve, value_at
+from cartpole_core.config.models import EpsilonSchedule, LearningRateSchedule, Schedule, StepSizeSchedule
+from cartpole_core.config.presets import preset_config
+from cartpole_core.config.schedules import curve, value_at
 
 
 def seed_learning_rate(n: int, min_rate: float = 0.01) -> float:

@@ -4,13 +4,23 @@ import os
 import sqlite3
 import subprocess
 import sys
+from dataclasses import asdict
+from typing import get_args
 
 import pytest
 from store_support import damage
 
-from cartpole_core.events import EpisodeEnded, Evaluated, Updated
-from cartpole_core.presets import preset_config
-from cartpole_core.store import SCHEMA_VERSION, Cursor, RunStore, StoreError, db_path
+from cartpole_core.config.presets import preset_config
+from cartpole_core.records import (
+    EPISODE_COLUMNS,
+    EVALUATION_COLUMNS,
+    UPDATE_COLUMNS,
+    EpisodeEnded,
+    Evaluated,
+    Updated,
+    columns,
+)
+from cartpole_core.runs.store import SCHEMA_VERSION, Cursor, RunStore, StoreError, db_path
 
 CONFIG = preset_config("qlearning", "fast")
 
@@ -41,6 +51,36 @@ def test_events_are_stored_and_polled_incrementally(tmp_path):
     run = store.get_run("run-1")
     assert (run["episodes"], run["env_steps"], run["solved"], run["steps_to_solve"]) == (3, 30, True, 30)
     assert run["tags"] == ["baseline"] and run["status"] == "queued"
+
+
+def test_the_tables_hold_the_events_fields_and_reads_return_them_as_appended(tmp_path):
+    """A field added to an event must reach the schema (a migration), or this fails: the tables' columns after
+    ``run_id`` are the events' fields, in order, of their type (INTEGER or REAL; NULL allowed where a field may be
+    None). The salvage copies every column of every table."""
+    from cartpole_core.runs.store import _COLUMNS
+
+    store = RunStore(tmp_path)
+    schema = {table: store._conn.execute(f"PRAGMA table_info({table})").fetchall() for table in _COLUMNS}
+    assert {table: [row["name"] for row in rows] for table, rows in schema.items()} == \
+        {table: list(salvaged) for table, salvaged in _COLUMNS.items()}
+    for table, event_type in (("episodes", EpisodeEnded), ("evaluations", Evaluated)):
+        rows = schema[table]
+        assert [row["name"] for row in rows] == ["run_id", *columns(event_type)]
+        for row, kind in zip(rows[1:], columns(event_type).values(), strict=True):
+            assert row["type"] == ("REAL" if float in (kind, *get_args(kind)) else "INTEGER"), row
+            assert not (row["notnull"] and type(None) in get_args(kind)), row
+    assert [row["name"] for row in schema["updates"]] == ["run_id", "update_index", *UPDATE_COLUMNS[1:],
+                                                          "metrics_json"]
+
+    new_run(store)
+    events = [EpisodeEnded(1, 10, 10.0, 10, None, 0.5, 0.01), Updated(1, 10, {"loss": 0.25}, 0.02),
+              Evaluated(10, 5, 9.5, 0.5, False, 0.03)]
+    store.append_events("run-1", events)
+    (stored_episode,), (stored_update,), (stored_evaluation,) = (
+        store.episodes("run-1"), store.updates("run-1"), store.evaluations("run-1"))
+    assert list(stored_episode) == list(EPISODE_COLUMNS) and stored_episode == asdict(events[0])
+    assert list(stored_evaluation) == list(EVALUATION_COLUMNS) and stored_evaluation == asdict(events[2])
+    assert stored_update == {"update": 1, "env_steps": 10, "time_s": 0.02, "loss": 0.25}
 
 
 def test_first_outcome_wins(tmp_path):
@@ -161,7 +201,7 @@ def test_cursor_defaults_read_everything(tmp_path):
 
 
 def test_database_of_the_previous_schema_version_is_migrated_keeping_its_runs(tmp_path):
-    from cartpole_core.store import APPLICATION_ID, MIGRATIONS
+    from cartpole_core.runs.store import APPLICATION_ID, MIGRATIONS
 
     # A lab created by the previous version: schema v1, one run with metrics.
     conn = sqlite3.connect(db_path(tmp_path))
@@ -216,7 +256,7 @@ def test_rename_tag_and_delete(tmp_path):
 
 
 def test_group_curve_is_the_mean_and_std_across_seeds(tmp_path):
-    from cartpole_core.store import group_curve
+    from cartpole_core.runs.store import group_curve
 
     store = RunStore(tmp_path)
     # Run "a" logs return 10 at steps 150, 250, … 950; run "b" logs 30 at 150, 250, 350 and then stops.
@@ -235,7 +275,7 @@ def test_group_curve_is_the_mean_and_std_across_seeds(tmp_path):
 
 
 def test_names_and_tags_are_held_to_the_labs_limits(tmp_path):
-    from cartpole_core.limits import LimitError
+    from cartpole_core.config.limits import LimitError
 
     store = RunStore(tmp_path)
     with pytest.raises(LimitError, match="1 to 200"):
@@ -281,6 +321,66 @@ def test_one_handle_is_safe_across_threads(tmp_path):
     assert all(run["episodes"] == 40 for run in store.list_runs())
 
 
+def test_threads_reading_one_handle_while_another_appends_see_whole_batches(tmp_path):
+    """The live endpoint's request threads and the dashboard share one handle while a run's events arrive: every
+    read sees whole rows and whole batches — a poll never has a batch's episodes without its evaluation."""
+    import threading
+
+    store = RunStore(tmp_path)
+    new_run(store)
+    batches, per_batch = 100, 5
+    done, errors = threading.Event(), []
+
+    def batch(b: int) -> list:
+        first = (b - 1) * per_batch + 1
+        return [*(episode(i) for i in range(first, first + per_batch)),
+                Updated(b, b * per_batch * 10, {"loss": b / 10}, b * 0.05),
+                Evaluated(b * per_batch * 10, b, float(b), 0.5, b % 2 == 0, b * 0.05)]
+
+    def append() -> None:
+        try:
+            for b in range(1, batches + 1):
+                store.append_events("run-1", batch(b))
+        except Exception as err:  # noqa: BLE001 — collected for the assertion
+            errors.append(repr(err))
+        finally:
+            done.set()
+
+    def whole(new: dict[str, list[dict]]) -> None:
+        seen = len(new["evaluations"])
+        assert new["episodes"] == [asdict(episode(i)) for i in range(1, seen * per_batch + 1)]
+        assert [row["update"] for row in new["updates"]] == list(range(1, seen + 1))
+        assert new["evaluations"] == [asdict(batch(b)[-1]) for b in range(1, seen + 1)]
+
+    def read() -> None:
+        try:
+            cursor, rows = Cursor(), {"episodes": [], "updates": [], "evaluations": []}
+            finished = False
+            while not finished:
+                finished = done.is_set()  # one more round once the writer is done: it must see everything
+                whole(store.poll("run-1")[0])  # everything so far, in one poll
+                new, cursor = store.poll("run-1", cursor)  # and incrementally: nothing lost, nothing twice
+                for key, value in new.items():
+                    rows[key].extend(value)
+                whole(rows)
+                run = store.get_run("run-1")
+                assert run["episodes"] % per_batch == 0 and run["env_steps"] == run["episodes"] * 10
+                assert [row["id"] for row in store.list_runs()] == ["run-1"] and store.artifacts("run-1") == []
+                assert len(store.episodes("run-1", after=cursor.episode)) % per_batch == 0
+            assert len(rows["evaluations"]) == batches
+        except Exception as err:  # noqa: BLE001 — collected for the assertion
+            errors.append(repr(err))
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    writer = threading.Thread(target=append)
+    for thread in [*readers, writer]:
+        thread.start()
+    for thread in [writer, *readers]:
+        thread.join(timeout=120)
+    assert errors == []
+    assert len(store.episodes("run-1")) == batches * per_batch
+
+
 # ------------------------------------------------------------------------------------ damaged and read-only
 
 
@@ -299,7 +399,7 @@ def lab_with_runs(home, runs: int = 3, episodes: int = 3000) -> list[str]:
 
 
 def test_damaged_pages_are_a_store_error_on_reads_and_writes_and_salvage_keeps_the_rest(tmp_path):
-    from cartpole_core.store import check_store, salvage_store
+    from cartpole_core.runs.store import check_store, salvage_store
 
     home = tmp_path / "home"
     run_ids = lab_with_runs(home)
@@ -337,7 +437,7 @@ def test_damaged_pages_are_a_store_error_on_reads_and_writes_and_salvage_keeps_t
 
 
 def test_a_store_damaged_past_its_first_page_refuses_to_open_but_check_and_salvage_still_answer(tmp_path):
-    from cartpole_core.store import check_store, salvage_store
+    from cartpole_core.runs.store import check_store, salvage_store
 
     home = tmp_path / "home"
     lab_with_runs(home, runs=2, episodes=1000)
@@ -353,7 +453,7 @@ def test_a_store_damaged_past_its_first_page_refuses_to_open_but_check_and_salva
 
 
 def test_salvage_of_a_healthy_store_copies_everything_and_refuses_a_used_folder(tmp_path):
-    from cartpole_core.store import check_store, salvage_store
+    from cartpole_core.runs.store import check_store, salvage_store
 
     home = tmp_path / "home"
     lab_with_runs(home, runs=2, episodes=500)
@@ -368,7 +468,7 @@ def test_salvage_of_a_healthy_store_copies_everything_and_refuses_a_used_folder(
 
 
 def test_a_file_that_is_not_sqlite_is_refused_by_check_and_salvage_too(tmp_path):
-    from cartpole_core.store import check_store, salvage_store
+    from cartpole_core.runs.store import check_store, salvage_store
 
     home = tmp_path / "home"
     home.mkdir()
@@ -420,7 +520,7 @@ def read_only(tmp_path, monkeypatch):
 
 
 def test_a_read_only_home_reads_and_refuses_writes(tmp_path, read_only):
-    from cartpole_core.paths import DataHomeError
+    from cartpole_core.runs.home import DataHomeError
 
     home = tmp_path / "home"
     store = RunStore(home)
@@ -465,7 +565,7 @@ def test_a_second_handle_in_one_process_never_costs_another_processes_commits(tm
 
     first = RunStore(tmp_path)
     RunStore(tmp_path)  # a second handle, opened while the first holds its locks
-    read = ("import sys; from pathlib import Path; from cartpole_core.store import RunStore; "
+    read = ("import sys; from pathlib import Path; from cartpole_core.runs.store import RunStore; "
             "print(len(RunStore(Path(sys.argv[1]), recover=False).list_runs()))")
     assert subprocess.run([sys.executable, "-c", read, str(tmp_path)], capture_output=True, text=True,
                           check=True).stdout.strip() == "0"

@@ -1,0 +1,1 @@
+"""Training: environments, networks, agents and checkpoints, evaluation, run bookkeeping, the algorithm loops."""

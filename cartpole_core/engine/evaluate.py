@@ -1,0 +1,36 @@
+"""Greedy evaluation: K episodes on fixed seeds, stepped together in one vectorized CartPole.
+
+"Solved" everywhere means mean return ≥ 475 over the 20 evaluation episodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from cartpole_core.engine.envs import MAX_EPISODE_STEPS, SOLVED_RETURN, make_vec_env
+
+EVAL_EPISODES = 20
+EVAL_SEED = 1_000_003  # far from training seeds, so evaluation episodes are never training episodes
+
+BatchPolicy = Callable[[np.ndarray], np.ndarray]
+
+
+def evaluate_returns(policy: BatchPolicy, episodes: int = EVAL_EPISODES, seed: int = EVAL_SEED,
+                     max_episode_steps: int = MAX_EPISODE_STEPS, **physics: float) -> np.ndarray:
+    """Return of each of ``episodes`` greedy episodes; ``policy`` maps a (N, 4) batch to N actions."""
+    env = make_vec_env(episodes, max_episode_steps=max_episode_steps, **physics)
+    obs, _ = env.reset(seed=seed)
+    returns = np.zeros(episodes)
+    running = np.ones(episodes, dtype=bool)
+    while running.any():
+        obs, reward, terminated, truncated, _ = env.step(np.asarray(policy(obs), dtype=np.int64))
+        returns += reward * running
+        running &= ~(terminated | truncated)
+    env.close()
+    return returns
+
+
+def is_solved(mean_return: float) -> bool:
+    return mean_return >= SOLVED_RETURN

@@ -1,0 +1,1 @@
+"""Metrics → Plotly figures: pure functions, tested without a browser."""

@@ -1,0 +1,106 @@
+"""The local executor: each run trains in a worker process on this machine.
+
+Workers are fresh interpreters running the importable module ``cartpole_core.jobs.worker`` — not ``fork`` (the
+parent may hold torch threads and a Streamlit server), and not multiprocessing's ``spawn``, which re-imports the
+parent's ``__main__`` (under Streamlit: the app script) in every child. Each sets ``torch.set_num_threads(1)`` so
+N workers use N cores, and writes its run into the store itself (``execution.execute_stored_run``).
+
+Cancel is cooperative first (the run sees the request at its next flush and stops at its next update, data kept,
+status ``cancelled``) and forceful second (terminate after ``CANCEL_GRACE_S``). A worker that dies leaves its run
+``failed`` with the signal or exit code, at the next ``poll``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from cartpole_core.jobs.executor import CANCEL_GRACE_S, Executor
+from cartpole_core.runs.store import ACTIVE_STATUSES, RunStore
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "the worker process disappeared"
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " — possibly out of memory" if name == "SIGKILL" else ""
+        return f"the worker process was killed by {name}{hint}"
+    return f"the worker process exited with code {exitcode}"
+
+
+class LocalExecutor(Executor):
+    """Trains each run in its own worker process, at most ``max_workers`` at once (default: one per core).
+
+    With ``warm=True`` one idle worker is kept ready with torch, Gymnasium and the algorithms already imported
+    (a fresh interpreter needs seconds for that), so a launched run starts training at once.
+    """
+
+    def __init__(self, store: RunStore, max_workers: int | None = None, warm: bool = False):
+        self.store = store
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.warm = warm
+        self._workers: dict[str, subprocess.Popen] = {}
+        self._cancel_deadline: dict[str, float] = {}
+        self._standby: subprocess.Popen | None = None  # the warm idle worker
+
+    def submit(self, run_id: str) -> None:
+        process = self._standby if self._standby is not None and self._standby.poll() is None else None
+        self._standby = None
+        process = process or self._spawn_worker()
+        process.stdin.write(run_id + "\n")
+        process.stdin.close()
+        self.store.mark_running(run_id, process.pid)
+        self._workers[run_id] = process
+
+    def poll(self) -> None:
+        for run_id, process in list(self._workers.items()):
+            if process.poll() is None:
+                deadline = self._cancel_deadline.get(run_id)
+                if deadline is not None and time.monotonic() > deadline:
+                    process.terminate()  # cooperative stop did not happen in time: forceful
+                continue
+            run = self.store.get_run(run_id)
+            if run and run["status"] in ACTIVE_STATUSES:
+                if run_id in self._cancel_deadline:
+                    self.store.set_status(run_id, "cancelled")
+                else:
+                    self.store.set_status(run_id, "failed", _exit_reason(process.returncode))
+            del self._workers[run_id]
+            self._cancel_deadline.pop(run_id, None)
+        # Warm the next worker only while nothing trains: its imports take a core for seconds, which would slow
+        # the runs being watched; the launch that matters most for latency is the one from an idle lab.
+        if (self.warm and not self._workers and not self.store.readonly
+                and (self._standby is None or self._standby.poll() is not None)):
+            self._standby = self._spawn_worker()
+
+    def cancel(self, run_id: str) -> None:
+        if run_id in self._workers:
+            self._cancel_deadline.setdefault(run_id, time.monotonic() + CANCEL_GRACE_S)
+
+    def capacity(self) -> int:
+        return max(0, self.max_workers - len(self._workers))
+
+    @property
+    def active(self) -> list[str]:
+        return list(self._workers)
+
+    def shutdown(self) -> None:
+        """Stop the warm worker (running workers are left to finish; daemonic ones end with this process)."""
+        if self._standby is not None:
+            self._standby.stdin.close()  # end of input: the idle worker exits (once its imports are done)
+            try:
+                self._standby.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # still importing torch on a loaded machine: it holds no run
+                self._standby.kill()
+                self._standby.wait()
+            self._standby = None
+
+    def _spawn_worker(self) -> subprocess.Popen:
+        # A fresh interpreter running an importable module. (multiprocessing's spawn would also re-import the
+        # parent's __main__ — under Streamlit, the app script itself — in every worker.)
+        return subprocess.Popen([sys.executable, "-m", "cartpole_core.jobs.worker", str(self.store.home)],
+                                stdin=subprocess.PIPE, text=True)

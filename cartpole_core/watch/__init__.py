@@ -1,0 +1,1 @@
+"""Watching what an agent learned: rollouts, rgb_array rendering and video, inspection, robustness."""
