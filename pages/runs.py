@@ -103,9 +103,13 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
         "final eval": r["final_eval"], "best eval": r["best_eval"], "steps to solve": r["steps_to_solve"],
         "time to solve (s)": r["time_to_solve_s"], "tags": ", ".join(r["tags"]), "group": r["group_id"], "id": r["id"]}
         for r in runs]))
-    # ``?select=id,id`` preselects runs, so a comparison can be shared as a link.
+    # The selection is kept as run ids (``?select=id,id``, which also shares a comparison as a link), never as row
+    # numbers: the table is a new widget whenever its rows change (a filter, a delete, a new run), its selection
+    # rebuilt from the ids — a row number kept across a delete would select runs the user never picked.
     preselected = [i for i, r in enumerate(runs) if r["id"] in st.query_params.get("select", "").split(",")]
-    selection = st.dataframe(table, key="runs_table", on_select="rerun", selection_mode="multi-row", hide_index=True,
+    rows_key = hashlib.sha1(",".join(r["id"] for r in runs).encode()).hexdigest()[:12]
+    selection = st.dataframe(table, key=f"runs_table.{rows_key}", on_select="rerun", selection_mode="multi-row",
+                             hide_index=True,
                              selection_default=({"selection": {"rows": preselected, "columns": []}}
                                                 if preselected else None),
                              column_config={"final eval": st.column_config.NumberColumn(format="%.1f"),
@@ -262,8 +266,15 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
         st.warning(f"Delete {len(st.session_state['confirm_delete'])} run(s) with their metrics and checkpoints?")
         yes, no = st.columns(2)
         if yes.button("Yes, delete", type="primary", key="confirm_yes"):
-            for run_id in st.session_state.pop("confirm_delete"):
+            deleted = st.session_state.pop("confirm_delete")
+            for run_id in deleted:
                 store.delete_run(run_id)
+            kept = [run_id for run_id in st.query_params.get("select", "").split(",")
+                    if run_id and run_id not in deleted]
+            if kept:
+                st.query_params["select"] = ",".join(kept)
+            else:
+                st.query_params.pop("select", None)
             st.rerun()
         if no.button("Cancel", key="confirm_no"):
             st.session_state.pop("confirm_delete")

@@ -111,3 +111,18 @@ def test_live_view_names_the_exploration_view_by_what_the_algorithm_has(home, al
     test = app("pages/live.py", run=run_id)
     assert not test.exception
     assert label in test.segmented_control(key="view").options
+
+
+def test_deleting_selected_runs_selects_nothing_else(home):
+    """Two of four runs selected and deleted: the other two stay, and none of them becomes selected (a selection
+    kept as row numbers would now point at them, and the Delete button would offer to delete runs never picked)."""
+    doomed = trained_group(home, seeds=(0, 1))
+    kept = trained(home, 0.9, seeds=(0, 1))
+    test = app("pages/runs.py", select=",".join(doomed))
+    assert test.button(key="delete").label == "Delete 2 run(s)"
+    test.button(key="delete").click().run()
+    test.button(key="confirm_yes").click().run()
+    assert not test.exception
+    assert sorted(run["id"] for run in RunStore(home).list_runs()) == sorted(kept)
+    assert "select" not in test.query_params
+    assert "delete" not in [button.key for button in test.button]  # nothing selected: nothing offered to delete
