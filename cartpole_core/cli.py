@@ -1,6 +1,8 @@
 """Command line: ``python -m cartpole_core train --algo {qlearning,dqn,ppo} [--preset NAME] [--set k=v …]``,
-``runs list|show|cancel|delete|export|import|check|salvage``, ``presets``, ``fields`` and ``replay``. Runs train
-into the run store, so they appear in the dashboard like runs launched there.
+``runs list|show|cancel|delete|export|import|check|salvage``, ``presets``, ``fields``, ``replay`` and
+``study run|list|show|stop|resume|delete`` (hyperparameter studies: ``cartpole_core.studies``). Runs train into the
+run store, so they appear in the dashboard like runs launched there; a study's runs train in worker processes this
+command starts, and are tagged ``study:<id>`` and ``trial:<n>``.
 
 Exit codes: 0 done; 2 bad input — one line on stderr naming the flag or field, the value and what is allowed, and
 nothing written; 1 the work failed (a run failed, the run store is damaged or cannot be written, ``runs check``
@@ -27,8 +29,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cartpole_core.config.limits import SEED_MAX, LimitError, check_name, check_seed, check_tags
-from cartpole_core.config.models import ALGORITHMS, ConfigError
+from cartpole_core.config.limits import (
+    SEED_MAX,
+    SEEDS_PER_LAUNCH_MAX,
+    LimitError,
+    check_name,
+    check_seed,
+    check_tags,
+)
+from cartpole_core.config.models import ALGORITHMS, ConfigError, TrainConfig
 from cartpole_core.engine.observers import Observers, RunObserver
 from cartpole_core.records import EpisodeEnded, Evaluated, Event
 from cartpole_core.runs.home import HOME_ENV_VAR, DataHomeError, data_home, ensure_data_home, new_run_id
@@ -209,7 +218,52 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--no-overlay", action="store_true", help="plain frames, without step/action/values")
     replay.add_argument("--home", help=HOME_HELP)
     replay.add_argument("--json", action="store_true", help="print one JSON result line")
+    _add_study_parser(commands)
     return parser
+
+
+def _add_study_parser(commands: argparse._SubParsersAction) -> None:
+    from cartpole_core.studies.objectives import OBJECTIVES
+    from cartpole_core.studies.storage import PRUNERS, SAMPLERS, TRIALS_MAX
+
+    study = commands.add_parser("study", help="hyperparameter studies: run, list, show, stop, resume, delete")
+    study_commands = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
+    run = study_commands.add_parser("run", help="search configurations: trials of seeded runs, ask-and-tell")
+    run.add_argument("--algo", required=True, choices=ALGORITHMS)
+    run.add_argument("--preset", default="fast", help="the base config's preset (default: fast)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                     help="change a field of the base config for every trial (the budget too)")
+    run.add_argument("--vary", action="append", default=[], metavar="SPEC",
+                     help="a field to search: FIELD=LOW:HIGH[:log], FIELD=a,b,c, or FIELD (its typical range); "
+                          "repeatable, at least one; `fields --algo ALGO` lists the fields")
+    run.add_argument("--trials", default="20", help=f"trials to run, 1 to {TRIALS_MAX:,} (default 20; a grid runs "
+                                                    f"each of its points once, at most this many)")
+    run.add_argument("--seeds", default="3", help=f"runs per trial, 1 to {SEEDS_PER_LAUNCH_MAX} (default 3): seeds "
+                                                  f"SEED … SEED+SEEDS-1, the same for every trial")
+    run.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="tpe (default), random, or grid (3 values "
+                                                                         "per range, every choice)")
+    run.add_argument("--pruner", default="median", choices=PRUNERS,
+                     help="stop unpromising trials early: median (default), halving (successive halving) or none")
+    run.add_argument("--objective", default="steps_to_solve", choices=tuple(OBJECTIVES),
+                     help="what the search optimizes, over each trial's seeds by their interquartile mean "
+                          "(default steps_to_solve). " + " ".join(f"{name}: {objective.definition}"
+                                                                   for name, objective in OBJECTIVES.items()))
+    run.add_argument("--name", help="a name for the study (default: the preset and the varied fields)")
+    run.add_argument("--seed", default="0", help=f"the first run seed of every trial and the sampler's seed, 0 to "
+                                                 f"{SEED_MAX:,} (default 0)")
+    study_commands.add_parser("list", help="list studies, newest first")
+    for name, text in (("show", "a study's trials and its best configuration"),
+                       ("stop", "stop a study: its trials in flight are cancelled (their data stays)"),
+                       ("resume", "drive a stopped or interrupted study on to its number of trials"),
+                       ("delete", "delete a study's spec and journal (its runs stay in the run store)")):
+        command = study_commands.add_parser(name, help=text)
+        command.add_argument("study_id")
+    for name in ("run", "resume"):
+        study_commands.choices[name].add_argument(
+            "--parallel", help="trials in flight at once (default: one run per core, at least one trial)")
+    for command in study_commands.choices.values():
+        command.add_argument("--home", help=HOME_HELP)
+        command.add_argument("--json", action="store_true", help="machine-readable output (one JSON line last)")
 
 
 class ProgressBar(RunObserver):
@@ -334,7 +388,8 @@ def _is_utf8(text: str) -> bool:
 # ------------------------------------------------------------------------------------------------ commands
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The config ``--algo``, ``--preset`` and ``--set`` describe."""
     from cartpole_core.config.models import config_class, spec_lookup
     from cartpole_core.config.presets import preset_config
 
@@ -342,14 +397,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides, "--set",
                                 lambda name: specs[name].allowed() if name in specs else None)
     try:
-        config = preset_config(args.algo, args.preset, overrides)
+        return preset_config(args.algo, args.preset, overrides)
     except ConfigError as err:
         raise BadInput(str(err)) from None
-    seed = _seed(args.seed, "--seed")
+
+
+def _name(args: argparse.Namespace) -> str | None:
     try:
-        name = check_name(_text(args.name, "--name")) if args.name is not None else None
+        return check_name(_text(args.name, "--name")) if args.name is not None else None
     except LimitError as err:
         raise BadInput(f"--name: {err}") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = _config(args)
+    seed = _seed(args.seed, "--seed")
+    name = _name(args)
     try:
         tags = check_tags([_text(tag, "--tag") for tag in args.tag])
     except LimitError as err:
@@ -582,7 +645,259 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "presets": cmd_presets, "fields": cmd_fields, "runs": cmd_runs, "replay": cmd_replay}
+# ------------------------------------------------------------------------------------------------ studies
+
+PUMP_INTERVAL_S = 0.1  # a study's loop: the dispatcher starts runs, the controller reports, prunes, tells and asks
+STOP_WAIT_S = 15.0  # `study stop` waits this long for the controller driving the study to stop it
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Study commands. A study that is missing, driven by another controller or in the wrong state for the command
+    is bad input (exit 2); a damaged study file is exit 1."""
+    import optuna
+
+    from cartpole_core.studies.space import SpaceError
+    from cartpole_core.studies.storage import StudyError
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each command says what happened in its own words
+    try:
+        return STUDY_COMMANDS[args.study_command](args)
+    except SpaceError as err:
+        raise BadInput(f"--vary: {err}") from None
+    except StudyError as err:
+        if err.kind == "damaged":
+            return _fail(str(err), EXIT_FAILED)
+        raise BadInput(str(err)) from None
+
+
+def _study_run(args: argparse.Namespace) -> int:
+    from cartpole_core.studies import space, storage
+    from cartpole_core.studies.controller import default_parallel
+
+    base = _config(args)
+    dims = space.check_space(args.algo, [space.parse_vary(args.algo, _text(text, "--vary")) for text in args.vary])
+    trials = _int_in(args.trials, "--trials", 1, storage.TRIALS_MAX)
+    seeds = _int_in(args.seeds, "--seeds", 1, SEEDS_PER_LAUNCH_MAX)
+    seed = _seed(args.seed, "--seed")
+    if args.sampler == "grid":  # each point once; SpaceError for a grid of more than space.GRID_MAX points
+        space.grid(dims, storage.GRID_POINTS)
+        trials = min(trials, space.grid_size(dims, storage.GRID_POINTS))
+    parallel = _parallel(args, seeds) or min(trials, default_parallel(seeds))
+    fields = ", ".join(dim.field for dim in dims)
+    name = _name(args) or _clip(f"{args.algo}/{args.preset}: {fields}", 100)
+    spec = storage.StudySpec(
+        study_id=storage.new_study_id(args.algo), name=name,
+        algo=args.algo, preset=args.preset, base_config=base.to_json(), dimensions=tuple(dims), sampler=args.sampler,
+        pruner=args.pruner, objective=args.objective, trials=trials, seeds=seeds, seed=seed, parallel=parallel)
+    try:
+        storage.check_spec(spec)
+    except ValueError as err:  # e.g. seeds past SEED_MAX, a name too long for the trials' run names
+        raise BadInput(str(err)) from None
+    store = _open_store(args.home)
+    storage.create_study(store.home, spec)
+    if not args.json:
+        print(f"study {spec.study_id}: {trials} trial(s) of {seeds} seed(s), {args.sampler} sampler, {args.pruner} "
+              f"pruner, {args.objective}", file=sys.stderr)
+    return _drive_study(args, store, spec.study_id, parallel)
+
+
+def _study_resume(args: argparse.Namespace) -> int:
+    from cartpole_core.studies import storage
+
+    home = _home(args.home)
+    spec = storage.load_spec(home, args.study_id)
+    if spec.status == "completed":
+        raise BadInput(f"study {spec.study_id} is already completed; `study show {spec.study_id}` shows its best "
+                       f"trial")
+    return _drive_study(args, _open_store(args.home), spec.study_id, _parallel(args, spec.seeds))
+
+
+def _parallel(args: argparse.Namespace, seeds: int) -> int | None:
+    from cartpole_core.studies.storage import parallel_max
+
+    return None if args.parallel is None else _int_in(args.parallel, "--parallel", 1, parallel_max(seeds))
+
+
+def _drive_study(args: argparse.Namespace, store: RunStore, study_id: str, parallel: int | None) -> int:
+    """Pump a local dispatcher (it trains the queued runs in worker processes) and the study's controller until the
+    study is completed or stopped (``study stop``, or Ctrl-C here); print its summary."""
+    import time
+
+    from cartpole_core.jobs.dispatch import Dispatcher
+    from cartpole_core.jobs.executor import CANCEL_GRACE_S
+    from cartpole_core.studies.controller import StudyController
+
+    dispatcher = Dispatcher.local(store.home)
+    try:
+        with StudyController.open(store, study_id, parallel=parallel) as controller, CtrlC() as ctrl_c:
+            while not controller.done:
+                if ctrl_c.pressed:
+                    controller.stop()
+                    break
+                dispatcher.pump()
+                for trial in controller.pump():
+                    if not args.json:
+                        print(_trial_line(trial, controller.summary()), file=sys.stderr)
+                time.sleep(PUMP_INTERVAL_S)
+            deadline = time.monotonic() + CANCEL_GRACE_S + 5
+            while dispatcher.executor.active and time.monotonic() < deadline:  # cancelled runs end (a stop)
+                dispatcher.pump()
+                time.sleep(PUMP_INTERVAL_S)
+            summary = {**controller.summary(), "status": controller.spec.status}
+    finally:
+        dispatcher.shutdown()
+        dispatcher.store.close()
+    print(json.dumps(summary) if args.json else _study_text(summary))
+    return 0
+
+
+def _trial_line(trial: Any, summary: dict[str, Any]) -> str:
+    from cartpole_core.studies.controller import INTERRUPTED
+
+    attrs = trial.user_attrs
+    if INTERRUPTED in attrs:
+        outcome = f"interrupted ({attrs[INTERRUPTED]}); its configuration will be tried again"
+    elif trial.state.name == "COMPLETE":
+        outcome = f"{summary['objective']} {trial.value:,.6g}"
+    elif trial.state.name == "PRUNED":
+        outcome = f"pruned at {trial.last_step:,} env steps" if trial.last_step is not None else "pruned"
+    else:
+        outcome = f"failed: {attrs.get('error', '')}"
+    best = summary["best"]
+    best_text = f"; best {best['objective']:,.6g} (trial {best['trial']})" if best else ""
+    return (f"trial {trial.number}: {outcome} — {summary['trials']}/{summary['trials_planned']} trials"
+            f"{best_text}")
+
+
+def _study_text(summary: dict[str, Any]) -> str:
+    lines = [f"{summary['study_id']}: {summary['status']}, {summary['trials']}/{summary['trials_planned']} trials "
+             f"({summary['trials_completed']} completed, {summary['trials_pruned']} pruned, "
+             f"{summary['trials_failed']} failed); {summary['objective']} ({summary['direction']})"]
+    best = summary["best"]
+    if best is None:
+        lines.append("no trial completed yet")
+    else:
+        params = ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                           for name, value in best["params"].items())
+        lines += [f"best: trial {best['trial']}, {summary['objective']} {best['objective']:,.6g} (IQM of "
+                  f"{len(best['run_ids'])} seed(s)): {params}", f"checkpoint: {best['checkpoint']}"]
+    return "\n".join(lines)
+
+
+def _study_list(args: argparse.Namespace) -> int:
+    from cartpole_core.studies import storage
+    from cartpole_core.studies.controller import display_status, summarize
+
+    home = _home(args.home)
+    store = _existing_store(args.home)
+    specs, problems = storage.list_studies(home)
+    summaries = []
+    for spec in specs:
+        try:
+            study = storage.load_optuna_study(storage.study_dir(home, spec.study_id))
+        except storage.StudyError as err:
+            problems.append(str(err))
+            continue
+        holder = storage.live_holder(home, spec.study_id)
+        summaries.append({**summarize(store, spec, study), "status": display_status(spec, holder),
+                          "created_at": spec.created_at})
+    for problem in problems:
+        print(f"warning: {' '.join(problem.split())}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summaries))
+        return 0
+    print(f"{'study id':40} {'status':11} {'algo':9} {'trials':>7} {'best':>10}  objective / name")
+    for summary in summaries:
+        best = "-" if summary["best"] is None else f"{summary['best']['objective']:.4g}"
+        trials = f"{summary['trials']}/{summary['trials_planned']}"
+        print(f"{summary['study_id']:40} {summary['status']:11} {summary['algo']:9} {trials:>7} {best:>10}  "
+              f"{summary['objective']} / {summary['name']}")
+    return 0
+
+
+def _study_show(args: argparse.Namespace) -> int:
+    from cartpole_core.studies import storage
+    from cartpole_core.studies.controller import display_status, summarize, trial_rows
+
+    home = _home(args.home)
+    spec = storage.load_spec(home, args.study_id)
+    study = storage.load_optuna_study(storage.study_dir(home, spec.study_id))
+    summary = {**summarize(_existing_store(args.home), spec, study),
+               "status": display_status(spec, storage.live_holder(home, spec.study_id))}
+    rows = trial_rows(study)
+    if args.json:
+        print(json.dumps({**summary, "spec": spec.to_dict(), "trial_rows": rows}))
+        return 0
+    print(_study_text(summary))
+    print(f"varies: {'  '.join(dim.to_text() for dim in spec.dimensions)}; {spec.sampler} sampler, {spec.pruner} "
+          f"pruner, {spec.seeds} seed(s) from {spec.seed}")
+    for row in rows:
+        value = "-" if row["value"] is None else f"{row['value']:,.6g}"
+        params = ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                           for name, value in row["params"].items())
+        reason = f"  ({row['reason']})" if row["reason"] else ""
+        print(f"trial {row['trial']:>4} {row['state']:11} {value:>12}  {params}{reason}")
+    return 0
+
+
+def _study_stop(args: argparse.Namespace) -> int:
+    import time
+
+    from cartpole_core.studies import storage
+
+    home = _home(args.home)
+    spec = storage.load_spec(home, args.study_id)
+    if spec.status != "running":
+        raise BadInput(f"study {spec.study_id} is already {spec.status}")
+    folder = storage.study_dir(home, spec.study_id)
+    holder = storage.live_holder(home, spec.study_id)
+    if holder is None:  # no controller: this command stops it itself
+        from cartpole_core.studies.controller import StudyController
+
+        with StudyController.open(_open_store(args.home), spec.study_id) as controller:
+            controller.stop()
+        print(json.dumps({"study_id": spec.study_id, "status": "stopped"}) if args.json else
+              f"stopped {spec.study_id}")
+        return 0
+    storage.request_stop(folder)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while storage.load_spec(home, spec.study_id).status == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = storage.load_spec(home, spec.study_id).status
+    print(json.dumps({"study_id": spec.study_id, "status": status}) if args.json else
+          f"stopped {spec.study_id}" if status == "stopped" else
+          f"stop requested for {spec.study_id}: the controller driving it (pid {holder.get('pid')}) stops it at its "
+          f"next round")
+    return 0
+
+
+def _study_delete(args: argparse.Namespace) -> int:
+    from cartpole_core.studies import storage
+
+    home = _home(args.home)
+    storage.study_dir(home, args.study_id)
+    holder = storage.live_holder(home, args.study_id)
+    if holder is not None:
+        raise BadInput(f"study {args.study_id} is driven by a controller (pid {holder.get('pid')}); stop it first "
+                       f"with `python -m cartpole_core study stop {args.study_id}`")
+    store = _existing_store(args.home)
+    runs = store.list_runs(tag=storage.study_tag(args.study_id)) if store else []
+    from cartpole_core.jobs.queue import cancel_run
+
+    for run in runs:
+        if run["status"] in ACTIVE_STATUSES:
+            cancel_run(store, run["id"])
+    storage.delete_study(home, args.study_id)
+    print(json.dumps({"deleted": args.study_id, "runs_kept": [run["id"] for run in runs]}) if args.json else
+          f"deleted study {args.study_id}; its {len(runs)} run(s) stay in the run store (tag "
+          f"{storage.study_tag(args.study_id)})")
+    return 0
+
+
+STUDY_COMMANDS = {"run": _study_run, "list": _study_list, "show": _study_show, "stop": _study_stop,
+                  "resume": _study_resume, "delete": _study_delete}
+COMMANDS = {"train": cmd_train, "presets": cmd_presets, "fields": cmd_fields, "runs": cmd_runs, "replay": cmd_replay,
+            "study": cmd_study}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ def test_the_package_store_jobs_and_configs_import_without_torch_gymnasium_or_sk
             "import cartpole_core, cartpole_core.runs.store, cartpole_core.jobs.queue, cartpole_core.config.models\n"
             "import cartpole_core.engine.observers, cartpole_core.jobs.dispatch, cartpole_core.jobs.scheduler\n"
             "import cartpole_core.jobs.execution, cartpole_core.jobs.sink\n"  # a driver that only dispatches and stores
+            "import cartpole_core.studies.storage, cartpole_core.studies.controller\n"  # a study's controller too
             "from cartpole_core import RunResult, TrainConfig\n"  # lazy exports that stay light
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)

@@ -102,5 +102,7 @@ class LocalExecutor(Executor):
     def _spawn_worker(self) -> subprocess.Popen:
         # A fresh interpreter running an importable module. (multiprocessing's spawn would also re-import the
         # parent's __main__ — under Streamlit, the app script itself — in every worker.)
+        # Its own session: a Ctrl-C meant for the lab process (a terminal's `study run`, `make run`) does not kill
+        # the run mid-write with a traceback; the lab cancels its runs through the store instead.
         return subprocess.Popen([sys.executable, "-m", "cartpole_core.jobs.worker", str(self.store.home)],
-                                stdin=subprocess.PIPE, text=True)
+                                stdin=subprocess.PIPE, text=True, start_new_session=True)

@@ -194,7 +194,7 @@ def host_id() -> str:
     return f"{socket.gethostname()[:100]}#{digest}"
 
 
-def _pid_alive(pid: Any) -> bool:
+def pid_alive(pid: Any) -> bool:
     """Is there a live (not zombie) process ``pid`` on this host?"""
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return False
@@ -587,7 +587,7 @@ class RunStore:
                 continue
             last = row["heartbeat_at"] or row["started_at"] or row["created_at"] or now
             if row["pid"] and row["host"] in (None, here):  # this host's pid (None: recorded before v3, by pid)
-                if _pid_alive(row["pid"]):
+                if pid_alive(row["pid"]):
                     continue
                 reason = f"the process training this run (pid {row['pid']}) stopped unexpectedly (killed?)"
             elif now - last > stale_after_s:
