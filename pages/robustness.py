@@ -141,7 +141,9 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
     mean, std = st.session_state["robust_one"]
     plain_mean, plain_std = st.session_state["robust_baseline"]
     result, baseline = st.columns(2)
-    result.metric("mean return under these conditions", f"{mean:.1f} ± {std:.1f}", delta=f"{mean - plain_mean:+.1f}")
+    change = round(mean - plain_mean, 1)
+    result.metric("mean return under these conditions", f"{mean:.1f} ± {std:.1f}",
+                  delta=f"{change:+.1f}" if change else None)  # no green "↑ +0.0" when nothing changed
     baseline.metric("default physics, no noise", f"{plain_mean:.1f} ± {plain_std:.1f}")
     replay_link(conditions, "Replay under these conditions")
     sidebar_active_runs()

@@ -123,8 +123,7 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
         del st.query_params["select"]
     st.caption("Select rows to compare, export or manage them. Runs of one group (its seeds) are compared as one "
                "mean ± std band." + (f" Columns {', '.join(hyperparameters)}: the settings that differ among these "
-                                     "runs."
-                                     if hyperparameters else ""))
+                                     "runs." if hyperparameters else ""))
 
     st.subheader("Groups, best first")
     summary = group_summary(runs)

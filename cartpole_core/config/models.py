@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 ALGORITHMS = ("qlearning", "dqn", "ppo")
+# How long a run trains, how it is evaluated and when it stops — not how it learns: run names list them last, and a
+# study holds them fixed (every trial measured by the same yardstick).
+RUN_CONTROL_FIELDS = ("total_env_steps", "max_episodes", "eval_every_steps", "stop_on_solve")
 OBS_NAMES = ("cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cartpole_core.config.models import ALGORITHMS, TrainConfig, config_class, field_specs
+from cartpole_core.config.models import ALGORITHMS, RUN_CONTROL_FIELDS, TrainConfig, config_class, field_specs
 from cartpole_core.config.presets import PRESETS, preset_config
 
 NAME_LIMIT = 80  # a default name longer than this lists its first overrides and "+N more"
@@ -55,7 +55,7 @@ SCHEDULE_PREFIXES = {"learning_rate": "lr", "epsilon": "eps"}
 # (budget, evaluation, stopping) last: ``dqn/fast lr=5e-3 steps=50k`` rather than the other way round.
 FIRST = ("learning_rate.start", "critic_learning_rate", "gamma", "epsilon.start", "epsilon.end", "hidden_sizes",
          "batch_size", "buffer_size", "minibatch_size")
-LAST = ("total_env_steps", "max_episodes", "eval_every_steps", "stop_on_solve")
+LAST = RUN_CONTROL_FIELDS
 
 
 # --------------------------------------------------------------------------------------------------- values

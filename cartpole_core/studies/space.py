@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from cartpole_core.config.models import ConfigError, FieldSpec, TrainConfig, config_class, spec_lookup, with_overrides
+from cartpole_core.config.models import (
+    RUN_CONTROL_FIELDS,
+    ConfigError,
+    FieldSpec,
+    TrainConfig,
+    config_class,
+    spec_lookup,
+    with_overrides,
+)
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -30,7 +38,7 @@ if TYPE_CHECKING:
 GRID_MAX = 256  # configurations in one grid; each trial is a group of runs, so a bigger grid is a typo
 # The budget, the evaluation and the stopping rule are the study's yardstick: the same for every trial, so that
 # the trials' objective values compare.
-FIXED_FIELDS = ("total_env_steps", "max_episodes", "eval_every_steps", "stop_on_solve")
+FIXED_FIELDS = RUN_CONTROL_FIELDS
 SHAPE_SCALES = (0.5, 1, 2, 4)  # a list field's default choices: its default with every entry scaled by these
 VARY_SYNTAX = "FIELD=LOW:HIGH[:log] or FIELD=a,b,c"
 NUMERIC_KINDS = ("int", "optional_int", "float", "optional_float")
