@@ -1,18 +1,11 @@
-"""What the Studies page works through: the process's study driver, and a study read for display (its trials as
-figure axes, its best trial as a Train link, its parameters' importance).
-
-The driver is the dashboard's study controller loop, as the ``Scheduler`` is its queue runner: a daemon thread that
-opens every study that should be running and that no live controller drives, pumps each one's controller (it asks
-and tells; the ``Scheduler`` trains the runs it queues) and closes it when it is done. Never in a page's thread, and
-never ``study.optimize``. A stop goes through the study's stop file (``storage.request_stop``), so a study that a
-command-line controller drives stops the same way.
-"""
+"""What the Studies page works through: stopping and resuming a study, and a study read for display (its trials as
+figure axes, its best trial as a Train link, its parameters' importance). The study runner itself is the core's
+``StudyDriver`` (``dashboard.handles.study_driver``), started with the page's store like the queue runner."""
 
 from __future__ import annotations
 
 import functools
 import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,121 +13,62 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from cartpole_core.config.models import ALGORITHMS, ConfigError, TrainConfig
+from cartpole_core.config.presets import preset_config, preset_names
 from cartpole_core.figures.studies import ParamAxis
-from cartpole_core.runs.home import data_home
 from cartpole_core.runs.store import RunStore
 from cartpole_core.studies import space, storage
-from cartpole_core.studies.storage import StudyError, StudySpec
-from dashboard.form import preset_values
+from cartpole_core.studies.storage import StudySpec
+from dashboard.form import default_preset, preset_values
 
 if TYPE_CHECKING:
     from optuna import Study
-
-    from cartpole_core.studies.controller import StudyController
 
 IMPORTANCE_ESTIMATOR = "fANOVA"  # optuna.importance's default evaluator (a random forest's functional ANOVA)
 IMPORTANCE_MIN_TRIALS = 4  # completed trials before the importance means anything
 
 
-class StudyDriver(threading.Thread):
-    """A daemon thread that drives the data home's studies, ``interval_s`` apart: each study whose status is
-    "running" and whose lease is free or stale is opened (``StudyController.open``), pumped, and closed when done;
-    a study with a stop request and no live controller is opened and stopped at once. ``errors``: the last
-    failure of each study (cleared by its next good round), for the page to show; the thread itself keeps going."""
+@dataclass(frozen=True)
+class LinkedSetup:
+    """A Train page's setup, from its share link (``?algo=…&preset=…&cfg=…``), as a study's base config."""
 
-    def __init__(self, home: Path, interval_s: float = 0.5):
-        super().__init__(name="cartpole-lab-studies", daemon=True)
-        self.home, self.interval_s = home, interval_s
-        self.errors: dict[str, str] = {}
-        self._resume: set[str] = set()
-        self._controllers: dict[str, StudyController] = {}  # the studies whose lease this thread holds
-        self._lock = threading.Lock()
-        self._stop_event = threading.Event()
+    algo: str
+    preset: str
+    overrides: dict[str, Any]
 
-    def resume(self, study_id: str) -> None:
-        """Drive a stopped or interrupted study again from the next round (opening it marks it running)."""
-        with self._lock:
-            self._resume.add(study_id)
+    @property
+    def key(self) -> str:
+        return json.dumps([self.algo, self.preset, self.overrides], sort_keys=True)
 
-    def run(self) -> None:
-        store = RunStore(self.home)  # opened in this thread: SQLite connections stay in theirs
-        while not self._stop_event.is_set():
-            try:
-                self._open_new(store)
-            except Exception as err:  # the studies folder itself: keep going, say so
-                self.errors[""] = f"{type(err).__name__}: {err}"
-            for study_id, controller in list(self._controllers.items()):
-                self._pump(study_id, controller)
-            self._stop_event.wait(self.interval_s)
-        for controller in self._controllers.values():
-            controller.close()  # trials in flight stay in the journal; the next driver picks them up
-        store.close()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-
-    def _open_new(self, store: RunStore) -> None:
-        from cartpole_core.studies.controller import StudyController
-
-        with self._lock:
-            resume, self._resume = self._resume, set()
-        specs, _ = storage.list_studies(self.home)
-        for spec in specs:
-            study_id = spec.study_id
-            if study_id in self._controllers or spec.status == "completed":
-                continue
-            folder = storage.study_dir(self.home, study_id)
-            stop_asked = storage.stop_requested(folder)
-            if not (spec.status == "running" or study_id in resume) or not lease_free(folder):
-                continue
-            try:
-                controller = StudyController.open(store, study_id)
-            except StudyError as err:
-                if err.kind != "busy":  # busy: a controller took it meanwhile
-                    self.errors[study_id] = str(err)
-                continue
-            except Exception as err:
-                self.errors[study_id] = f"{type(err).__name__}: {err}"
-                continue
-            if stop_asked and study_id not in resume:  # opening cleared the request: carry it out now
-                self._finish(study_id, controller, stop=True)
-            else:
-                self._controllers[study_id] = controller
-
-    def _pump(self, study_id: str, controller: StudyController) -> None:
-        try:
-            controller.pump()
-            self.errors.pop(study_id, None)
-        except Exception as err:  # e.g. the lease taken over, a damaged journal: let go; a later round retries
-            self.errors[study_id] = f"{type(err).__name__}: {err}"
-            self._finish(study_id, controller)
-            return
-        if controller.done:
-            self._finish(study_id, controller)
-
-    def _finish(self, study_id: str, controller: StudyController, stop: bool = False) -> None:
-        try:
-            if stop:
-                controller.stop()
-        except Exception as err:
-            self.errors[study_id] = f"{type(err).__name__}: {err}"
-        finally:
-            controller.close()
-            self._controllers.pop(study_id, None)
+    def config(self, **fields: Any) -> TrainConfig:
+        return preset_config(self.algo, self.preset, {**self.overrides, **fields})
 
 
-@st.cache_resource
-def driver(home: str) -> StudyDriver:
-    """One study driver per server process and data home."""
-    thread = StudyDriver(data_home(home))
-    thread.start()
-    return thread
-
-
-def lease_free(folder: Path) -> bool:
-    """No live controller drives the study (no lease, or one whose holder died or stopped renewing)."""
-    holder = storage.read_lease(folder)
-    return holder is None or not storage.lease_live(holder)
+def linked_setup(params: dict[str, str]) -> tuple[LinkedSetup | None, str | None]:
+    """The base setup a Train share link carries, and what in it cannot be used (the link is then ignored whole:
+    a study on a base the user did not see would mislead). No ``algo`` in the link: neither."""
+    algo = params.get("algo")
+    if algo is None:
+        return None, None
+    if algo not in ALGORITHMS:
+        return None, f"The link names algorithm {algo!r}; this lab has {', '.join(ALGORITHMS)}."
+    preset = params.get("preset") or default_preset(algo)
+    if preset not in preset_names(algo):
+        return None, f"The link names preset {preset!r}; {algo} has {', '.join(preset_names(algo))}."
+    try:
+        overrides = json.loads(params.get("cfg") or "{}")
+    except ValueError:
+        return None, "The link's settings (cfg) are not valid JSON."
+    if not isinstance(overrides, dict):
+        return None, "The link's settings (cfg) must be a JSON object of field names and values."
+    setup = LinkedSetup(algo, preset, {name: value for name, value in overrides.items()
+                                       if name not in space.FIXED_FIELDS or name == "total_env_steps"})
+    try:
+        setup.config()
+    except ConfigError as err:
+        return None, "The link's settings do not make a valid config: " + "; ".join(
+            f"{name}: {message}" for name, message in err.problems) if err.problems else str(err)
+    return setup, None
 
 
 def request_stop(home: Path, study_id: str) -> None:

@@ -9,7 +9,14 @@ from cartpole_core import ALGORITHMS
 from cartpole_core.config.limits import NAME_MAX, SEEDS_PER_LAUNCH_MAX
 from cartpole_core.config.models import ConfigError
 from cartpole_core.config.presets import preset_config, preset_names
-from cartpole_core.figures.studies import best_so_far_figure, importance_figure, parallel_coordinates_figure
+from cartpole_core.figures.studies import (
+    best_so_far_figure,
+    contour_figure,
+    importance_figure,
+    parallel_coordinates_figure,
+    slice_figure,
+)
+from cartpole_core.runs.compare import fmt_value
 from cartpole_core.studies import space, storage
 from cartpole_core.studies.objectives import OBJECTIVES
 from cartpole_core.studies.space import Dimension, SpaceError
@@ -64,7 +71,15 @@ def dimension_input(algo: str, field: str) -> tuple[Dimension, str | None]:
 
 
 def new_study_form(home) -> None:
-    """Everything a study needs, checked as it is typed; Launch creates it and opens its live view."""
+    """Everything a study needs, checked as it is typed; Launch creates it and opens its live view. A Train share
+    link (``?algo=…&preset=…&cfg=…``) sets the base: its algorithm and preset, with its changed fields."""
+    linked, link_problem = studies.linked_setup(st.query_params.to_dict())
+    if link_problem:
+        st.warning(plain(link_problem) + " The form starts from a preset instead.", icon=":material/link_off:")
+    if linked is not None and st.session_state.get("study_link") != linked.key:
+        st.session_state["study_link"] = linked.key  # picked once; the user may then choose another base
+        st.session_state["study_algo"] = linked.algo
+        st.session_state[f"study_preset.{linked.algo}"] = linked.preset
     top = st.columns([2, 2, 3])
     algo = top[0].selectbox("Algorithm", ALGORITHMS, format_func=ALGORITHM_TITLES.get, key="study_algo")
     presets = preset_names(algo)
@@ -84,11 +99,19 @@ def new_study_form(home) -> None:
     settings = st.columns(4)
     objective = settings[0].selectbox("Objective", list(OBJECTIVES), format_func=lambda name: OBJECTIVES[name].title,
                                       key="study_objective")
-    sampler = settings[1].selectbox("Sampler", storage.SAMPLERS, key="study_sampler", help=SAMPLER_HELP["tpe"])
+    sampler = settings[1].selectbox("Sampler", storage.SAMPLERS, key="study_sampler",
+                                    help=" ".join(SAMPLER_HELP.values()))
     pruner = settings[2].selectbox("Pruner", storage.PRUNERS, index=1, key="study_pruner",
                                    help=" ".join(f"**{name}**: {text}" for name, text in PRUNER_HELP.items()))
-    budget = settings[3].number_input("Budget per run (env steps)", 1, value=preset_config(algo, preset)
-                                      .total_env_steps, step=1000, key=f"study_budget.{algo}.{preset}")
+    if linked is not None and (linked.algo, linked.preset) != (algo, preset):
+        linked = None  # the user chose another base than the link's
+    overrides = linked.overrides if linked is not None else {}
+    if overrides:
+        st.caption("Base: preset " + f"`{preset}` with the Train link's " + ", ".join(
+            f"`{name}={value}`" for name, value in overrides.items()))
+    budget_key = f"study_budget.{algo}.{preset}.{hash(linked.key) if linked is not None else ''}"
+    budget = settings[3].number_input("Budget per run (env steps)", 1, value=preset_config(algo, preset, overrides)
+                                      .total_env_steps, step=1000, key=budget_key)
     st.caption(f"**{OBJECTIVES[objective].title}.** {OBJECTIVES[objective].definition} · {SAMPLER_HELP[sampler]} · "
                f"Pruner {pruner}: {PRUNER_HELP[pruner]}")
 
@@ -114,7 +137,7 @@ def new_study_form(home) -> None:
 
     spec = None
     try:
-        base = preset_config(algo, preset, total_env_steps=int(budget))
+        base = preset_config(algo, preset, {**overrides, "total_env_steps": int(budget)})
     except ConfigError as err:
         problems["budget"] = "; ".join(message for _, message in err.problems) or str(err)
     if fields and not problems:
@@ -138,7 +161,7 @@ def new_study_form(home) -> None:
                               disabled=spec is None or bool(problems))
     if launch and spec is not None and not problems:
         storage.create_study(home, spec)
-        studies.driver(str(home))
+        handles.study_driver(str(home))
         st.query_params["study"] = spec.study_id
         st.session_state["study_pick"] = spec.study_id
         st.rerun()
@@ -167,7 +190,7 @@ def study_panel(study_id: str, drawn_status: str) -> None:
     if view.spec.status != drawn_status:
         st.rerun(scope="app")  # the page refreshes only while the study runs
     spec, summary, objective = view.spec, view.summary, OBJECTIVES[view.spec.objective]
-    runner = studies.driver(str(store.home))
+    runner = handles.study_driver(str(store.home))
 
     st.subheader(plain(spec.name))
     st.caption(f"`{spec.study_id}` · {ALGORITHM_TITLES[spec.algo]} on preset `{spec.preset}`, "
@@ -203,7 +226,8 @@ def study_panel(study_id: str, drawn_status: str) -> None:
     if best is not None:
         links[1].page_link("pages/train.py", label=f"Open the best trial ({best['trial']}) in Train",
                            icon=":material/rocket_launch:", query_params=studies.train_query(spec, best["params"]))
-        st.markdown("Best parameters: " + ", ".join(f"`{field}={value}`" for field, value in best["params"].items()))
+        st.markdown("Best parameters: " + ", ".join(f"`{field}={fmt_value(value)}`"
+                                                     for field, value in best["params"].items()))
 
     rows = view.rows
     completed = [row for row in rows if row["value"] is not None]
@@ -227,12 +251,22 @@ def study_panel(study_id: str, drawn_status: str) -> None:
         "runs": studies.runs_link(spec, row["run_ids"]) if row["run_ids"] else None,
         "note": row["reason"] or "",
     } for row in rows])
-    st.dataframe(table, hide_index=True, key=f"trials.{study_id}", column_config={
+    st.container(key="study_trial_table").dataframe(table, hide_index=True, column_config={
         "runs": st.column_config.LinkColumn("runs", display_text="open runs",
                                             help="The trial's runs, selected in Runs & compare")})
 
-    with st.expander("Parameter importance", icon=":material/bar_chart:"):
-        scores = studies.importances(study_id, len(completed), view.study)
+    if not completed:
+        return
+    axes = studies.param_axes(spec, completed)
+    values = [row["value"] for row in completed]
+    st.markdown("**Each parameter against the objective** (one point per completed trial, later trials darker)")
+    st.plotly_chart(slice_figure(axes, values, [row["trial"] for row in completed], objective.title),
+                    key=f"slices.{study_id}")
+    scores = studies.importances(study_id, len(completed), view.study)
+    ranked = sorted(axes, key=lambda axis: -scores.get(axis.name, 0.0)) if scores else axes
+    charts = st.columns(2) if len(axes) >= 2 else [st.container()]
+    with charts[0]:
+        st.markdown("**Parameter importance**")
         if scores is None:
             st.caption(f"Estimated once {studies.IMPORTANCE_MIN_TRIALS} trials completed with different values.")
         else:
@@ -240,15 +274,27 @@ def study_panel(study_id: str, drawn_status: str) -> None:
             st.caption(f"{studies.IMPORTANCE_ESTIMATOR} (`optuna.importance.get_param_importances`, its default "
                        f"evaluator) over the {len(completed)} completed trials: how much of the objective's variance "
                        "each parameter explains. A rough guide with few trials.")
+    if len(axes) >= 2:
+        with charts[1]:
+            first, second = ranked[:2]
+            st.markdown(f"**{plain(first.name)} × {plain(second.name)}**"
+                        + (" (the two most important)" if scores else ""))
+            st.plotly_chart(contour_figure(first, second, values, objective.direction, objective.title),
+                            key=f"contour.{study_id}")
+            st.caption("Points: completed trials. The surface between them is interpolated (inverse-distance "
+                       "weighting): a sketch of the landscape, exact only at the points.")
 
 
 def _shown(value):
-    return str(value) if isinstance(value, (bool, list, tuple)) else value
+    """A parameter in the trial table: four significant digits (a sampled 0.9774406751963662 reads 0.9774), still a
+    number so the column sorts; lists and booleans as text."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    return fmt_value(value) if isinstance(value, (bool, list, tuple)) else value
 
 
 with page():  # past the access gate; a damaged store is a message, not a traceback
     home = handles.store().home
-    studies.driver(str(home))
     st.title("Studies")
     st.caption("A study searches hyperparameters: each trial is one configuration trained on several seeds, its "
                "value the interquartile mean across them. Optuna picks the next configuration; runs train in the "

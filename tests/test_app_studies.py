@@ -2,7 +2,6 @@
 
 import time
 
-import pytest
 from app_support import app, figure
 
 from cartpole_core.config.presets import preset_config
@@ -12,24 +11,6 @@ from cartpole_core.studies import space, storage
 from cartpole_core.studies.controller import StudyController
 
 PAGE = "pages/studies.py"
-
-
-@pytest.fixture(autouse=True)
-def stop_the_study_drivers():
-    """Each page opened on a new data home starts a study driver thread (see the schedulers' fixture in conftest)."""
-    yield
-    import sys
-    import threading
-
-    from dashboard.studies import StudyDriver
-
-    drivers = [thread for thread in threading.enumerate() if isinstance(thread, StudyDriver)]
-    for driver in drivers:
-        driver.stop()
-    for driver in drivers:
-        driver.join(timeout=10)
-    if "dashboard.studies" in sys.modules:
-        sys.modules["dashboard.studies"].driver.clear()
 
 
 def finished_study(home, trials=3, seeds=2):
@@ -104,3 +85,36 @@ def test_a_finished_study_shows_every_trial_and_its_parallel_coordinates(home):
     assert [axis["label"] for axis in axes[:2]] == ["gamma", "learning_rate.start (log)"]
     assert len(axes[2]["values"]) == 3  # one line per completed trial
     assert any(link.label.startswith("Open the best trial") for link in test.get("page_link"))
+
+
+def test_a_train_share_link_sets_the_studys_base(home):
+    test = app(PAGE, algo="qlearning", preset="fast", cfg='{"gamma": 0.95, "total_env_steps": 4000}')
+    assert not test.exception and not test.warning
+    assert test.selectbox(key="study_algo").value == "qlearning"
+    assert any("`gamma=0.95`" in caption.value for caption in test.caption)
+    test.multiselect(key="study_vary.qlearning").set_value(["learning_rate.start"]).run()
+    next(button for button in test.button if button.label == "Launch study").click().run()
+    (spec,), _ = storage.list_studies(home)
+    storage.request_stop(storage.study_dir(home, spec.study_id))
+    base = spec.base()
+    assert (base.gamma, base.total_env_steps) == (0.95, 4000)  # the link's changes, and its budget
+
+
+def test_a_link_with_an_unusable_setup_says_so_and_starts_from_a_preset(home):
+    test = app(PAGE, algo="qlearning", preset="fast", cfg='{"gamma": 7}')
+    assert not test.exception
+    assert any("gamma" in warning.value and "preset instead" in warning.value for warning in test.warning)
+    assert not any("`gamma=7`" in caption.value for caption in test.caption)
+
+
+def test_a_finished_study_draws_slices_importance_and_a_contour(home):
+    spec = finished_study(home, trials=5)
+    test = app(PAGE, study=spec.study_id)
+    assert not test.exception and not test.error
+    figures = [figure(chart) for chart in test.get("plotly_chart")]
+    slices = next(fig for fig in figures if len(fig["data"]) == 2 and fig["data"][0]["type"] == "scatter"
+                  and "xaxis2" in fig["layout"])
+    assert all(len(trace["x"]) == 5 for trace in slices["data"])  # one point per completed trial, per parameter
+    contour = next(fig for fig in figures if fig["data"][0]["type"] == "contour")
+    assert len(contour["data"][1]["x"]) == 5
+    assert any(fig["data"][0]["type"] == "bar" and fig["data"][0]["orientation"] == "h" for fig in figures)
