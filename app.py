@@ -15,6 +15,7 @@ if __name__ == "__main__":
             st.Page("pages/train.py", title="Train", icon=":material/rocket_launch:", default=True),
             st.Page("pages/live.py", title="Live view", icon=":material/monitoring:"),
             st.Page("pages/runs.py", title="Runs & compare", icon=":material/stacked_line_chart:"),
+            st.Page("pages/studies.py", title="Studies", icon=":material/science:"),
         ],
         "Watch": [
             st.Page("pages/replay.py", title="Replay", icon=":material/movie:"),

@@ -26,17 +26,20 @@ def one_torch_thread():
 def stop_the_dashboards_schedulers():
     """Each AppTest on a new data home starts the dashboard's queue runner (a thread pumping the store five times a
     second, with a warm worker process of ~0.4 GB). A server keeps one for its life; a test session would keep one
-    per test that opened a page, all still polling by the browser test's throughput measurement. Stop them."""
+    per test that opened a page, all still polling by the browser test's throughput measurement. Stop them, and the
+    study runners started beside them."""
     yield
     import sys
     import threading
 
     from cartpole_core.jobs.scheduler import Scheduler
+    from cartpole_core.studies.driver import StudyDriver
 
-    schedulers = [thread for thread in threading.enumerate() if isinstance(thread, Scheduler)]
+    schedulers = [thread for thread in threading.enumerate() if isinstance(thread, (Scheduler, StudyDriver))]
     for scheduler in schedulers:
         scheduler.stop()  # its executor closes the warm worker's input: the idle worker exits
     for scheduler in schedulers:
         scheduler.join(timeout=10)
     if "dashboard.handles" in sys.modules:
-        sys.modules["dashboard.handles"].scheduler.clear()  # the next page opened starts a fresh one
+        sys.modules["dashboard.handles"].scheduler.clear()  # the next page opened starts fresh ones
+        sys.modules["dashboard.handles"].study_driver.clear()

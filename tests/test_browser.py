@@ -357,3 +357,67 @@ def test_names_and_tags_with_markdown_and_html_appear_literally(server, chromium
     runs = [run for run in store.list_runs() if run["name"].startswith(name)]
     assert len(runs) == 2 and all(run["tags"] == ["<i>tag</i>"] for run in runs)
     page.close()
+
+
+PARALLEL_LINES = """() => {
+    const plot = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.data && p.data[0].type === 'parcoords');
+    return plot ? plot.data[0].dimensions[0].values.length : 0;
+}"""
+
+
+def test_user_runs_a_study_watches_it_grow_stops_it_and_opens_the_best_in_train(server, chromium_browser):
+    """A study from the Studies page: the base from a Train link, a field picked to vary, trials and seeds typed;
+    Launch, and the trial table and the parallel coordinates gain trials as they finish; Stop cancels the trials in
+    flight (their runs' data stays); "Open the best trial in Train" fills the Train form with its parameters."""
+    url, home = server
+    store = RunStore(home)
+    wait_until_idle(store)
+    page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/studies?algo=qlearning&preset=fast")
+    page.get_by_text("Fields to vary").wait_for(timeout=60_000)
+    page.get_by_test_id("stMultiSelect").first.click()
+    page.keyboard.type("gamma")
+    page.get_by_role("option", name="gamma", exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("spinbutton", name="low").wait_for(timeout=30_000)
+    for label, value in (("Trials", "40"), ("Seeds per trial", "2")):
+        field = page.get_by_role("spinbutton", name=label, exact=True)
+        field.fill(value)
+        field.press("Enter")
+    page.get_by_text("40 trial(s) × 2 seed(s)").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Launch study").click()
+    page.wait_for_url("**study=*", timeout=30_000)
+    study_id = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["study"][0]
+
+    def trial_rows() -> list[str]:
+        return table_text(page, "study_trial_table")[1:]
+
+    page.wait_for_function(f"() => ({PARALLEL_LINES})() >= 2", timeout=120_000)
+    first_lines, first_rows = page.evaluate(PARALLEL_LINES), len(trial_rows())
+    # The chart is redrawn in place as trials finish.
+    page.wait_for_function(f"() => ({PARALLEL_LINES})() >= {first_lines + 2}", timeout=120_000)
+    assert len(trial_rows()) > first_rows
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.screenshot(path=str(SCREENSHOTS / "studies.png"))
+
+    page.get_by_role("button", name="Stop study").click()
+    page.get_by_role("button", name="Resume study").wait_for(timeout=30_000)
+    deadline = time.monotonic() + 30
+    runs = store.list_runs(tag=f"study:{study_id}")
+    while any(run["status"] in ACTIVE_STATUSES for run in runs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        runs = store.list_runs(tag=f"study:{study_id}")
+    assert runs and not any(run["status"] in ACTIVE_STATUSES for run in runs), "Stop left runs training"
+    assert all(len(store.episodes(run["id"])) == run["episodes"] for run in runs)  # cancelled runs keep theirs
+    assert any(run["status"] == "cancelled" for run in runs) or all(run["status"] == "completed" for run in runs)
+    assert 2 <= len(runs) // 2 < 40  # stopped part-way; the runs of every trial asked so far are kept
+
+    from cartpole_core.studies.controller import summarize
+    from cartpole_core.studies.storage import load_optuna_study, load_spec, study_dir
+
+    best = summarize(store, load_spec(home, study_id), load_optuna_study(study_dir(home, study_id)))["best"]
+    page.get_by_text(f"Open the best trial ({best['trial']}) in Train").click()
+    page.get_by_text("Train an agent").wait_for(timeout=60_000)
+    gamma = page.get_by_role("spinbutton", name="gamma", exact=True)
+    gamma.wait_for(timeout=30_000)
+    assert float(gamma.input_value()) == pytest.approx(best["params"]["gamma"], rel=1e-3)

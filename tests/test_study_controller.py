@@ -194,3 +194,37 @@ def test_a_torn_last_journal_line_and_a_dead_writers_lock_are_cleared_before_app
     storage.load_optuna_study(folder).enqueue_trial(GOOD)  # an append that reads back
     distributions = {dim.field: space.distribution(dim) for dim in spec.dimensions}
     assert storage.load_optuna_study(folder).ask(distributions).params == GOOD
+
+
+def test_the_dashboards_study_runner_takes_up_a_study_left_running_and_drives_it_to_the_end(tmp_path):
+    """A server restart: a study whose controller died (its lease's pid is gone) is "running" with a trial in the
+    journal; the next server's StudyDriver opens it and, with its Scheduler training the runs, completes it."""
+    from cartpole_core.jobs.scheduler import Scheduler
+    from cartpole_core.studies.driver import StudyDriver
+
+    spec = new_study(tmp_path, trials=3, seeds=1, budget=20_000)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = storage.study_dir(tmp_path, spec.study_id)
+    with StudyController.open(RunStore(tmp_path), spec.study_id) as controller:
+        controller.pump()  # asks trial 0 and queues its run, then "dies"
+    (folder / storage.LEASE_FILE).write_text(json.dumps(
+        {"pid": int(dead.stdout), "host": storage.host_id(), "heartbeat_at": time.time(), "token": "dead"}))
+    threads = [Scheduler(tmp_path, max_workers=2), StudyDriver(tmp_path, interval_s=0.1)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 90
+        while storage.load_spec(tmp_path, spec.study_id).status != "completed":
+            assert time.monotonic() < deadline, "the study runner did not complete the study"
+            assert not threads[1].errors, threads[1].errors
+            time.sleep(0.2)
+    finally:
+        for thread in threads:
+            thread.stop()
+        for thread in threads:
+            thread.join(timeout=10)
+    trials = storage.load_optuna_study(folder).get_trials()
+    assert sorted(trial.number for trial in trials) == [0, 1, 2]
+    assert all(trial.state.is_finished() and INTERRUPTED not in trial.user_attrs for trial in trials)
+    runs = RunStore(tmp_path).list_runs(tag=spec.tag)
+    assert len(runs) == 3 and {run["status"] for run in runs} <= {"completed", "cancelled"}  # pruned ones cancelled

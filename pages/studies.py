@@ -1,0 +1,322 @@
+"""Studies: search hyperparameters — each trial a group of seeded runs, chosen by Optuna — and watch a study."""
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from cartpole_core import ALGORITHMS
+from cartpole_core.config.limits import NAME_MAX, SEEDS_PER_LAUNCH_MAX
+from cartpole_core.config.models import ConfigError
+from cartpole_core.config.presets import preset_config, preset_names
+from cartpole_core.figures.studies import (
+    best_so_far_figure,
+    contour_figure,
+    importance_figure,
+    parallel_coordinates_figure,
+    slice_figure,
+)
+from cartpole_core.runs.compare import fmt_value
+from cartpole_core.studies import space, storage
+from cartpole_core.studies.objectives import OBJECTIVES
+from cartpole_core.studies.space import Dimension, SpaceError
+from cartpole_core.studies.storage import StudyError
+from dashboard import handles, studies
+from dashboard.form import default_preset
+from dashboard.labels import ALGORITHM_TITLES, plain
+from dashboard.page import page
+from dashboard.widgets import sidebar_active_runs
+
+SAMPLER_HELP = {"tpe": "TPE: learns from the trials so far which values do well (Optuna's default).",
+                "random": "Random: every trial drawn independently; a fair baseline.",
+                "grid": f"Grid: {storage.GRID_POINTS} values per range (log-spaced when log) × every choice, each "
+                        "once, in a seeded order."}
+PRUNER_HELP = {"none": "Every trial runs its whole budget.",
+               "median": "Stops a trial whose evaluation return falls below the median of the trials before it at "
+                         "the same point (from a third of the budget on).",
+               "halving": "Successive halving: at each rung only the best third of the trials go on."}
+STATE_ICONS = {"complete": "✓", "pruned": "✂", "fail": "✗", "running": "▶", "interrupted": "!"}
+REFRESH_S = 2.0
+ACTION_WAIT_S = 3.0  # how long Stop and Resume wait for the driver to act, so the page shows the new status
+
+
+def dimension_input(algo: str, field: str) -> tuple[Dimension, str | None]:
+    """One varied field's range (low, high, log) or choices, starting at its default; the dimension and what is
+    wrong with it."""
+    default = space.default_dimension(algo, field)
+    key = f"study_dim.{algo}.{field}"
+    columns = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    columns[0].markdown(f"`{field}`")
+    if default.kind == "categorical":
+        options = studies.sampled_choices(default)
+        config_values = dict(zip(options, default.choices))
+        chosen = columns[1].multiselect("choices", options, default=options, key=f"{key}.choices",
+                                        label_visibility="collapsed", width="stretch")
+        dimension = Dimension(field, "categorical", choices=tuple(config_values[choice] for choice in chosen))
+    else:
+        integer = default.kind == "int"
+        step = 1 if integer else float(f"{(default.high - default.low) / 10:.1g}")
+        number_format = "%d" if integer else "%g"
+        low = columns[1].number_input("low", value=default.low, step=step, format=number_format, key=f"{key}.low")
+        high = columns[2].number_input("high", value=default.high, step=step, format=number_format,
+                                       key=f"{key}.high")
+        log = columns[3].checkbox("log", value=default.log, key=f"{key}.log", help="Sample on a log scale")
+        dimension = Dimension(field, default.kind, low, high, log=log)
+    try:
+        space.check_space(algo, [dimension])
+    except SpaceError as err:
+        st.error(plain(err), icon=":material/block:")
+        return dimension, str(err)
+    return dimension, None
+
+
+def new_study_form(home) -> None:
+    """Everything a study needs, checked as it is typed; Launch creates it and opens its live view. A Train share
+    link (``?algo=…&preset=…&cfg=…``) sets the base: its algorithm and preset, with its changed fields."""
+    linked, link_problem = studies.linked_setup(st.query_params.to_dict())
+    if link_problem:
+        st.warning(plain(link_problem) + " The form starts from a preset instead.", icon=":material/link_off:")
+    if linked is not None and st.session_state.get("study_link") != linked.key:
+        st.session_state["study_link"] = linked.key  # picked once; the user may then choose another base
+        st.session_state["study_algo"] = linked.algo
+        st.session_state[f"study_preset.{linked.algo}"] = linked.preset
+    top = st.columns([2, 2, 3])
+    algo = top[0].selectbox("Algorithm", ALGORITHMS, format_func=ALGORITHM_TITLES.get, key="study_algo")
+    presets = preset_names(algo)
+    preset = top[1].selectbox("Preset", presets, index=presets.index(default_preset(algo)),
+                              key=f"study_preset.{algo}", help="The base config every trial starts from.")
+    fields = top[2].multiselect("Fields to vary", space.varyable_fields(algo), key=f"study_vary.{algo}",
+                                help="Each starts at its typical range (or every choice); edit it below. The budget, "
+                                     "evaluation and stopping are the same for every trial.")
+    problems: dict[str, str] = {}
+    dimensions = []
+    for field in fields:
+        dimension, problem = dimension_input(algo, field)
+        dimensions.append(dimension)
+        if problem:
+            problems[field] = problem
+
+    settings = st.columns(4)
+    objective = settings[0].selectbox("Objective", list(OBJECTIVES), format_func=lambda name: OBJECTIVES[name].title,
+                                      key="study_objective")
+    sampler = settings[1].selectbox("Sampler", storage.SAMPLERS, key="study_sampler",
+                                    help=" ".join(SAMPLER_HELP.values()))
+    pruner = settings[2].selectbox("Pruner", storage.PRUNERS, index=1, key="study_pruner",
+                                   help=" ".join(f"**{name}**: {text}" for name, text in PRUNER_HELP.items()))
+    if linked is not None and (linked.algo, linked.preset) != (algo, preset):
+        linked = None  # the user chose another base than the link's
+    overrides = linked.overrides if linked is not None else {}
+    if overrides:
+        st.caption("Base: preset " + f"`{preset}` with the Train link's " + ", ".join(
+            f"`{name}={value}`" for name, value in overrides.items()))
+    budget_key = f"study_budget.{algo}.{preset}.{hash(linked.key) if linked is not None else ''}"
+    budget = settings[3].number_input("Budget per run (env steps)", 1, value=preset_config(algo, preset, overrides)
+                                      .total_env_steps, step=1000, key=budget_key)
+    st.caption(f"**{OBJECTIVES[objective].title}.** {OBJECTIVES[objective].definition} · {SAMPLER_HELP[sampler]} · "
+               f"Pruner {pruner}: {PRUNER_HELP[pruner]}")
+
+    counts = st.columns([1, 1, 3, 2], vertical_alignment="bottom")
+    trials = counts[0].number_input("Trials", 1, storage.TRIALS_MAX, 20, key="study_trials")
+    seeds = counts[1].number_input("Seeds per trial", 1, SEEDS_PER_LAUNCH_MAX, 3, key="study_seeds",
+                                   help="Every trial runs on the same seeds; its value is the IQM across them.")
+    suggested = f"{algo}/{preset}: {', '.join(fields)}"[:100] if fields else f"{algo}/{preset}"
+    name = counts[2].text_input("Name", key="study_name", max_chars=NAME_MAX, placeholder=suggested).strip()
+
+    if sampler == "grid" and dimensions and not problems:
+        try:
+            space.grid(dimensions, storage.GRID_POINTS)
+            size = space.grid_size(dimensions, storage.GRID_POINTS)
+            trials = min(trials, size)
+            st.caption(f"Grid: {size} configuration(s) × {seeds} seed(s) = **{size * seeds} runs** "
+                       f"({trials} trial(s) planned).")
+        except SpaceError as err:
+            problems["grid"] = str(err)
+    elif dimensions:
+        st.caption(f"{trials} trial(s) × {seeds} seed(s): at most **{trials * seeds} runs** (pruned trials stop "
+                   f"early).")
+
+    spec = None
+    try:
+        base = preset_config(algo, preset, {**overrides, "total_env_steps": int(budget)})
+    except ConfigError as err:
+        problems["budget"] = "; ".join(message for _, message in err.problems) or str(err)
+    if fields and not problems:
+        from cartpole_core.studies.controller import default_parallel
+
+        spec = storage.StudySpec(
+            study_id=storage.new_study_id(algo), name=name or suggested, algo=algo, preset=preset,
+            base_config=base.to_json(), dimensions=tuple(dimensions), sampler=sampler, pruner=pruner,
+            objective=objective, trials=trials, seeds=seeds, seed=0,
+            parallel=min(trials, default_parallel(seeds), storage.parallel_max(seeds)))
+        try:
+            storage.check_spec(spec)
+        except ValueError as err:  # e.g. a name too long for the trials' run names
+            problems["study"] = str(err)
+    for key in ("grid", "budget", "study"):
+        if key in problems:
+            st.error(plain(problems[key]), icon=":material/block:")
+    if not fields:
+        st.info("Pick at least one field to vary.", icon=":material/science:")
+    launch = counts[3].button("Launch study", type="primary", icon=":material/science:", width="stretch",
+                              disabled=spec is None or bool(problems))
+    if launch and spec is not None and not problems:
+        storage.create_study(home, spec)
+        handles.study_driver(str(home))
+        st.query_params["study"] = spec.study_id
+        st.session_state["study_pick"] = spec.study_id
+        st.rerun()
+
+
+def study_label(spec: storage.StudySpec) -> str:
+    made = time.strftime("%b %d %H:%M", time.localtime(spec.created_at))
+    return f"{spec.name} · {spec.status} · {made} · {spec.study_id.rsplit('-', 1)[-1]}"
+
+
+def wait_for_status(home, study_id: str, leaving: str) -> None:
+    """Give the driver a moment to act on Stop or Resume, so the page reruns with the study's new status."""
+    deadline = time.monotonic() + ACTION_WAIT_S
+    while time.monotonic() < deadline and storage.load_spec(home, study_id).status == leaving:
+        time.sleep(0.1)
+
+
+def study_panel(study_id: str, drawn_status: str) -> None:
+    """The study now: status, counts, best, Stop/Resume, charts and the trial table."""
+    store = handles.store()
+    try:
+        view = studies.read_study(store, study_id)
+    except StudyError as err:
+        st.error(plain(err), icon=":material/error:")
+        return
+    if view.spec.status != drawn_status:
+        st.rerun(scope="app")  # the page refreshes only while the study runs
+    spec, summary, objective = view.spec, view.summary, OBJECTIVES[view.spec.objective]
+    runner = handles.study_driver(str(store.home))
+
+    st.subheader(plain(spec.name))
+    st.caption(f"`{spec.study_id}` · {ALGORITHM_TITLES[spec.algo]} on preset `{spec.preset}`, "
+               f"{spec.base().total_env_steps:,} env steps a run · {spec.sampler} sampler · {spec.pruner} pruner · "
+               f"{spec.seeds} seed(s) a trial · varies {', '.join(f'`{dim.to_text()}`' for dim in spec.dimensions)}")
+    best = summary["best"]
+    metrics = st.columns([1, 1, 2, 1, 2], vertical_alignment="bottom")
+    metrics[0].metric("Status", view.status)
+    metrics[1].metric("Trials", f"{summary['trials']} / {summary['trials_planned']}")
+    metrics[2].metric(f"Best: {objective.title}", "—" if best is None else f"{best['objective']:,.4g}",
+                      help=objective.definition)
+    metrics[3].metric("Pruned · failed", f"{summary['trials_pruned']} · {summary['trials_failed']}")
+    with metrics[4]:
+        if view.status == "running":
+            if st.button("Stop study", icon=":material/stop:", key="study_stop",
+                         help="Cancels the trials in flight (their configurations run again on resume)."):
+                studies.request_stop(store.home, study_id)
+                wait_for_status(store.home, study_id, "running")
+                st.rerun(scope="app")
+        elif view.status == "stopped":
+            if st.button("Resume study", icon=":material/play_arrow:", key="study_resume"):
+                runner.resume(study_id)
+                wait_for_status(store.home, study_id, "stopped")
+                st.rerun(scope="app")
+        elif view.status == "interrupted":
+            st.caption("No controller drives it now (a server restart?): this server resumes it in a moment.")
+    if problem := runner.errors.get(study_id):
+        st.warning(f"The study driver's last problem with this study: {plain(problem)}", icon=":material/warning:")
+
+    links = st.columns(2)
+    links[0].page_link("pages/runs.py", label="All its runs in Runs & compare", icon=":material/stacked_line_chart:",
+                       query_params={"tag": spec.tag})
+    if best is not None:
+        links[1].page_link("pages/train.py", label=f"Open the best trial ({best['trial']}) in Train",
+                           icon=":material/rocket_launch:", query_params=studies.train_query(spec, best["params"]))
+        st.markdown("Best parameters: " + ", ".join(f"`{field}={fmt_value(value)}`"
+                                                     for field, value in best["params"].items()))
+
+    rows = view.rows
+    completed = [row for row in rows if row["value"] is not None]
+    charts = st.columns(2)
+    with charts[0]:
+        st.markdown("**Best so far**")
+        st.plotly_chart(best_so_far_figure([row["trial"] for row in rows], [row["value"] for row in rows],
+                                           objective.direction, objective.title), key=f"best_so_far.{study_id}")
+    with charts[1]:
+        st.markdown("**Parameters of the completed trials**")
+        if completed:
+            st.plotly_chart(parallel_coordinates_figure(studies.param_axes(spec, completed),
+                                                        [row["value"] for row in completed], objective.direction,
+                                                        objective.title), key=f"parallel.{study_id}")
+        else:
+            st.caption("Drawn once a trial completes.")
+
+    table = pd.DataFrame([{
+        "trial": row["trial"], "state": f"{STATE_ICONS.get(row['state'], '')} {row['state']}",
+        objective.title: row["value"], **{dim.field: _shown(row["params"].get(dim.field)) for dim in spec.dimensions},
+        "runs": studies.runs_link(spec, row["run_ids"]) if row["run_ids"] else None,
+        "note": row["reason"] or "",
+    } for row in rows])
+    st.container(key="study_trial_table").dataframe(table, hide_index=True, column_config={
+        "runs": st.column_config.LinkColumn("runs", display_text="open runs",
+                                            help="The trial's runs, selected in Runs & compare")})
+
+    if not completed:
+        return
+    axes = studies.param_axes(spec, completed)
+    values = [row["value"] for row in completed]
+    st.markdown("**Each parameter against the objective** (one point per completed trial, later trials darker)")
+    st.plotly_chart(slice_figure(axes, values, [row["trial"] for row in completed], objective.title),
+                    key=f"slices.{study_id}")
+    scores = studies.importances(study_id, len(completed), view.study)
+    ranked = sorted(axes, key=lambda axis: -scores.get(axis.name, 0.0)) if scores else axes
+    charts = st.columns(2) if len(axes) >= 2 else [st.container()]
+    with charts[0]:
+        st.markdown("**Parameter importance**")
+        if scores is None:
+            st.caption(f"Estimated once {studies.IMPORTANCE_MIN_TRIALS} trials completed with different values.")
+        else:
+            st.plotly_chart(importance_figure(scores, studies.IMPORTANCE_ESTIMATOR), key=f"importance.{study_id}")
+            st.caption(f"{studies.IMPORTANCE_ESTIMATOR} (`optuna.importance.get_param_importances`, its default "
+                       f"evaluator) over the {len(completed)} completed trials: how much of the objective's variance "
+                       "each parameter explains. A rough guide with few trials.")
+    if len(axes) >= 2:
+        with charts[1]:
+            first, second = ranked[:2]
+            st.markdown(f"**{plain(first.name)} × {plain(second.name)}**"
+                        + (" (the two most important)" if scores else ""))
+            st.plotly_chart(contour_figure(first, second, values, objective.direction, objective.title),
+                            key=f"contour.{study_id}")
+            st.caption("Points: completed trials. The surface between them is interpolated (inverse-distance "
+                       "weighting): a sketch of the landscape, exact only at the points.")
+
+
+def _shown(value):
+    """A parameter in the trial table: four significant digits (a sampled 0.9774406751963662 reads 0.9774), still a
+    number so the column sorts; lists and booleans as text."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    return fmt_value(value) if isinstance(value, (bool, list, tuple)) else value
+
+
+with page():  # past the access gate; a damaged store is a message, not a traceback
+    home = handles.store().home
+    st.title("Studies")
+    st.caption("A study searches hyperparameters: each trial is one configuration trained on several seeds, its "
+               "value the interquartile mean across them. Optuna picks the next configuration; runs train in the "
+               "queue like any other, tagged `study:<id>`.")
+    specs, unreadable = storage.list_studies(home)
+    for problem in unreadable:
+        st.warning(plain(problem), icon=":material/folder_off:")
+
+    with st.expander("New study", expanded="study" not in st.query_params, icon=":material/add:"):
+        new_study_form(home)
+
+    ids = [spec.study_id for spec in specs]
+    wanted = st.query_params.get("study")
+    if wanted in ids and st.session_state.get("study_pick") != wanted:
+        st.session_state["study_pick"] = wanted  # a link to ?study=ID
+    labels = {spec.study_id: study_label(spec) for spec in specs}
+    picked = st.selectbox("Study", ids, format_func=labels.get, key="study_pick", index=None,
+                          placeholder="Pick a study" if ids else "No study yet: launch one above")
+    if picked is not None:
+        st.query_params["study"] = picked
+        status = next(spec for spec in specs if spec.study_id == picked).status
+        st.fragment(study_panel, run_every=REFRESH_S if status == "running" else None)(picked, status)
+    elif wanted is not None:
+        st.warning(f"There is no study {plain(wanted)} in this lab.", icon=":material/search_off:")
+    sidebar_active_runs()
