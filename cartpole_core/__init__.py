@@ -1,6 +1,7 @@
 """CartPole Lab's engine, by layer (each imports only those below it; none imports streamlit):
 
 - ``cli``: ``python -m cartpole_core``;
+- ``studies``: hyperparameter studies with Optuna (``run_study`` from a notebook);
 - ``jobs``: the queue, dispatch to executors (local worker processes), execution of a run through a sink;
 - ``watch``: rollouts, frames and video, inspection, robustness; ``figures``: metrics → Plotly figures;
 - ``runs``: the SQLite run store, the data home, export/import, comparisons across runs;
@@ -42,12 +43,16 @@ _EXPORTS = {
     "Observers": "cartpole_core.engine.observers",
     "RunObserver": "cartpole_core.engine.observers",
     "train": "cartpole_core.engine.train",
+    "resume_study": "cartpole_core.studies.api",
+    "run_study": "cartpole_core.studies.api",
+    "study_summary": "cartpole_core.studies.api",
 }
 
 __all__ = [
     "ALGORITHMS", "Agent", "Callbacks", "CheckpointError", "ConfigError", "DQNConfig", "EventLog", "Observers",
     "PPOConfig", "QLearningConfig", "RunObserver", "RunResult", "TrainConfig", "config_from_json", "field_specs",
-    "load_agent", "preset_config", "preset_names", "save_checkpoint", "train",
+    "load_agent", "preset_config", "preset_names", "resume_study", "run_study", "save_checkpoint", "study_summary",
+    "train",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
 
@@ -67,6 +72,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from cartpole_core.engine.observers import Callbacks, EventLog, Observers, RunObserver
     from cartpole_core.engine.train import train
     from cartpole_core.records import RunResult
+    from cartpole_core.studies.api import resume_study, run_study, study_summary
 
 
 def __getattr__(name: str) -> Any:

@@ -647,7 +647,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------ studies
 
-PUMP_INTERVAL_S = 0.1  # a study's loop: the dispatcher starts runs, the controller reports, prunes, tells and asks
 STOP_WAIT_S = 15.0  # `study stop` waits this long for the controller driving the study to stop it
 
 
@@ -671,34 +670,28 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def _study_run(args: argparse.Namespace) -> int:
-    from cartpole_core.studies import space, storage
-    from cartpole_core.studies.controller import default_parallel
+    from cartpole_core.studies import api, storage
+    from cartpole_core.studies.space import SpaceError
 
     base = _config(args)
-    dims = space.check_space(args.algo, [space.parse_vary(args.algo, _text(text, "--vary")) for text in args.vary])
+    vary = [_text(text, "--vary") for text in args.vary]
     trials = _int_in(args.trials, "--trials", 1, storage.TRIALS_MAX)
     seeds = _int_in(args.seeds, "--seeds", 1, SEEDS_PER_LAUNCH_MAX)
     seed = _seed(args.seed, "--seed")
-    if args.sampler == "grid":  # each point once; SpaceError for a grid of more than space.GRID_MAX points
-        space.grid(dims, storage.GRID_POINTS)
-        trials = min(trials, space.grid_size(dims, storage.GRID_POINTS))
-    parallel = _parallel(args, seeds) or min(trials, default_parallel(seeds))
-    fields = ", ".join(dim.field for dim in dims)
-    name = _name(args) or _clip(f"{args.algo}/{args.preset}: {fields}", 100)
-    spec = storage.StudySpec(
-        study_id=storage.new_study_id(args.algo), name=name,
-        algo=args.algo, preset=args.preset, base_config=base.to_json(), dimensions=tuple(dims), sampler=args.sampler,
-        pruner=args.pruner, objective=args.objective, trials=trials, seeds=seeds, seed=seed, parallel=parallel)
     try:
-        storage.check_spec(spec)
+        spec = api.new_spec(args.algo, vary, base=base, preset=args.preset, trials=trials, seeds=seeds,
+                            sampler=args.sampler, pruner=args.pruner, objective=args.objective, name=_name(args),
+                            seed=seed, parallel=_parallel(args, seeds))
+    except SpaceError:
+        raise
     except ValueError as err:  # e.g. seeds past SEED_MAX, a name too long for the trials' run names
         raise BadInput(str(err)) from None
     store = _open_store(args.home)
     storage.create_study(store.home, spec)
     if not args.json:
-        print(f"study {spec.study_id}: {trials} trial(s) of {seeds} seed(s), {args.sampler} sampler, {args.pruner} "
-              f"pruner, {args.objective}", file=sys.stderr)
-    return _drive_study(args, store, spec.study_id, parallel)
+        print(f"study {spec.study_id}: {spec.trials} trial(s) of {seeds} seed(s), {args.sampler} sampler, "
+              f"{args.pruner} pruner, {args.objective}", file=sys.stderr)
+    return _drive_study(args, store, spec.study_id, spec.parallel)
 
 
 def _study_resume(args: argparse.Namespace) -> int:
@@ -719,34 +712,17 @@ def _parallel(args: argparse.Namespace, seeds: int) -> int | None:
 
 
 def _drive_study(args: argparse.Namespace, store: RunStore, study_id: str, parallel: int | None) -> int:
-    """Pump a local dispatcher (it trains the queued runs in worker processes) and the study's controller until the
-    study is completed or stopped (``study stop``, or Ctrl-C here); print its summary."""
-    import time
+    """Drive the study here (``studies.api.drive``: local worker processes train its runs) until it is completed
+    or stopped (``study stop``, or Ctrl-C here); a line per trial on stderr, then its summary."""
+    from cartpole_core.studies import api
 
-    from cartpole_core.jobs.dispatch import Dispatcher
-    from cartpole_core.jobs.executor import CANCEL_GRACE_S
-    from cartpole_core.studies.controller import StudyController
+    def on_trial(trial: Any, summary: dict[str, Any]) -> None:
+        if not args.json:
+            print(_trial_line(trial, summary), file=sys.stderr)
 
-    dispatcher = Dispatcher.local(store.home)
-    try:
-        with StudyController.open(store, study_id, parallel=parallel) as controller, CtrlC() as ctrl_c:
-            while not controller.done:
-                if ctrl_c.pressed:
-                    controller.stop()
-                    break
-                dispatcher.pump()
-                for trial in controller.pump():
-                    if not args.json:
-                        print(_trial_line(trial, controller.summary()), file=sys.stderr)
-                time.sleep(PUMP_INTERVAL_S)
-            deadline = time.monotonic() + CANCEL_GRACE_S + 5
-            while dispatcher.executor.active and time.monotonic() < deadline:  # cancelled runs end (a stop)
-                dispatcher.pump()
-                time.sleep(PUMP_INTERVAL_S)
-            summary = {**controller.summary(), "status": controller.spec.status}
-    finally:
-        dispatcher.shutdown()
-        dispatcher.store.close()
+    with CtrlC() as ctrl_c:
+        summary = api.drive(store, study_id, parallel=parallel, on_trial=on_trial,
+                            should_stop=lambda: ctrl_c.pressed)
     print(json.dumps(summary) if args.json else _study_text(summary))
     return 0
 

@@ -18,6 +18,7 @@ from cartpole_core.figures.studies import (
 )
 from cartpole_core.runs.compare import fmt_value
 from cartpole_core.studies import space, storage
+from cartpole_core.studies.api import new_spec
 from cartpole_core.studies.objectives import OBJECTIVES
 from cartpole_core.studies.space import Dimension, SpaceError
 from cartpole_core.studies.storage import StudyError
@@ -141,15 +142,9 @@ def new_study_form(home) -> None:
     except ConfigError as err:
         problems["budget"] = "; ".join(message for _, message in err.problems) or str(err)
     if fields and not problems:
-        from cartpole_core.studies.controller import default_parallel
-
-        spec = storage.StudySpec(
-            study_id=storage.new_study_id(algo), name=name or suggested, algo=algo, preset=preset,
-            base_config=base.to_json(), dimensions=tuple(dimensions), sampler=sampler, pruner=pruner,
-            objective=objective, trials=trials, seeds=seeds, seed=0,
-            parallel=min(trials, default_parallel(seeds), storage.parallel_max(seeds)))
         try:
-            storage.check_spec(spec)
+            spec = new_spec(algo, dimensions, base=base, preset=preset, trials=trials, seeds=seeds, sampler=sampler,
+                            pruner=pruner, objective=objective, name=name or suggested)
         except ValueError as err:  # e.g. a name too long for the trials' run names
             problems["study"] = str(err)
     for key in ("grid", "budget", "study"):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,12 +45,6 @@ from cartpole_core.studies.storage import Lease, StudySpec
 INTERRUPTED = "interrupted"  # the user attribute (its reason) of a trial that does not count
 MEDIAN_STARTUP_TRIALS = 5  # the median pruner prunes once this many trials have ended (Optuna's and RL Zoo's default)
 HALVING_REDUCTION = 3  # successive halving keeps the best third at each rung
-
-
-def default_parallel(seeds: int) -> int:
-    """Trials in flight by default: enough runs for every core and no more (a trial's runs left waiting in the
-    queue delay its pruning and its value)."""
-    return max(1, (os.cpu_count() or 1) // seeds)
 
 
 @dataclass
