@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cartpole_core.config.models import TrainConfig
-from cartpole_core.studies.stats import iqm
+from cartpole_core.stats import iqm
 
 PENALTY_FACTOR = 2  # an unsolved run counts as this many times its budget (env steps, or the time they take)
 REPORT_POINTS = 10  # intermediate values per run: at every tenth of the budget
