@@ -1,8 +1,9 @@
 """Command line: ``python -m cartpole_core train --algo {qlearning,dqn,ppo} [--preset NAME] [--set k=v …]``,
-``runs list|show|cancel|delete|export|import|check|salvage``, ``presets``, ``fields``, ``replay`` and
+``runs list|show|cancel|delete|export|import|check|salvage``, ``presets [save|delete]``, ``fields``, ``replay`` and
 ``study run|list|show|stop|resume|delete`` (hyperparameter studies: ``cartpole_core.studies``). Runs train into the
 run store, so they appear in the dashboard like runs launched there; a study's runs train in worker processes this
-command starts, and are tagged ``study:<id>`` and ``trial:<n>``.
+command starts, and are tagged ``study:<id>`` and ``trial:<n>``. ``--preset`` takes a built-in preset or one the
+user saved (``presets save``, or Save as preset in the dashboard: ``runs.presets``).
 
 Exit codes: 0 done; 2 bad input — one line on stderr naming the flag or field, the value and what is allowed, and
 nothing written; 1 the work failed (a run failed, the run store is damaged or cannot be written, ``runs check``
@@ -41,6 +42,7 @@ from cartpole_core.config.models import ALGORITHMS, ConfigError, TrainConfig
 from cartpole_core.engine.observers import Observers, RunObserver
 from cartpole_core.records import EpisodeEnded, Evaluated, Event
 from cartpole_core.runs.home import HOME_ENV_VAR, DataHomeError, data_home, ensure_data_home, new_run_id
+from cartpole_core.runs.presets import DESCRIPTION_MAX, NAME_RULE, PresetError
 from cartpole_core.runs.store import ACTIVE_STATUSES, DB_NAME, STATUSES, RunStore, StoreError
 
 HOME_HELP = "data home (default: $CARTPOLE_LAB_HOME or ./lab-data)"
@@ -165,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     train = commands.add_parser("train", help="train one run")
     train.add_argument("--algo", required=True, choices=ALGORITHMS)
-    train.add_argument("--preset", default="fast", help="preset name (default: fast); see `presets`")
+    train.add_argument("--preset", default="fast", help="preset name, built-in or yours (default: fast); see "
+                                                        "`presets`")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                        help="override a config field, e.g. --set learning_rate.start=3e-4 --set hidden_sizes=64,64")
     train.add_argument("--seed", default="0", help=f"training seed, 0 to {SEED_MAX:,} (default 0)")
@@ -198,8 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     for command in runs_commands.choices.values():
         command.add_argument("--home", help=HOME_HELP)
         command.add_argument("--json", action="store_true", help="machine-readable output")
-    presets = commands.add_parser("presets", help="list presets and their descriptions")
+    presets = commands.add_parser("presets", help="list presets (built-in, then yours) with their descriptions; "
+                                                  "save or delete your own")
     presets.add_argument("--algo", choices=ALGORITHMS)
+    presets.add_argument("--home", help=HOME_HELP)
+    preset_commands = presets.add_subparsers(dest="presets_command", parser_class=_Parser)
+    save = preset_commands.add_parser("save", help="save a config as your preset: a run's (--from-run), or a preset's "
+                                                   "with --set changes")
+    save.add_argument("--algo", required=True, choices=ALGORITHMS)
+    save.add_argument("--name", required=True, help=f"the preset's name: {NAME_RULE}")
+    save.add_argument("--from-run", metavar="RUN_ID", help="save this run's config (with any --set changes)")
+    save.add_argument("--preset", help="the preset to start from, without --from-run (default: fast)")
+    save.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                      help="change a field of the config saved, e.g. --set gamma=0.98")
+    save.add_argument("--description", default="", help=f"one line, at most {DESCRIPTION_MAX} characters")
+    save.add_argument("--replace", action="store_true", help="replace your preset of that name")
+    delete = preset_commands.add_parser("delete", help="delete one of your presets (runs launched from it keep "
+                                                       "their config)")
+    delete.add_argument("--algo", required=True, choices=ALGORITHMS)
+    delete.add_argument("--name", required=True)
+    for command in (save, delete):  # SUPPRESS: `presets --home H save …` keeps H
+        command.add_argument("--home", help=HOME_HELP, default=argparse.SUPPRESS)
     fields = commands.add_parser("fields", help="list an algorithm's config fields with bounds and typical ranges")
     fields.add_argument("--algo", required=True, choices=ALGORITHMS)
     replay = commands.add_parser("replay", help="roll out a run's greedy policy and write an MP4 or GIF")
@@ -388,16 +410,26 @@ def _is_utf8(text: str) -> bool:
 # ------------------------------------------------------------------------------------------------ commands
 
 
-def _config(args: argparse.Namespace) -> TrainConfig:
-    """The config ``--algo``, ``--preset`` and ``--set`` describe."""
-    from cartpole_core.config.models import config_class, spec_lookup
-    from cartpole_core.config.presets import preset_config
+def _config(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """The config ``--algo``, ``--preset`` and ``--set`` describe; ``--set`` changes ``base`` (a run's config)
+    instead of the preset when given."""
+    from cartpole_core.config.models import config_class, spec_lookup, with_overrides
 
     specs = spec_lookup(config_class(args.algo))
     overrides = parse_overrides(args.overrides, "--set",
                                 lambda name: specs[name].allowed() if name in specs else None)
     try:
-        return preset_config(args.algo, args.preset, overrides)
+        return with_overrides(base or _preset_config(args), overrides)
+    except ConfigError as err:
+        raise BadInput(str(err)) from None
+
+
+def _preset_config(args: argparse.Namespace) -> TrainConfig:
+    """The config of ``--preset``: built-in, or the user's in the data home."""
+    from cartpole_core.runs.presets import load_preset_config
+
+    try:
+        return load_preset_config(_home(args.home), args.algo, _text(args.preset, "--preset"))
     except ConfigError as err:
         raise BadInput(str(err)) from None
 
@@ -426,7 +458,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cartpole_core.runs.compare import default_name
 
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
-    name = name or f"{default_name(config, args.preset)} · seed {seed}"  # as the dashboard names runs
+    # As the dashboard names runs: what differs from the preset (a user preset's config is known here, in the home).
+    name = name or f"{default_name(config, args.preset, _preset_config(args))} · seed {seed}"
     # Created running in this process: the dashboard's scheduler, if one is up, can never claim it meanwhile.
     run_id = store.create_run(new_run_id(config.algo), config.to_json(), config.algo, seed,
                               preset=args.preset, name=name, tags=tags, running_pid=os.getpid())
@@ -463,11 +496,59 @@ def _human_summary(summary: dict[str, Any]) -> str:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
+    """List the built-in presets, then the user's (marked as theirs, with where they came from); a preset file that
+    cannot be read is a warning line on stderr."""
+    if args.presets_command is not None:
+        return {"save": _preset_save, "delete": _preset_delete}[args.presets_command](args)
     from cartpole_core.config.presets import PRESETS
+    from cartpole_core.runs.presets import user_presets
 
+    yours, problems = user_presets(_home(args.home), args.algo)
+    for problem in problems:
+        print(f"warning: {' '.join(problem.split())}", file=sys.stderr)
     for algo in [args.algo] if args.algo else ALGORITHMS:
         for name, preset in PRESETS[algo].items():
             print(f"{algo:10} {name:17} {preset['description']}")
+        for preset in (preset for preset in yours if preset.algo == algo):
+            origin = f"yours, from {preset.source}" if preset.source else "yours"
+            print(f"{algo:10} {preset.name:17} ({origin}) {preset.description}".rstrip())
+    return 0
+
+
+def _preset_save(args: argparse.Namespace) -> int:
+    """``presets save``: a run's config (``--from-run``) or a preset's (``--preset``, default fast), changed by
+    ``--set``, saved under ``--name``. Every check runs before anything is written."""
+    from cartpole_core.config.models import config_from_json
+    from cartpole_core.runs.compare import default_name
+    from cartpole_core.runs.presets import check_preset_name, is_user_preset, save_preset
+
+    name = check_preset_name(args.algo, _text(args.name, "--name"))
+    if is_user_preset(_home(args.home), args.algo, name) and not args.replace:
+        raise BadInput(f"you already have a {args.algo} preset {name!r}; choose another --name, or add --replace to "
+                       f"replace it")
+    if args.from_run is not None:
+        if args.preset is not None:
+            raise BadInput("--from-run and --preset both name the config to save; give one")
+        run = _get_run(_existing_store(args.home), _text(args.from_run, "--from-run"), args.home)
+        if run["algo"] != args.algo:
+            raise BadInput(f"run {run['id']} is a {run['algo']} run, not {args.algo}; use --algo {run['algo']}")
+        config, source = _config(args, base=config_from_json(run["config_json"])), f"run {run['id']}"
+    else:
+        args.preset = args.preset or "fast"
+        config = _config(args)
+        source = default_name(config, args.preset, _preset_config(args))
+    preset = save_preset(_home(args.home), args.algo, name, config, _text(args.description, "--description"),
+                         source, replace=args.replace)
+    print(f"saved your {args.algo} preset {preset.name!r} (from {source}); train it with `python -m cartpole_core "
+          f"train --algo {args.algo} --preset {preset.name}`")
+    return 0
+
+
+def _preset_delete(args: argparse.Namespace) -> int:
+    from cartpole_core.runs.presets import delete_preset
+
+    delete_preset(_home(args.home), args.algo, _text(args.name, "--name"))
+    print(f"deleted your {args.algo} preset {args.name!r}; runs launched from it keep their config")
     return 0
 
 
@@ -884,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except BadInput as err:
         return _fail(str(err), EXIT_BAD_INPUT)
-    except (ConfigError, LimitError, DataHomeError) as err:  # a bad --home (missing, not a folder, read-only)
+    except (ConfigError, LimitError, DataHomeError, PresetError) as err:  # a bad --home (missing, not a folder, …)
         return _fail(str(err), EXIT_BAD_INPUT)
     except StoreError as err:  # damaged, foreign, read-only or unwritable: the store module's message says which
         damaged = getattr(err, "kind", "") == "damaged" or any(word in str(err).lower() for word in DAMAGE_WORDS)

@@ -157,27 +157,30 @@ def ordered(names: Iterable[str], algos: Iterable[str] = ALGORITHMS) -> list[str
 
 
 def reference_config(algo: str, preset: str | None) -> TrainConfig:
-    """What a run is named against: its preset, or the algorithm's defaults when it has none (or one that no
-    longer exists, e.g. an imported run's)."""
+    """What a run is named against: its built-in preset, or the algorithm's defaults when it has none (or one that
+    no longer exists, e.g. an imported run's, or a user preset: those live in a data home, which this module does
+    not know — callers that do pass the preset's config as ``reference``)."""
     if preset is not None and preset in PRESETS.get(algo, {}):
         return preset_config(algo, preset)
     return config_class(algo)()
 
 
-def overrides(config: TrainConfig, preset: str | None) -> dict[str, Any]:
-    """The dotted fields where ``config`` differs from its preset (or defaults), in reading order."""
+def overrides(config: TrainConfig, preset: str | None, reference: TrainConfig | None = None) -> dict[str, Any]:
+    """The dotted fields where ``config`` differs from ``reference`` (default: its preset, or the defaults), in
+    reading order."""
     ours = flatten(json.loads(config.to_json()))
-    theirs = flatten(json.loads(reference_config(config.algo, preset).to_json()))
+    theirs = flatten(json.loads((reference or reference_config(config.algo, preset)).to_json()))
     changed = [name for name in ours if name != "algo" and not _same(ours[name], theirs.get(name))]
     return {name: ours[name] for name in ordered(changed, [config.algo])}
 
 
-def default_name(config: TrainConfig, preset: str | None) -> str:
+def default_name(config: TrainConfig, preset: str | None, reference: TrainConfig | None = None) -> str:
     """A run's name from what differs from its preset: ``dqn/fast lr=5e-3``, ``ppo/seed gamma=0.97 hidden=32-32``,
     ``dqn/fast`` when nothing differs, ``dqn/custom …`` (against the defaults) without a preset. Fifteen runs of
-    one preset then no longer share one name, and a legend says which setting each curve is."""
+    one preset then no longer share one name, and a legend says which setting each curve is. ``reference``: the
+    preset's config, for a user preset (``runs.presets.load_preset_config``)."""
     base = f"{config.algo}/{preset or 'custom'}"
-    parts = [f"{alias(name)}={fmt_value(value)}" for name, value in overrides(config, preset).items()]
+    parts = [f"{alias(name)}={fmt_value(value)}" for name, value in overrides(config, preset, reference).items()]
     return _fit(base, parts)
 
 

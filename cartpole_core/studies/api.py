@@ -25,6 +25,7 @@ from cartpole_core.config.limits import SEEDS_PER_LAUNCH_MAX, check_seed
 from cartpole_core.config.models import TrainConfig
 from cartpole_core.config.presets import preset_config
 from cartpole_core.runs.home import data_home, ensure_data_home
+from cartpole_core.runs.presets import load_preset_config
 from cartpole_core.runs.store import RunStore
 from cartpole_core.studies import space, storage
 from cartpole_core.studies.objectives import OBJECTIVES
@@ -108,11 +109,13 @@ def run_study(algo: str, vary: Sequence[str | Dimension], *, preset: str = "fast
               overrides: dict[str, Any] | None = None, home: str | os.PathLike | None = None,
               on_trial: OnTrial | None = None, **options: Any) -> dict[str, Any]:
     """Create a study (``new_spec``'s options: trials, seeds, sampler, pruner, objective, name, seed, parallel) on
-    ``preset`` with ``overrides`` (dotted field names, as ``--set``), in the data home ``home`` (default: the
-    lab's), and drive it to the end here. Returns its summary; ``summary["study_id"]`` resumes it."""
-    base = preset_config(algo, preset, overrides)
+    ``preset`` (a built-in or one of the data home's user presets) with ``overrides`` (dotted field names, as
+    ``--set``), in the data home ``home`` (default: the lab's), and drive it to the end here. Returns its summary;
+    ``summary["study_id"]`` resumes it."""
+    home = data_home(home)
+    base = load_preset_config(home, algo, preset, overrides)
     spec = new_spec(algo, vary, base=base, preset=preset, **options)
-    store = RunStore(ensure_data_home(data_home(home)))
+    store = RunStore(ensure_data_home(home))
     try:
         storage.create_study(store.home, spec)
         return drive(store, spec.study_id, on_trial=on_trial)
