@@ -70,9 +70,10 @@ def _flat(config: TrainConfig) -> dict[str, Any]:
     return out
 
 
-def base_config(algo: str, preset: str) -> TrainConfig:
-    """The config of a preset the form starts from: built-in, or the user's in the data home."""
-    return load_preset_config(data_home(), algo, preset)
+def base_config(algo: str, preset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The config of a preset the form starts from: built-in, or the user's in the data home (with ``overrides``,
+    dotted field names)."""
+    return load_preset_config(data_home(), algo, preset, overrides)
 
 
 def user_presets(algo: str) -> tuple[dict[str, UserPreset], list[str]]:

@@ -53,6 +53,7 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
     if not form.form_loaded(algo):
         form.load_preset(algo, preset)
     st.caption(form.preset_caption(algo, preset, users))
+    study_slot = st.container()  # filled once the URL holds this run's setup, below
     for problem in preset_problems:
         st.warning(plain(problem), icon=":material/warning:")
 
@@ -158,6 +159,10 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
                     st.caption("The preview returns when this schedule's fields are valid.")
 
     share.share_url_state(algo, preset)
+    study_slot.page_link("pages/studies.py", label="Search hyperparameters around this setup in Studies",
+                         icon=":material/science:",
+                         query_params={name: st.query_params[name] for name in ("algo", "preset", "cfg")
+                                       if name in st.query_params})
     sidebar_active_runs()
     preload_live_charts()  # Launch opens the live view
 
