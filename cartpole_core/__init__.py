@@ -1,9 +1,10 @@
 """CartPole Lab's engine, by layer (each imports only those below it; none imports streamlit):
 
 - ``cli``: ``python -m cartpole_core``;
+- ``studies``: hyperparameter studies with Optuna (``run_study`` from a notebook);
 - ``jobs``: the queue, dispatch to executors (local worker processes), execution of a run through a sink;
 - ``watch``: rollouts, frames and video, inspection, robustness; ``figures``: metrics → Plotly figures;
-- ``runs``: the SQLite run store, the data home, export/import, comparisons across runs;
+- ``runs``: the SQLite run store, the data home, export/import, comparisons across runs, the user's presets;
 - ``engine``: environments, networks, agents and checkpoints, evaluation, run bookkeeping and its observers,
   ``train`` and the algorithm loops;
 - ``config``: validated configs with field metadata, schedules, presets, input limits; ``records``: events and
@@ -36,18 +37,31 @@ _EXPORTS = {
     "field_specs": "cartpole_core.config.models",
     "preset_config": "cartpole_core.config.presets",
     "preset_names": "cartpole_core.config.presets",
+    "PresetError": "cartpole_core.runs.presets",
+    "UserPreset": "cartpole_core.runs.presets",
+    "all_preset_names": "cartpole_core.runs.presets",
+    "delete_preset": "cartpole_core.runs.presets",
+    "is_user_preset": "cartpole_core.runs.presets",
+    "load_preset_config": "cartpole_core.runs.presets",
+    "save_preset": "cartpole_core.runs.presets",
+    "user_presets": "cartpole_core.runs.presets",
     "RunResult": "cartpole_core.records",
     "Callbacks": "cartpole_core.engine.observers",
     "EventLog": "cartpole_core.engine.observers",
     "Observers": "cartpole_core.engine.observers",
     "RunObserver": "cartpole_core.engine.observers",
     "train": "cartpole_core.engine.train",
+    "resume_study": "cartpole_core.studies.api",
+    "run_study": "cartpole_core.studies.api",
+    "study_summary": "cartpole_core.studies.api",
 }
 
 __all__ = [
     "ALGORITHMS", "Agent", "Callbacks", "CheckpointError", "ConfigError", "DQNConfig", "EventLog", "Observers",
-    "PPOConfig", "QLearningConfig", "RunObserver", "RunResult", "TrainConfig", "config_from_json", "field_specs",
-    "load_agent", "preset_config", "preset_names", "save_checkpoint", "train",
+    "PPOConfig", "PresetError", "QLearningConfig", "RunObserver", "RunResult", "TrainConfig", "UserPreset",
+    "all_preset_names", "config_from_json", "delete_preset", "field_specs", "is_user_preset", "load_agent",
+    "load_preset_config", "preset_config", "preset_names", "resume_study", "run_study", "save_checkpoint",
+    "save_preset", "study_summary", "train", "user_presets",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
 
@@ -67,6 +81,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from cartpole_core.engine.observers import Callbacks, EventLog, Observers, RunObserver
     from cartpole_core.engine.train import train
     from cartpole_core.records import RunResult
+    from cartpole_core.runs.presets import (
+        PresetError,
+        UserPreset,
+        all_preset_names,
+        delete_preset,
+        is_user_preset,
+        load_preset_config,
+        save_preset,
+        user_presets,
+    )
+    from cartpole_core.studies.api import resume_study, run_study, study_summary
 
 
 def __getattr__(name: str) -> Any:

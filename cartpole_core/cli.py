@@ -1,8 +1,9 @@
 """Command line: ``python -m cartpole_core train --algo {qlearning,dqn,ppo} [--preset NAME] [--set k=v …]``,
-``runs list|show|cancel|delete|export|import|check|salvage``, ``presets``, ``fields``, ``replay`` and
+``runs list|show|cancel|delete|export|import|check|salvage``, ``presets [save|delete]``, ``fields``, ``replay`` and
 ``study run|list|show|stop|resume|delete`` (hyperparameter studies: ``cartpole_core.studies``). Runs train into the
 run store, so they appear in the dashboard like runs launched there; a study's runs train in worker processes this
-command starts, and are tagged ``study:<id>`` and ``trial:<n>``.
+command starts, and are tagged ``study:<id>`` and ``trial:<n>``. ``--preset`` takes a built-in preset or one the
+user saved (``presets save``, or Save as preset in the dashboard: ``runs.presets``).
 
 Exit codes: 0 done; 2 bad input — one line on stderr naming the flag or field, the value and what is allowed, and
 nothing written; 1 the work failed (a run failed, the run store is damaged or cannot be written, ``runs check``
@@ -41,6 +42,7 @@ from cartpole_core.config.models import ALGORITHMS, ConfigError, TrainConfig
 from cartpole_core.engine.observers import Observers, RunObserver
 from cartpole_core.records import EpisodeEnded, Evaluated, Event
 from cartpole_core.runs.home import HOME_ENV_VAR, DataHomeError, data_home, ensure_data_home, new_run_id
+from cartpole_core.runs.presets import DESCRIPTION_MAX, NAME_RULE, PresetError
 from cartpole_core.runs.store import ACTIVE_STATUSES, DB_NAME, STATUSES, RunStore, StoreError
 
 HOME_HELP = "data home (default: $CARTPOLE_LAB_HOME or ./lab-data)"
@@ -165,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     train = commands.add_parser("train", help="train one run")
     train.add_argument("--algo", required=True, choices=ALGORITHMS)
-    train.add_argument("--preset", default="fast", help="preset name (default: fast); see `presets`")
+    train.add_argument("--preset", default="fast", help="preset name, built-in or yours (default: fast); see "
+                                                        "`presets`")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                        help="override a config field, e.g. --set learning_rate.start=3e-4 --set hidden_sizes=64,64")
     train.add_argument("--seed", default="0", help=f"training seed, 0 to {SEED_MAX:,} (default 0)")
@@ -198,8 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     for command in runs_commands.choices.values():
         command.add_argument("--home", help=HOME_HELP)
         command.add_argument("--json", action="store_true", help="machine-readable output")
-    presets = commands.add_parser("presets", help="list presets and their descriptions")
+    presets = commands.add_parser("presets", help="list presets (built-in, then yours) with their descriptions; "
+                                                  "save or delete your own")
     presets.add_argument("--algo", choices=ALGORITHMS)
+    presets.add_argument("--home", help=HOME_HELP)
+    preset_commands = presets.add_subparsers(dest="presets_command", parser_class=_Parser)
+    save = preset_commands.add_parser("save", help="save a config as your preset: a run's (--from-run), or a preset's "
+                                                   "with --set changes")
+    save.add_argument("--algo", required=True, choices=ALGORITHMS)
+    save.add_argument("--name", required=True, help=f"the preset's name: {NAME_RULE}")
+    save.add_argument("--from-run", metavar="RUN_ID", help="save this run's config (with any --set changes)")
+    save.add_argument("--preset", help="the preset to start from, without --from-run (default: fast)")
+    save.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                      help="change a field of the config saved, e.g. --set gamma=0.98")
+    save.add_argument("--description", default="", help=f"one line, at most {DESCRIPTION_MAX} characters")
+    save.add_argument("--replace", action="store_true", help="replace your preset of that name")
+    delete = preset_commands.add_parser("delete", help="delete one of your presets (runs launched from it keep "
+                                                       "their config)")
+    delete.add_argument("--algo", required=True, choices=ALGORITHMS)
+    delete.add_argument("--name", required=True)
+    for command in (save, delete):  # SUPPRESS: `presets --home H save …` keeps H
+        command.add_argument("--home", help=HOME_HELP, default=argparse.SUPPRESS)
     fields = commands.add_parser("fields", help="list an algorithm's config fields with bounds and typical ranges")
     fields.add_argument("--algo", required=True, choices=ALGORITHMS)
     replay = commands.add_parser("replay", help="roll out a run's greedy policy and write an MP4 or GIF")
@@ -388,16 +410,26 @@ def _is_utf8(text: str) -> bool:
 # ------------------------------------------------------------------------------------------------ commands
 
 
-def _config(args: argparse.Namespace) -> TrainConfig:
-    """The config ``--algo``, ``--preset`` and ``--set`` describe."""
-    from cartpole_core.config.models import config_class, spec_lookup
-    from cartpole_core.config.presets import preset_config
+def _config(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """The config ``--algo``, ``--preset`` and ``--set`` describe; ``--set`` changes ``base`` (a run's config)
+    instead of the preset when given."""
+    from cartpole_core.config.models import config_class, spec_lookup, with_overrides
 
     specs = spec_lookup(config_class(args.algo))
     overrides = parse_overrides(args.overrides, "--set",
                                 lambda name: specs[name].allowed() if name in specs else None)
     try:
-        return preset_config(args.algo, args.preset, overrides)
+        return with_overrides(base or _preset_config(args), overrides)
+    except ConfigError as err:
+        raise BadInput(str(err)) from None
+
+
+def _preset_config(args: argparse.Namespace) -> TrainConfig:
+    """The config of ``--preset``: built-in, or the user's in the data home."""
+    from cartpole_core.runs.presets import load_preset_config
+
+    try:
+        return load_preset_config(_home(args.home), args.algo, _text(args.preset, "--preset"))
     except ConfigError as err:
         raise BadInput(str(err)) from None
 
@@ -426,7 +458,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cartpole_core.runs.compare import default_name
 
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
-    name = name or f"{default_name(config, args.preset)} · seed {seed}"  # as the dashboard names runs
+    # As the dashboard names runs: what differs from the preset (a user preset's config is known here, in the home).
+    name = name or f"{default_name(config, args.preset, _preset_config(args))} · seed {seed}"
     # Created running in this process: the dashboard's scheduler, if one is up, can never claim it meanwhile.
     run_id = store.create_run(new_run_id(config.algo), config.to_json(), config.algo, seed,
                               preset=args.preset, name=name, tags=tags, running_pid=os.getpid())
@@ -463,11 +496,59 @@ def _human_summary(summary: dict[str, Any]) -> str:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
+    """List the built-in presets, then the user's (marked as theirs, with where they came from); a preset file that
+    cannot be read is a warning line on stderr."""
+    if args.presets_command is not None:
+        return {"save": _preset_save, "delete": _preset_delete}[args.presets_command](args)
     from cartpole_core.config.presets import PRESETS
+    from cartpole_core.runs.presets import user_presets
 
+    yours, problems = user_presets(_home(args.home), args.algo)
+    for problem in problems:
+        print(f"warning: {' '.join(problem.split())}", file=sys.stderr)
     for algo in [args.algo] if args.algo else ALGORITHMS:
         for name, preset in PRESETS[algo].items():
             print(f"{algo:10} {name:17} {preset['description']}")
+        for preset in (preset for preset in yours if preset.algo == algo):
+            origin = f"yours, from {preset.source}" if preset.source else "yours"
+            print(f"{algo:10} {preset.name:17} ({origin}) {preset.description}".rstrip())
+    return 0
+
+
+def _preset_save(args: argparse.Namespace) -> int:
+    """``presets save``: a run's config (``--from-run``) or a preset's (``--preset``, default fast), changed by
+    ``--set``, saved under ``--name``. Every check runs before anything is written."""
+    from cartpole_core.config.models import config_from_json
+    from cartpole_core.runs.compare import default_name
+    from cartpole_core.runs.presets import check_preset_name, is_user_preset, save_preset
+
+    name = check_preset_name(args.algo, _text(args.name, "--name"))
+    if is_user_preset(_home(args.home), args.algo, name) and not args.replace:
+        raise BadInput(f"you already have a {args.algo} preset {name!r}; choose another --name, or add --replace to "
+                       f"replace it")
+    if args.from_run is not None:
+        if args.preset is not None:
+            raise BadInput("--from-run and --preset both name the config to save; give one")
+        run = _get_run(_existing_store(args.home), _text(args.from_run, "--from-run"), args.home)
+        if run["algo"] != args.algo:
+            raise BadInput(f"run {run['id']} is a {run['algo']} run, not {args.algo}; use --algo {run['algo']}")
+        config, source = _config(args, base=config_from_json(run["config_json"])), f"run {run['id']}"
+    else:
+        args.preset = args.preset or "fast"
+        config = _config(args)
+        source = default_name(config, args.preset, _preset_config(args))
+    preset = save_preset(_home(args.home), args.algo, name, config, _text(args.description, "--description"),
+                         source, replace=args.replace)
+    print(f"saved your {args.algo} preset {preset.name!r} (from {source}); train it with `python -m cartpole_core "
+          f"train --algo {args.algo} --preset {preset.name}`")
+    return 0
+
+
+def _preset_delete(args: argparse.Namespace) -> int:
+    from cartpole_core.runs.presets import delete_preset
+
+    delete_preset(_home(args.home), args.algo, _text(args.name, "--name"))
+    print(f"deleted your {args.algo} preset {args.name!r}; runs launched from it keep their config")
     return 0
 
 
@@ -647,7 +728,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------ studies
 
-PUMP_INTERVAL_S = 0.1  # a study's loop: the dispatcher starts runs, the controller reports, prunes, tells and asks
 STOP_WAIT_S = 15.0  # `study stop` waits this long for the controller driving the study to stop it
 
 
@@ -671,34 +751,28 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def _study_run(args: argparse.Namespace) -> int:
-    from cartpole_core.studies import space, storage
-    from cartpole_core.studies.controller import default_parallel
+    from cartpole_core.studies import api, storage
+    from cartpole_core.studies.space import SpaceError
 
     base = _config(args)
-    dims = space.check_space(args.algo, [space.parse_vary(args.algo, _text(text, "--vary")) for text in args.vary])
+    vary = [_text(text, "--vary") for text in args.vary]
     trials = _int_in(args.trials, "--trials", 1, storage.TRIALS_MAX)
     seeds = _int_in(args.seeds, "--seeds", 1, SEEDS_PER_LAUNCH_MAX)
     seed = _seed(args.seed, "--seed")
-    if args.sampler == "grid":  # each point once; SpaceError for a grid of more than space.GRID_MAX points
-        space.grid(dims, storage.GRID_POINTS)
-        trials = min(trials, space.grid_size(dims, storage.GRID_POINTS))
-    parallel = _parallel(args, seeds) or min(trials, default_parallel(seeds))
-    fields = ", ".join(dim.field for dim in dims)
-    name = _name(args) or _clip(f"{args.algo}/{args.preset}: {fields}", 100)
-    spec = storage.StudySpec(
-        study_id=storage.new_study_id(args.algo), name=name,
-        algo=args.algo, preset=args.preset, base_config=base.to_json(), dimensions=tuple(dims), sampler=args.sampler,
-        pruner=args.pruner, objective=args.objective, trials=trials, seeds=seeds, seed=seed, parallel=parallel)
     try:
-        storage.check_spec(spec)
+        spec = api.new_spec(args.algo, vary, base=base, preset=args.preset, trials=trials, seeds=seeds,
+                            sampler=args.sampler, pruner=args.pruner, objective=args.objective, name=_name(args),
+                            seed=seed, parallel=_parallel(args, seeds))
+    except SpaceError:
+        raise
     except ValueError as err:  # e.g. seeds past SEED_MAX, a name too long for the trials' run names
         raise BadInput(str(err)) from None
     store = _open_store(args.home)
     storage.create_study(store.home, spec)
     if not args.json:
-        print(f"study {spec.study_id}: {trials} trial(s) of {seeds} seed(s), {args.sampler} sampler, {args.pruner} "
-              f"pruner, {args.objective}", file=sys.stderr)
-    return _drive_study(args, store, spec.study_id, parallel)
+        print(f"study {spec.study_id}: {spec.trials} trial(s) of {seeds} seed(s), {args.sampler} sampler, "
+              f"{args.pruner} pruner, {args.objective}", file=sys.stderr)
+    return _drive_study(args, store, spec.study_id, spec.parallel)
 
 
 def _study_resume(args: argparse.Namespace) -> int:
@@ -719,34 +793,17 @@ def _parallel(args: argparse.Namespace, seeds: int) -> int | None:
 
 
 def _drive_study(args: argparse.Namespace, store: RunStore, study_id: str, parallel: int | None) -> int:
-    """Pump a local dispatcher (it trains the queued runs in worker processes) and the study's controller until the
-    study is completed or stopped (``study stop``, or Ctrl-C here); print its summary."""
-    import time
+    """Drive the study here (``studies.api.drive``: local worker processes train its runs) until it is completed
+    or stopped (``study stop``, or Ctrl-C here); a line per trial on stderr, then its summary."""
+    from cartpole_core.studies import api
 
-    from cartpole_core.jobs.dispatch import Dispatcher
-    from cartpole_core.jobs.executor import CANCEL_GRACE_S
-    from cartpole_core.studies.controller import StudyController
+    def on_trial(trial: Any, summary: dict[str, Any]) -> None:
+        if not args.json:
+            print(_trial_line(trial, summary), file=sys.stderr)
 
-    dispatcher = Dispatcher.local(store.home)
-    try:
-        with StudyController.open(store, study_id, parallel=parallel) as controller, CtrlC() as ctrl_c:
-            while not controller.done:
-                if ctrl_c.pressed:
-                    controller.stop()
-                    break
-                dispatcher.pump()
-                for trial in controller.pump():
-                    if not args.json:
-                        print(_trial_line(trial, controller.summary()), file=sys.stderr)
-                time.sleep(PUMP_INTERVAL_S)
-            deadline = time.monotonic() + CANCEL_GRACE_S + 5
-            while dispatcher.executor.active and time.monotonic() < deadline:  # cancelled runs end (a stop)
-                dispatcher.pump()
-                time.sleep(PUMP_INTERVAL_S)
-            summary = {**controller.summary(), "status": controller.spec.status}
-    finally:
-        dispatcher.shutdown()
-        dispatcher.store.close()
+    with CtrlC() as ctrl_c:
+        summary = api.drive(store, study_id, parallel=parallel, on_trial=on_trial,
+                            should_stop=lambda: ctrl_c.pressed)
     print(json.dumps(summary) if args.json else _study_text(summary))
     return 0
 
@@ -908,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except BadInput as err:
         return _fail(str(err), EXIT_BAD_INPUT)
-    except (ConfigError, LimitError, DataHomeError) as err:  # a bad --home (missing, not a folder, read-only)
+    except (ConfigError, LimitError, DataHomeError, PresetError) as err:  # a bad --home (missing, not a folder, …)
         return _fail(str(err), EXIT_BAD_INPUT)
     except StoreError as err:  # damaged, foreign, read-only or unwritable: the store module's message says which
         damaged = getattr(err, "kind", "") == "damaged" or any(word in str(err).lower() for word in DAMAGE_WORDS)

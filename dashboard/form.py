@@ -1,6 +1,7 @@
 """The Train page's form, generated from the configs' field metadata (``FieldSpec``): one widget per field within
-its hard limits, presets loaded into the widgets, the form's values validated into a config with each problem in
-words beside its field, the schedule previews and the Q-table's bins editor.
+its hard limits, presets loaded into the widgets — the built-in ones and the user's (``runs.presets``, in the data
+home), the form's values validated into a config with each problem in words beside its field, the schedule previews,
+the Q-table's bins editor, and Save as preset.
 
 Every Train widget keeps its value for the whole session (``persist_state="session"``, :data:`KEEP`): Streamlit
 otherwise drops a widget's state when its page is left or the widget is not drawn (another algorithm shown), and
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from typing import Any
 
 import streamlit as st
@@ -25,7 +27,12 @@ from cartpole_core.config.models import (
     field_specs,
     with_overrides,
 )
-from cartpole_core.config.presets import preset_config, preset_names
+from cartpole_core.config.presets import preset_description, preset_names
+from cartpole_core.runs.compare import default_name
+from cartpole_core.runs.home import data_home
+from cartpole_core.runs.presets import PresetError, UserPreset, load_preset_config, save_preset
+from cartpole_core.runs.presets import user_presets as stored_user_presets
+from dashboard.labels import plain
 
 KEEP = "session"
 LAUNCH_LIMITS = {"seeds": (1, SEEDS_PER_LAUNCH_MAX), "seed": (0, 1_000_000)}
@@ -63,9 +70,65 @@ def _flat(config: TrainConfig) -> dict[str, Any]:
     return out
 
 
+def base_config(algo: str, preset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The config of a preset the form starts from: built-in, or the user's in the data home (with ``overrides``,
+    dotted field names)."""
+    return load_preset_config(data_home(), algo, preset, overrides)
+
+
+def user_presets(algo: str) -> tuple[dict[str, UserPreset], list[str]]:
+    """The user's presets of ``algo`` by name, and a line for each preset file that cannot be used."""
+    presets, problems = stored_user_presets(data_home(), algo)
+    return {preset.name: preset for preset in presets}, problems
+
+
+def preset_label(name: str, users: dict[str, UserPreset]) -> str:
+    """A preset in the picker: the user's are marked as theirs."""
+    return f"{name} · yours" if name in users else name
+
+
+def preset_caption(algo: str, name: str, users: dict[str, UserPreset]) -> str:
+    """What a preset is, as Markdown: a built-in's description, or a user preset's with where it came from."""
+    if name not in users:
+        return preset_description(algo, name)
+    preset = users[name]
+    origin = f", from {plain(preset.source)}" if preset.source else ""
+    saved = time.strftime("%b %d %Y %H:%M", time.localtime(preset.created_at))
+    return f"Your preset{origin}, saved {saved}" + (f": {plain(preset.description)}" if preset.description else ".")
+
+
+SAVE_KEYS = {"name": "preset_save.name", "description": "preset_save.description", "replace": "preset_save.replace"}
+
+
+def save_as_preset(algo: str, preset: str) -> None:
+    """Save as preset (a button's callback, so it runs before the page): the form's config under the name typed,
+    then selected in the picker; a bad or taken name is kept for the page to show beside the field, nothing
+    written."""
+    config, problems = validate(algo, preset)
+    name = st.session_state.get(SAVE_KEYS["name"], "")
+    try:
+        if config is None:
+            raise PresetError(f"fix {len(problems)} field(s) first: " + "; ".join(problems.values()))
+        saved = save_preset(data_home(), algo, name, config, st.session_state.get(SAVE_KEYS["description"], ""),
+                            source=default_name(config, preset, base_config(algo, preset)),
+                            replace=bool(st.session_state.get(SAVE_KEYS["replace"])))
+    except (PresetError, OSError) as err:
+        st.session_state["_preset_save.error"] = str(err)
+        return
+    st.session_state[f"preset.{algo}"] = saved.name  # the form now shows exactly this preset
+    st.session_state[f"_loaded.{algo}"] = saved.name
+    st.session_state[SAVE_KEYS["name"]] = st.session_state[SAVE_KEYS["description"]] = ""
+    st.session_state["_preset_save.done"] = f"Saved your {algo} preset {saved.name!r}; it is now the preset selected."
+
+
+def save_outcome() -> tuple[str | None, str | None]:
+    """What the last Save as preset did, once: (success message, error message)."""
+    return st.session_state.pop("_preset_save.done", None), st.session_state.pop("_preset_save.error", None)
+
+
 def load_preset(algo: str, preset: str, overrides: dict[str, Any] | None = None) -> None:
     """Put the preset's values, and then any overrides, into the form's widget state."""
-    values = {**_flat(preset_config(algo, preset)), **(overrides or {})}
+    values = {**_flat(base_config(algo, preset)), **(overrides or {})}
     for name, value in values.items():
         st.session_state[form_key(algo, name)] = widget_value(value)
     st.session_state[f"_loaded.{algo}"] = preset
@@ -108,7 +171,7 @@ def form_values(algo: str) -> dict[str, Any]:
 def validate(algo: str, preset: str) -> tuple[TrainConfig | None, dict[str, str]]:
     """The config the form describes, or the problems per field (``{field: message}``, in words people read)."""
     try:
-        return with_overrides(preset_config(algo, preset), form_values(algo)), {}
+        return with_overrides(base_config(algo, preset), form_values(algo)), {}
     except ConfigError as err:
         names = [spec.name for spec in field_specs(config_class(algo))]
         return None, {field: humanize(message, names) for field, message in err.problems}
@@ -124,7 +187,7 @@ def schedule_preview(algo: str, schedule: str, config: TrainConfig | None, prese
         sched = cls(**values)
     except ConfigError:
         return None
-    base = config or preset_config(algo, preset)
+    base = config or base_config(algo, preset)
     steps, episodes = form.get("total_env_steps"), form.get("max_episodes")
     steps = steps if isinstance(steps, int) and steps > 0 else base.total_env_steps
     episodes = episodes if isinstance(episodes, int) and episodes > 0 else base.max_episodes
@@ -144,7 +207,7 @@ def _help(spec: FieldSpec) -> str:
 def preset_values(algo: str, preset: str) -> dict[str, Any]:
     """The preset's value of every field, by dotted name: what a share link is compared with, and what log sliders
     always offer."""
-    return _flat(preset_config(algo, preset))
+    return _flat(base_config(algo, preset))
 
 
 def field_widget(algo: str, spec: FieldSpec, problems: dict[str, str], label: str | None = None,

@@ -1,6 +1,9 @@
 """Share links of the Train page: its URL carries the whole setup — algorithm, preset, the fields that differ from
 the preset (``cfg``, JSON), the number of seeds and the first one, the run name and tags — so a link opens the same
 form. A link with a value that cannot be used restores the rest and names what it dropped (:func:`url_problem`).
+
+A user preset is carried by its name, like a built-in: the link opens the same form in the lab that has the preset
+(the data home it was saved in); elsewhere it says the preset is missing.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import streamlit as st
 
 from cartpole_core.config.limits import NAME_MAX
 from cartpole_core.config.models import FieldSpec, config_class, spec_lookup
-from cartpole_core.config.presets import preset_names
+from cartpole_core.runs.home import data_home
+from cartpole_core.runs.presets import all_preset_names
 from dashboard.form import LAUNCH_LIMITS, default_preset, field_label, form_values, load_preset, preset_values
 from dashboard.labels import ALGORITHM_TITLES
 
@@ -106,9 +110,12 @@ def restore_url_state(algorithms: tuple[str, ...]) -> None:
                                             f"{', '.join(algorithms)}); nothing was restored.")
         return
     preset = st.query_params.get("preset")
-    if preset not in preset_names(algo):
-        problems.append(f"preset {_shown(preset)} (allowed: {', '.join(preset_names(algo))}; "
-                        f"{default_preset(algo)} used)")
+    presets = all_preset_names(data_home(), algo)
+    if preset not in presets:
+        missing = ("the link names none" if preset is None else f"this lab has no {ALGORITHM_TITLES[algo]} preset of "
+                   f"that name — a preset saved in another lab travels by name only")
+        problems.append(f"preset {_shown(preset)} ({missing}; the link's changes were applied to "
+                        f"{default_preset(algo)}; presets here: {', '.join(presets)})")
         preset = default_preset(algo)
     try:
         shared = json.loads(st.query_params.get("cfg", "{}"))

@@ -14,8 +14,9 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from cartpole_core.config.models import ALGORITHMS, ConfigError, TrainConfig
-from cartpole_core.config.presets import preset_config, preset_names
 from cartpole_core.figures.studies import ParamAxis
+from cartpole_core.runs.home import data_home
+from cartpole_core.runs.presets import all_preset_names, load_preset_config
 from cartpole_core.runs.store import RunStore
 from cartpole_core.studies import space, storage
 from cartpole_core.studies.storage import StudySpec
@@ -41,7 +42,7 @@ class LinkedSetup:
         return json.dumps([self.algo, self.preset, self.overrides], sort_keys=True)
 
     def config(self, **fields: Any) -> TrainConfig:
-        return preset_config(self.algo, self.preset, {**self.overrides, **fields})
+        return load_preset_config(data_home(), self.algo, self.preset, {**self.overrides, **fields})
 
 
 def linked_setup(params: dict[str, str]) -> tuple[LinkedSetup | None, str | None]:
@@ -53,8 +54,9 @@ def linked_setup(params: dict[str, str]) -> tuple[LinkedSetup | None, str | None
     if algo not in ALGORITHMS:
         return None, f"The link names algorithm {algo!r}; this lab has {', '.join(ALGORITHMS)}."
     preset = params.get("preset") or default_preset(algo)
-    if preset not in preset_names(algo):
-        return None, f"The link names preset {preset!r}; {algo} has {', '.join(preset_names(algo))}."
+    presets = all_preset_names(data_home(), algo)
+    if preset not in presets:
+        return None, f"The link names preset {preset!r}; {algo} has {', '.join(presets)} in this lab."
     try:
         overrides = json.loads(params.get("cfg") or "{}")
     except ValueError:

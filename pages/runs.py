@@ -17,12 +17,12 @@ from cartpole_core.figures.plots import evaluation_figure, group_figure
 from cartpole_core.records import EPISODE_COLUMNS
 from cartpole_core.runs.archive import ImportRejected, export_runs, import_runs
 from cartpole_core.runs.compare import (
+    METRICS,
     base_name,
+    compare_groups,
     config_diff,
     differing_fields,
     evaluation_rows,
-    fmt_seconds,
-    fmt_steps,
     fmt_value,
     group_labels,
     group_runs,
@@ -127,29 +127,31 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
 
     st.subheader("Groups, best first")
     summary = group_summary(runs)
+    estimates = {name: f"{metric.title}: IQM [95 % CI]" for name, metric in METRICS.items()}
     summary_table = pd.DataFrame([{
         "group": row["label"], **row["hyperparameters"], "algo": row["algo"], "seeds": row["seeds"],
-        "solved": row["solved_fraction"], "median steps to solve": row["steps_to_solve"],
-        "steps to solve (min – max)": row["steps_range"], "median time to solve": row["time_to_solve_s"],
-        "time to solve (min – max)": row["time_range"], "final eval (mean)": row["final_eval"],
+        "solved": row["solved_fraction"],
+        estimates["steps_to_solve"]: row["steps_to_solve"].iqm, "steps to solve (min – max)": row["steps_range"],
+        estimates["time_to_solve"]: row["time_to_solve"].iqm, "time to solve (min – max)": row["time_range"],
+        estimates["final_eval"]: row["final_eval"].iqm if row["final_eval"] is not None else None,
         **({"still training": row["active"]} if any(r["active"] for r in summary) else {}),
         "group id": row["group_id"]} for row in summary])
-    # Styled, not converted to text: the cells read "not solved" yet the columns still sort as numbers. A median that
-    # is not solved is ∞ (as the definition counts an unsolved seed), so it sorts last; a null would be drawn "None".
-    for column in ("median steps to solve", "median time to solve"):
-        summary_table[column] = pd.to_numeric(summary_table[column], errors="coerce").astype(float).fillna(float("inf"))
-    styled = summary_table.style.format(
-        {"solved": "{:.0%}", "median steps to solve": lambda v: "not solved" if v == float("inf") else fmt_steps(v),
-         "median time to solve": lambda v: "not solved" if v == float("inf") else fmt_seconds(v),
-         "final eval (mean)": lambda v: "—" if pd.isna(v) else f"{v:.1f}"})
+    # Styled, not converted to text: a cell reads "12,000 [10,000, 14,000] (n=4)" or "not solved […]" yet its column
+    # sorts by the IQM, a number (∞ when not solved: it sorts last).
+    styled = summary_table.style.format({"solved": "{:.0%}"})
+    for index, row in enumerate(summary):  # one call per row, a slice: cell by cell would cost 0.5 s for 200 groups
+        texts = {column: METRICS[name].estimate_text(row[name]) for name, column in estimates.items()}
+        styled = styled.format({column: lambda _, text=text: text for column, text in texts.items()},
+                               subset=pd.IndexSlice[index:index, :])
     st.container(key="group_summary").dataframe(styled, hide_index=True)
     st.caption("One row per group of the runs listed (a run without a group is its own). Best first: the most seeds "
                "solved, then the fewest env steps to solve. Solved: a greedy evaluation's mean return over 20 episodes "
                "reached 475; steps and time to solve are at that first solved evaluation (time counts training only). "
-               "A seed that has not solved counts as never solving: the median is over all seeds, so it is "
-               "*not solved* when half of them or more have not; min – max is over the seeds. Final eval: the mean "
-               "over "
-               "seeds of each run's last evaluation.")
+               "IQM [95 % CI] (n): the interquartile mean over n seeds — the mean of the middle half, a quarter "
+               "trimmed from each end (none of fewer than 4) — and its bootstrap confidence interval. A seed that has "
+               "not solved counts as never solving, so the IQM is *not solved* when it keeps one: one lucky seed "
+               "cannot make a group look fast. Min – max is over the seeds; final eval is each run's last evaluation "
+               "(n: the runs evaluated so far).")
     if not selected:
         st.stop()
 
@@ -192,6 +194,30 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
         st.caption("Training episodes' returns (with exploration), smoothed: mean ± std across a group's seeds. A star "
                    "marks a seed that stopped training because it solved; after it the mean is over the seeds still "
                    "training.")
+
+    if len(groups) > 1:
+        st.markdown("**Which is better?**")
+        metric = st.segmented_control("Better at", list(METRICS), format_func=lambda name: METRICS[name].title,
+                                      default="final_eval", required=True, key="better_metric")
+        comparison = compare_groups(selected, metric)
+        lines = [f"- **{plain(pair.better)}** beats **{plain(pair.worse)}** in {100 * pair.probability:.0f} % of seed "
+                 f"pairs ({pair.seeds[0]} × {pair.seeds[1]} seeds)" for pair in comparison.pairs]
+        st.container(key="which_is_better").markdown(
+            "\n".join(lines) or "Fewer than two of these groups have a final eval yet: nothing to compare.")
+        st.caption(f"Probability of improvement: over every pair of a seed of one group and a seed of the other, the "
+                   f"share where the first does better ({comparison.metric.better}"
+                   f"{'; a seed that never solved is slowest' if comparison.metric.to_solve else ''}), ties counting "
+                   f"half. 50 %: no telling them apart; near 100 %: one is better, seed after seed.")
+        unevaluated = [plain(label) for label, n in comparison.seeds.items() if n == 0]
+        if unevaluated:
+            st.caption(f"Not compared, no evaluation yet: {', '.join(unevaluated)}.")
+        single = [plain(label) for label, n in comparison.seeds.items() if n == 1]
+        if len(single) == len(comparison.seeds):
+            st.warning("One seed per group: each percentage compares two single runs (0, 50 or 100 %) and means "
+                       "little. Launch more seeds per setting (Train → Seeds).", icon=":material/warning:")
+        elif single:
+            st.warning(f"One seed behind {', '.join(single)}: a percentage that rests on one run means little. "
+                       "Launch more seeds per setting (Train → Seeds).", icon=":material/warning:")
 
     if len(selected) > 1:
         diff = config_diff(selected)

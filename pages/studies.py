@@ -8,7 +8,7 @@ import streamlit as st
 from cartpole_core import ALGORITHMS
 from cartpole_core.config.limits import NAME_MAX, SEEDS_PER_LAUNCH_MAX
 from cartpole_core.config.models import ConfigError
-from cartpole_core.config.presets import preset_config, preset_names
+from cartpole_core.config.presets import preset_names
 from cartpole_core.figures.studies import (
     best_so_far_figure,
     contour_figure,
@@ -17,12 +17,14 @@ from cartpole_core.figures.studies import (
     slice_figure,
 )
 from cartpole_core.runs.compare import fmt_value
+from cartpole_core.runs.presets import DESCRIPTION_MAX, NAME_RULE, PRESET_NAME_MAX, PresetError, save_preset
+from cartpole_core.stats import iqm_estimate
 from cartpole_core.studies import space, storage
-from cartpole_core.studies.objectives import OBJECTIVES
+from cartpole_core.studies.api import new_spec
+from cartpole_core.studies.objectives import OBJECTIVES, chance_to_beat
 from cartpole_core.studies.space import Dimension, SpaceError
 from cartpole_core.studies.storage import StudyError
-from dashboard import handles, studies
-from dashboard.form import default_preset
+from dashboard import form, handles, studies
 from dashboard.labels import ALGORITHM_TITLES, plain
 from dashboard.page import page
 from dashboard.widgets import sidebar_active_runs
@@ -82,9 +84,11 @@ def new_study_form(home) -> None:
         st.session_state[f"study_preset.{linked.algo}"] = linked.preset
     top = st.columns([2, 2, 3])
     algo = top[0].selectbox("Algorithm", ALGORITHMS, format_func=ALGORITHM_TITLES.get, key="study_algo")
-    presets = preset_names(algo)
-    preset = top[1].selectbox("Preset", presets, index=presets.index(default_preset(algo)),
-                              key=f"study_preset.{algo}", help="The base config every trial starts from.")
+    users, _ = form.user_presets(algo)  # a damaged preset file is named on the Train page
+    presets = preset_names(algo) + list(users)
+    preset = top[1].selectbox("Preset", presets, index=presets.index(form.default_preset(algo)),
+                              format_func=lambda name: form.preset_label(name, users), key=f"study_preset.{algo}",
+                              help="The base config every trial starts from: a built-in preset or yours.")
     fields = top[2].multiselect("Fields to vary", space.varyable_fields(algo), key=f"study_vary.{algo}",
                                 help="Each starts at its typical range (or every choice); edit it below. The budget, "
                                      "evaluation and stopping are the same for every trial.")
@@ -110,7 +114,7 @@ def new_study_form(home) -> None:
         st.caption("Base: preset " + f"`{preset}` with the Train link's " + ", ".join(
             f"`{name}={value}`" for name, value in overrides.items()))
     budget_key = f"study_budget.{algo}.{preset}.{hash(linked.key) if linked is not None else ''}"
-    budget = settings[3].number_input("Budget per run (env steps)", 1, value=preset_config(algo, preset, overrides)
+    budget = settings[3].number_input("Budget per run (env steps)", 1, value=form.base_config(algo, preset, overrides)
                                       .total_env_steps, step=1000, key=budget_key)
     st.caption(f"**{OBJECTIVES[objective].title}.** {OBJECTIVES[objective].definition} · {SAMPLER_HELP[sampler]} · "
                f"Pruner {pruner}: {PRUNER_HELP[pruner]}")
@@ -137,19 +141,13 @@ def new_study_form(home) -> None:
 
     spec = None
     try:
-        base = preset_config(algo, preset, {**overrides, "total_env_steps": int(budget)})
+        base = form.base_config(algo, preset, {**overrides, "total_env_steps": int(budget)})
     except ConfigError as err:
         problems["budget"] = "; ".join(message for _, message in err.problems) or str(err)
     if fields and not problems:
-        from cartpole_core.studies.controller import default_parallel
-
-        spec = storage.StudySpec(
-            study_id=storage.new_study_id(algo), name=name or suggested, algo=algo, preset=preset,
-            base_config=base.to_json(), dimensions=tuple(dimensions), sampler=sampler, pruner=pruner,
-            objective=objective, trials=trials, seeds=seeds, seed=0,
-            parallel=min(trials, default_parallel(seeds), storage.parallel_max(seeds)))
         try:
-            storage.check_spec(spec)
+            spec = new_spec(algo, dimensions, base=base, preset=preset, trials=trials, seeds=seeds, sampler=sampler,
+                            pruner=pruner, objective=objective, name=name or suggested)
         except ValueError as err:  # e.g. a name too long for the trials' run names
             problems["study"] = str(err)
     for key in ("grid", "budget", "study"):
@@ -220,12 +218,14 @@ def study_panel(study_id: str, drawn_status: str) -> None:
     if problem := runner.errors.get(study_id):
         st.warning(f"The study driver's last problem with this study: {plain(problem)}", icon=":material/warning:")
 
-    links = st.columns(2)
+    links = st.columns(3, vertical_alignment="center")
     links[0].page_link("pages/runs.py", label="All its runs in Runs & compare", icon=":material/stacked_line_chart:",
                        query_params={"tag": spec.tag})
     if best is not None:
         links[1].page_link("pages/train.py", label=f"Open the best trial ({best['trial']}) in Train",
                            icon=":material/rocket_launch:", query_params=studies.train_query(spec, best["params"]))
+        with links[2].popover("Save the best as a preset", icon=":material/bookmark_add:"):
+            save_best_as_preset(store.home, spec, best)
         st.markdown("Best parameters: " + ", ".join(f"`{field}={fmt_value(value)}`"
                                                      for field, value in best["params"].items()))
 
@@ -245,15 +245,29 @@ def study_panel(study_id: str, drawn_status: str) -> None:
         else:
             st.caption("Drawn once a trial completes.")
 
+    best_values = next((row["run_values"] for row in rows if best is not None and row["trial"] == best["trial"]), [])
     table = pd.DataFrame([{
         "trial": row["trial"], "state": f"{STATE_ICONS.get(row['state'], '')} {row['state']}",
-        objective.title: row["value"], **{dim.field: _shown(row["params"].get(dim.field)) for dim in spec.dimensions},
+        objective.title: row["value"], "IQM [95 % CI] (n)": _estimate_text(row["run_values"]),
+        "beats the best": (chance_to_beat(spec.objective, row["run_values"], best_values)
+                           if row["run_values"] and best_values else None),
+        **{dim.field: _shown(row["params"].get(dim.field)) for dim in spec.dimensions},
         "runs": studies.runs_link(spec, row["run_ids"]) if row["run_ids"] else None,
         "note": row["reason"] or "",
     } for row in rows])
     st.container(key="study_trial_table").dataframe(table, hide_index=True, column_config={
+        "IQM [95 % CI] (n)": st.column_config.TextColumn(
+            help="The trial's value (the IQM across its seeds) with its 95 % bootstrap confidence interval and the "
+                 "number of seeds behind it."),
+        "beats the best": st.column_config.ProgressColumn(
+            format="percent", min_value=0.0, max_value=1.0,
+            help="Probability of improvement: how often one of this trial's seeds does better than one of the best "
+                 "trial's, over all pairs of seeds (ties count half). 50 %: as good as the best; near 0: clearly "
+                 "worse."),
         "runs": st.column_config.LinkColumn("runs", display_text="open runs",
                                             help="The trial's runs, selected in Runs & compare")})
+    st.caption(f"{objective.title}: {objective.definition} Statistics as in Agarwal et al. (2021), across each "
+               f"trial's {spec.seeds} seed(s).")
 
     if not completed:
         return
@@ -283,6 +297,37 @@ def study_panel(study_id: str, drawn_status: str) -> None:
                             key=f"contour.{study_id}")
             st.caption("Points: completed trials. The surface between them is interpolated (inverse-distance "
                        "weighting): a sketch of the landscape, exact only at the points.")
+
+
+def save_best_as_preset(home, spec: storage.StudySpec, best: dict) -> None:
+    """The best trial's configuration as the user's preset: in the Train page's picker, `train --preset NAME` and a
+    study's base."""
+    key = f"study_best_preset.{spec.study_id}"
+    name = st.text_input("Preset name", key=f"{key}.name", max_chars=PRESET_NAME_MAX,
+                         help=f"Allowed: {plain(NAME_RULE)}; not a built-in preset's name.")
+    summary = ", ".join(f"{field}={fmt_value(value)}" for field, value in best["params"].items())
+    description = st.text_input("Description", value=f"Best of study {spec.name}: {summary}"[:DESCRIPTION_MAX],
+                                key=f"{key}.description", max_chars=DESCRIPTION_MAX)
+    replace = st.checkbox("Replace my preset of that name", key=f"{key}.replace")
+    if st.button("Save", type="primary", icon=":material/save:", key=f"{key}.save"):
+        try:
+            saved = save_preset(home, spec.algo, name, space.apply(spec.base(), best["params"]), description,
+                                source=f"study {spec.study_id} · trial {best['trial']}", replace=replace)
+        except (PresetError, OSError) as err:
+            st.error(plain(err), icon=":material/block:")
+        else:
+            st.success(f"Saved as your preset **{plain(saved.name)}**.", icon=":material/check:")
+            st.page_link("pages/train.py", label=f"Open {saved.name} in Train", icon=":material/rocket_launch:",
+                         query_params={"algo": spec.algo, "preset": saved.name})
+
+
+def _estimate_text(values: list[float]) -> str:
+    if not values:
+        return ""
+    estimate = iqm_estimate(values)
+    if estimate.low == estimate.high:
+        return f"{estimate.iqm:,.4g} (n={estimate.n})"
+    return f"{estimate.iqm:,.4g} [{estimate.low:,.4g}, {estimate.high:,.4g}] (n={estimate.n})"
 
 
 def _shown(value):

@@ -1,4 +1,5 @@
-"""Train: choose an algorithm and preset, tune every hyperparameter, launch one or several seeds."""
+"""Train: choose an algorithm and preset (built-in or yours), tune every hyperparameter, launch one or several seeds;
+save the form as your own preset."""
 
 import numpy as np
 import streamlit as st
@@ -6,12 +7,13 @@ import streamlit as st
 from cartpole_core import ALGORITHMS, field_specs
 from cartpole_core.config.limits import NAME_MAX, LimitError, check_name, check_tags
 from cartpole_core.config.models import OBS_NAMES, config_class
-from cartpole_core.config.presets import preset_description, preset_names
+from cartpole_core.config.presets import preset_names
 from cartpole_core.config.schedules import curve
 from cartpole_core.engine.agent import Discretizer
 from cartpole_core.figures.plots import bin_edges_figure, schedule_figure
 from cartpole_core.jobs.queue import submit
 from cartpole_core.runs.compare import default_name
+from cartpole_core.runs.presets import DESCRIPTION_MAX, NAME_RULE, PRESET_NAME_MAX
 from dashboard import form, handles, share
 from dashboard.labels import ALGORITHM_TITLES, plain
 from dashboard.live.component import preload_live_charts
@@ -27,7 +29,7 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
     with st.expander("New here? How the lab works", expanded=not handles.store().list_runs(), icon=":material/school:"):
         st.markdown(
             "1. **Pick an algorithm and a preset** below. `fast` presets solve CartPole in seconds; `seed` reproduces "
-            "the settings of the original blog post.\n"
+            "the settings of the original blog post; *Save as preset* keeps a setup of yours among them.\n"
             "2. **Launch training.** The Live view opens and draws the reward curve as the agent learns.\n"
             "3. **Change one hyperparameter and launch again** — with 3 or more seeds, since one seed can be lucky. "
             "Runs are named after what you changed (`dqn/fast lr=5e-3`).\n"
@@ -35,20 +37,42 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
             "5. **Watch** what an agent learned on *Replay*, *Inspect policy* and *Robustness*.")
 
     st.session_state.setdefault("algo", "ppo")
-    top = st.columns([3, 2], vertical_alignment="bottom")
+    top = st.columns([5, 3, 2], vertical_alignment="bottom")
     algo = top[0].segmented_control("Algorithm", ALGORITHMS, format_func=ALGORITHM_TITLES.get, key="algo",
                                     required=True, persist_state=form.KEEP)
-    presets = preset_names(algo)
+    users, preset_problems = form.user_presets(algo)
+    presets = preset_names(algo) + list(users)
     preset_key = f"preset.{algo}"
     if st.session_state.get(preset_key) not in presets:
         st.session_state[preset_key] = form.default_preset(algo)
     preset = top[1].selectbox("Preset", presets, key=preset_key, persist_state=form.KEEP,
+                              format_func=lambda name: form.preset_label(name, users),
+                              help="The built-in presets, then yours (marked · yours): save this form as one with "
+                                   "*Save as preset*, or from the command line with `presets save`.",
                               on_change=lambda: form.load_preset(algo, st.session_state[preset_key]))
     if not form.form_loaded(algo):
         form.load_preset(algo, preset)
-    st.caption(preset_description(algo, preset))
+    st.caption(form.preset_caption(algo, preset, users))
+    study_slot = st.container()  # filled once the URL holds this run's setup, below
+    for problem in preset_problems:
+        st.warning(plain(problem), icon=":material/warning:")
 
     config, problems = form.validate(algo, preset)
+    with top[2].popover("Save as preset", icon=":material/bookmark_add:", width="stretch",
+                        help="Keep this form as your own preset: it joins the picker, share links and the command "
+                             "line (`train --preset NAME`)."):
+        st.text_input("Preset name", key=form.SAVE_KEYS["name"], max_chars=PRESET_NAME_MAX, placeholder="e.g. my-dqn",
+                      help=f"Allowed: {plain(NAME_RULE)}; not a built-in preset's name.")
+        st.text_input("Description", key=form.SAVE_KEYS["description"], max_chars=DESCRIPTION_MAX,
+                      placeholder="optional: what it is for")
+        st.checkbox("Replace my preset of that name", key=form.SAVE_KEYS["replace"])
+        st.button("Save", type="primary", icon=":material/save:", on_click=form.save_as_preset, args=(algo, preset),
+                  disabled=config is None, help="Fix the form's errors first." if config is None else None)
+        saved, save_error = form.save_outcome()
+        if save_error:
+            st.error(plain(save_error), icon=":material/error:")
+        if saved:
+            st.success(plain(saved), icon=":material/check:")
     defaults = form.preset_values(algo, preset)
     specs = {spec.name: spec for spec in field_specs(config_class(algo))}
     schedule_names = sorted({name.split(".")[0] for name in specs if "." in name})
@@ -62,7 +86,8 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
     with st.container(border=True):
         name_column, tags_column, seeds_column, first_column, launch_column = st.columns(
             [3, 2, 1, 1, 2], vertical_alignment="bottom")
-        suggested = default_name(config, preset) if config is not None else f"{algo}/{preset}"
+        suggested = (default_name(config, preset, form.base_config(algo, preset)) if config is not None
+                     else f"{algo}/{preset}")
         run_name = name_column.text_input("Name", key="run_name", max_chars=NAME_MAX, placeholder=suggested,
                                           persist_state=form.KEEP,
                                           help="Empty: named after what differs from the preset, e.g. "
@@ -134,13 +159,17 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
                     st.caption("The preview returns when this schedule's fields are valid.")
 
     share.share_url_state(algo, preset)
+    study_slot.page_link("pages/studies.py", label="Search hyperparameters around this setup in Studies",
+                         icon=":material/science:",
+                         query_params={name: st.query_params[name] for name in ("algo", "preset", "cfg")
+                                       if name in st.query_params})
     sidebar_active_runs()
     preload_live_charts()  # Launch opens the live view
 
     if launch and config is not None and not problems:
         try:
             group_id, run_ids = submit(handles.store(), config, list(range(first_seed, first_seed + n_seeds)),
-                                       preset=preset, name=run_name.strip() or None, tags=tuple(tags))
+                                       preset=preset, name=run_name.strip() or suggested, tags=tuple(tags))
         except ValueError as err:  # the queue is full, or a name or seed outside the lab's limits: nothing was queued
             st.error(f"Not launched: {plain(err)}", icon=":material/block:")
             st.stop()

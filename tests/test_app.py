@@ -12,6 +12,7 @@ from app_support import app, figure, live_elements, live_figures, shown, trained
 
 from cartpole_core.config.presets import preset_config
 from cartpole_core.jobs.queue import submit
+from cartpole_core.runs.presets import load_preset_config, save_preset, user_presets
 from cartpole_core.runs.store import RunStore
 from dashboard import form
 from dashboard.live import endpoint
@@ -321,3 +322,93 @@ def test_a_launch_beyond_the_queue_limit_is_refused_whole_with_a_message(home, m
                for error in test.error), [error.value for error in test.error] + [t.value for t in test.title]
     assert RunStore(home).list_runs() == []
     assert "Train an agent" in [title.value for title in test.title]  # still on the form, nothing lost
+
+
+# ------------------------------------------------------------------------------------------------ user presets
+
+TUNED_DQN = preset_config("dqn", "fast", gamma=0.95, batch_size=128)
+
+
+def save_button(test):
+    return next(button for button in test.button if button.label == "Save")
+
+
+def test_train_offers_a_saved_preset_and_picking_it_fills_the_form_with_its_values(home):
+    save_preset(home, "dqn", "tuned", TUNED_DQN, "γ 0.95, batch 128", source="study dqn-20261201-3fa2c1")
+    test = app(algo="dqn")
+    picker = test.selectbox(key="preset.dqn")
+    assert picker.options == ["seed", "fast", "seed-large-batch", "tuned · yours"]  # built-ins first, marked
+    picker.set_value("tuned").run()
+    assert not test.exception
+    assert form_state(test, "dqn") == preset_form("dqn", "tuned")
+    assert test.number_input(key="cfg.dqn.gamma").value == 0.95
+    assert test.select_slider(key="cfg.dqn.batch_size").value == 128
+    assert any("Your preset, from study dqn-20261201-3fa2c1" in shown(caption.value)
+               and "γ 0.95, batch 128" in shown(caption.value) for caption in test.caption)
+    assert shared(test) == {"algo": "dqn", "preset": "tuned"}  # nothing differs from it
+
+    next(button for button in test.button if "Launch" in button.label).click().run()
+    (run,) = RunStore(home).list_runs()
+    assert run["preset"] == "tuned" and run["name"] == "dqn/tuned · seed 0"
+    assert json.loads(run["config_json"]) == json.loads(TUNED_DQN.to_json())
+
+
+def test_a_share_link_restores_a_user_preset_and_names_one_this_lab_does_not_have(home):
+    save_preset(home, "dqn", "tuned", TUNED_DQN)
+    link = {"algo": "dqn", "preset": "tuned", "cfg": json.dumps({"learning_starts": 500}, separators=(",", ":"))}
+    test = app(**link)
+    assert not test.exception and not test.warning
+    assert test.selectbox(key="preset.dqn").value == "tuned"
+    assert form_state(test, "dqn") == {**preset_form("dqn", "tuned"), "learning_starts": 500}
+    assert shared(test) == link
+
+    elsewhere = app(**{**link, "preset": "someone-elses"})
+    assert not elsewhere.exception
+    (warning,) = elsewhere.warning
+    assert "preset 'someone-elses' (this lab has no DQN preset of that name" in shown(warning.value)
+    assert "applied to fast; presets here: seed, fast, seed-large-batch, tuned" in shown(warning.value)
+    assert elsewhere.selectbox(key="preset.dqn").value == "fast"
+    assert form_state(elsewhere, "dqn") == {**preset_form("dqn", "fast"), "learning_starts": 500}
+
+
+def test_save_as_preset_keeps_the_form_under_a_name_and_refuses_a_bad_or_taken_one(home):
+    test = app(algo="ppo")
+    test.number_input(key="cfg.ppo.gamma").set_value(0.97).run()
+    for name, error in (("fast", "'fast' is the name of a built-in ppo preset"),
+                        ("my ppo", "preset name 'my ppo' is not allowed")):
+        test.text_input(key="preset_save.name").input(name).run()
+        save_button(test).click().run()
+        assert any(error in shown(message.value) for message in test.error), [e.value for e in test.error]
+        assert not (home / "presets").exists()
+
+    test.text_input(key="preset_save.name").input("gamma-097").run()
+    test.text_input(key="preset_save.description").input("γ 0.97 for a longer horizon").run()
+    save_button(test).click().run()
+    assert not test.exception and not test.error
+    assert any("Saved your ppo preset 'gamma-097'" in shown(message.value) for message in test.success)
+    assert test.selectbox(key="preset.ppo").value == "gamma-097"  # the form is now exactly that preset
+    assert shared(test) == {"algo": "ppo", "preset": "gamma-097"}
+    assert load_preset_config(home, "ppo", "gamma-097") == preset_config("ppo", "fast", gamma=0.97)
+    (saved,), _ = user_presets(home)
+    assert (saved.description, saved.source) == ("γ 0.97 for a longer horizon", "ppo/fast gamma=0.97")
+
+    test.number_input(key="cfg.ppo.gamma").set_value(0.98).run()
+    test.text_input(key="preset_save.name").input("gamma-097").run()
+    save_button(test).click().run()
+    assert any("you already have a ppo preset 'gamma-097'" in shown(message.value) for message in test.error)
+    assert load_preset_config(home, "ppo", "gamma-097").gamma == 0.97
+    test.checkbox(key="preset_save.replace").check().run()
+    save_button(test).click().run()
+    assert not test.error and load_preset_config(home, "ppo", "gamma-097").gamma == 0.98
+
+
+def test_a_damaged_preset_file_is_named_on_the_train_page_and_left_alone(home):
+    broken = home / "presets" / "qlearning" / "broken.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json")
+    test = app(algo="qlearning", preset="fast")
+    assert not test.exception
+    (warning,) = test.warning
+    assert f"{broken} is damaged or not a preset" in shown(warning.value)
+    assert test.selectbox(key="preset.qlearning").options == ["seed", "fast"]
+    assert broken.read_text() == "{not json"

@@ -1,13 +1,16 @@
 """Runs & compare (and the live view's group and clip captions) through Streamlit's AppTest: two settings of one
-algorithm, trained for real on small budgets, must be told apart and ranked at a glance."""
+algorithm, trained for real on small budgets, must be told apart and ranked at a glance; groups written to the store
+without training show their statistics (IQM, interval, seeds) and which of them is better."""
 
 import pytest
 from app_support import app, figure, shown, trained_group
+from streamlit import dataframe_util
 
 from cartpole_core.config.presets import preset_config
 from cartpole_core.jobs.execution import execute_stored_run
 from cartpole_core.jobs.queue import submit
-from cartpole_core.runs.compare import group_summary
+from cartpole_core.records import Evaluated
+from cartpole_core.runs.compare import default_name, group_summary
 from cartpole_core.runs.store import RunStore
 
 
@@ -22,9 +25,33 @@ def trained(home, gamma: float, seeds=(0, 1), total_env_steps=4000) -> list[str]
     return run_ids
 
 
+def stored_group(home, group: str, learning_rate: float, seeds: list[tuple[float, int | None]]) -> list[str]:
+    """A DQN group as a finished launch leaves it, written without training: per seed, one evaluation returning
+    its final eval, solved at that many env steps (at a thousandth of them in seconds) or not (None)."""
+    store = RunStore(home)
+    config = preset_config("dqn", "fast", overrides={"learning_rate.start": learning_rate})
+    run_ids = []
+    for seed, (final, solved_at) in enumerate(seeds):
+        run_id = f"{group}-{seed}"
+        store.create_run(run_id, config.to_json(), "dqn", seed, name=f"{default_name(config, 'fast')} · seed {seed}",
+                         preset="fast", group_id=group)
+        store.claim(run_id)
+        steps = solved_at or 5000
+        store.append_events(run_id, [Evaluated(steps, 10, final, 5.0, solved_at is not None, steps / 1000)])
+        store.set_status(run_id, "completed")
+        run_ids.append(run_id)
+    return run_ids
+
+
 def dataframe(test, columns: set[str]):
     """The first st.dataframe showing all of ``columns``."""
     return next(frame.value for frame in test.dataframe if columns <= set(frame.value.columns))
+
+
+def dataframe_text(test, columns: set[str]):
+    """As ``dataframe``, as its cells read: a styled table's text, not its values."""
+    frame = next(frame for frame in test.dataframe if columns <= set(frame.value.columns))
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(frame.proto.arrow_data.styler.display_values)
 
 
 def legend(chart: dict) -> list[str]:
@@ -45,7 +72,7 @@ def test_two_settings_are_columns_ranked_groups_one_diff_row_and_two_distinct_cu
     groups = {store.get_run(run_id)["group_id"] for run_id in default + low}
     assert set(runs["group"]) == groups  # the full group id
 
-    summary = dataframe(test, {"group", "solved", "median steps to solve"})
+    summary = dataframe(test, {"group", "solved", "steps to solve: IQM [95 % CI]"})
     assert len(summary) == 2 and set(summary["group id"]) == groups
     assert summary["gamma"].tolist() in (["0.99", "0.9"], ["0.9", "0.99"])
     assert summary["solved"].tolist() == sorted(summary["solved"], reverse=True)  # best first
@@ -126,3 +153,48 @@ def test_deleting_selected_runs_selects_nothing_else(home):
     assert sorted(run["id"] for run in RunStore(home).list_runs()) == sorted(kept)
     assert "select" not in test.query_params
     assert "delete" not in [button.key for button in test.button]  # nothing selected: nothing offered to delete
+
+
+def test_groups_show_their_iqm_interval_and_seeds_and_which_one_beats_the_other(home):
+    """Two groups of four seeds (stored, not trained). Sure: final evals 480, 490, 500, 470; solved at 2,000, 3,000
+    and 4,000 steps, one seed not. Lucky: 480, 100, 200, 300; one seed solved, fast (1,000 steps), three not."""
+    sure = stored_group(home, "sure", 5e-3, [(480.0, 2000), (490.0, 3000), (500.0, 4000), (470.0, None)])
+    lucky = stored_group(home, "lucky", 8e-3, [(480.0, 1000), (100.0, None), (200.0, None), (300.0, None)])
+    test = app("pages/runs.py", select=",".join(sure + lucky))
+    assert not test.exception
+
+    values = dataframe(test, {"group", "steps to solve: IQM [95 % CI]"})
+    text = dataframe_text(test, {"group", "steps to solve: IQM [95 % CI]"})
+    assert values["group"].tolist() == ["dqn/fast lr=5e-3 ×4", "dqn/fast ×4"]  # sure first: more solved
+    # The IQM of steps to solve trims the fastest and the unsolved seed: (3,000 + 4,000) / 2; lucky's keeps two of
+    # its unsolved seeds, so it is not solved however fast its one seed was. The column sorts by the IQM, ∞ last.
+    assert values["steps to solve: IQM [95 % CI]"].tolist() == [3500, float("inf")]
+    steps, seconds, final = (text[f"{title}: IQM [95 % CI]"].tolist()
+                             for title in ("steps to solve", "time to solve", "final eval"))
+    assert steps[0].startswith("3,500 [") and steps[0].endswith(", not solved] (n=4)")
+    assert steps[1].startswith("not solved [") and steps[1].endswith("(n=4)")
+    assert seconds[0].startswith("3.50 s [") and seconds[0].endswith("(n=4)")
+    assert final[0].startswith("485.0 [") and final[1].startswith("250.0 [")  # (480 + 490) / 2, (200 + 300) / 2
+    assert values["final eval: IQM [95 % CI]"].tolist() == [485.0, 250.0]
+    assert "one lucky seed cannot make a group look fast" in " ".join(caption.value for caption in test.caption)
+
+    def verdict() -> str:
+        return next(shown(element.value) for element in test.markdown if "beats" in element.value)
+
+    # 480 wins 3 of 4 and ties 1, 490 and 500 win all, 470 wins 3: 14.5 of 16 seed pairs.
+    assert verdict() == "- **dqn/fast lr=5e-3 ×4** beats **dqn/fast ×4** in 91 % of seed pairs (4 × 4 seeds)"
+    test.segmented_control(key="better_metric").set_value("steps_to_solve").run()
+    # Fewer steps wins: sure's three solved seeds lose to lucky's 1,000 and beat its three unsolved ones; its unsolved
+    # seed ties those three: (3 + 3 + 3 + 1.5) of 16.
+    assert verdict() == "- **dqn/fast lr=5e-3 ×4** beats **dqn/fast ×4** in 66 % of seed pairs (4 × 4 seeds)"
+    assert "solving in fewer env steps; a seed that never solved is slowest" in " ".join(c.value for c in test.caption)
+    assert not test.warning
+
+
+def test_with_one_seed_per_group_the_page_says_the_percentages_mean_little(home):
+    one = stored_group(home, "one", 5e-3, [(480.0, 2000)])
+    other = stored_group(home, "other", 8e-3, [(300.0, None)])
+    test = app("pages/runs.py", select=",".join(one + other))
+    assert not test.exception
+    assert [warning.value for warning in test.warning if warning.value.startswith("One seed per group")]
+    assert "(1 × 1 seeds)" in " ".join(element.value for element in test.markdown)

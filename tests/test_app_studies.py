@@ -118,3 +118,54 @@ def test_a_finished_study_draws_slices_importance_and_a_contour(home):
     contour = next(fig for fig in figures if fig["data"][0]["type"] == "contour")
     assert len(contour["data"][1]["x"]) == 5
     assert any(fig["data"][0]["type"] == "bar" and fig["data"][0]["orientation"] == "h" for fig in figures)
+
+
+def test_each_trial_shows_its_iqm_with_a_ci_and_its_chance_to_beat_the_best(home):
+    spec = finished_study(home, trials=3, seeds=2)
+    test = app(PAGE, study=spec.study_id)
+    table = test.dataframe[0].value
+    best = table.loc[table["Final evaluation"].idxmax()] if "Final evaluation" in table else None
+    column = next(name for name in table.columns if name.startswith("IQM"))
+    assert all(text.endswith("(n=2)") for text in table[column])  # two seeds behind every number
+    chances = table["beats the best"]
+    assert all(0.0 <= chance <= 0.5 for chance in chances)  # nobody beats the best more often than not
+    assert (chances == 0.5).any()  # the best against itself
+    assert best is None or best["beats the best"] == 0.5
+
+
+def test_the_best_trial_saved_as_a_preset_appears_in_train_and_as_a_studys_base(home):
+    from cartpole_core.runs.presets import load_preset_config, user_presets
+
+    spec = finished_study(home)
+    test = app(PAGE, study=spec.study_id)
+    key = f"study_best_preset.{spec.study_id}"
+    test.text_input(key=f"{key}.name").input("fast").run()  # a built-in's name: refused, nothing written
+    next(button for button in test.button if button.key == f"{key}.save").click().run()
+    assert any("fast" in error.value for error in test.error) and user_presets(home, "qlearning") == ([], [])
+
+    test.text_input(key=f"{key}.name").input("gamma-best").run()
+    next(button for button in test.button if button.key == f"{key}.save").click().run()
+    assert any("gamma-best" in success.value.replace("\\", "") for success in test.success)  # Markdown-escaped
+    (saved,), _ = user_presets(home, "qlearning")
+    assert saved.source.startswith(f"study {spec.study_id}")
+    from cartpole_core.studies.controller import summarize
+
+    best = summarize(None, spec, storage.load_optuna_study(storage.study_dir(home, spec.study_id)))["best"]
+    config = load_preset_config(home, "qlearning", "gamma-best")
+    assert config.gamma == best["params"]["gamma"] and config.total_env_steps == 3000
+
+    train = app("pages/train.py", algo="qlearning", preset="gamma-best")
+    assert not train.exception
+    studies_form = app(PAGE, algo="qlearning", preset="gamma-best")
+    assert studies_form.selectbox(key="study_preset.qlearning").value == "gamma-best"
+
+
+def test_train_links_its_setup_to_a_new_study(home):
+    from urllib.parse import parse_qs
+
+    test = app("pages/train.py", algo="qlearning", preset="fast", cfg='{"gamma":0.95}')
+    assert not test.exception
+    link = next(link.proto for link in test.get("page_link") if "Studies" in link.proto.label)
+    assert link.page == "studies"
+    query = parse_qs(link.query_string)
+    assert query["algo"] == ["qlearning"] and query["preset"] == ["fast"] and '"gamma":0.95' in query["cfg"][0]

@@ -19,6 +19,7 @@ from cartpole_core.cli import BadInput, main, parse_value
 from cartpole_core.config.models import ConfigError, config_from_dict
 from cartpole_core.config.presets import preset_config
 from cartpole_core.records import EpisodeEnded
+from cartpole_core.runs.presets import load_preset_config, save_preset
 from cartpole_core.runs.store import RunStore
 
 REQUIRED_KEYS = {"run_id", "algo", "seed", "status", "env_steps", "episodes", "train_seconds", "solved",
@@ -401,3 +402,99 @@ def test_a_rejected_import_writes_nothing(tmp_path):
     assert code == 2
     assert_one_error_line(stderr, "bad.zip")
     assert not (tmp_path / "home").exists()
+
+
+# ------------------------------------------------------------------------------------------------ user presets
+
+
+def test_a_preset_saved_with_set_is_listed_as_yours_and_trains_with_its_budget(tmp_path):
+    code, stdout, stderr = cli("presets", "save", "--algo", "qlearning", "--name", "short", "--set",
+                               "total_env_steps=3000", "--set", "stop_on_solve=false", "--description", "3k steps",
+                               home=tmp_path)
+    assert code == 0, stderr
+    assert "train --algo qlearning --preset short" in stdout
+    code, stdout, _ = cli("presets", "--algo", "qlearning", home=tmp_path)
+    lines = stdout.splitlines()
+    assert [line.split()[1] for line in lines] == ["seed", "fast", "short"]  # built-ins first, then the user's
+    assert lines[-1].split(None, 2)[2] == "(yours, from qlearning/fast steps=3k stop_on_solve=off) 3k steps"
+
+    result = run_cli("train", "--algo", "qlearning", "--preset", "short", "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert set(summary) >= REQUIRED_KEYS and summary["preset"] == "short"
+    assert 3000 <= summary["env_steps"] < 3100  # the preset's budget, not fast's 100k
+    run = RunStore(tmp_path).get_run(summary["run_id"])
+    assert run["preset"] == "short" and run["name"] == "qlearning/short · seed 0"  # nothing differs from it
+    assert json.loads(run["config_json"]) == json.loads(
+        preset_config("qlearning", "fast", total_env_steps=3000, stop_on_solve=False).to_json())
+
+
+def test_a_preset_saved_from_a_run_holds_its_config_and_is_deleted_by_name(tmp_path):
+    store = RunStore(tmp_path)
+    config = preset_config("qlearning", "seed", gamma=0.97)
+    run_id = store.create_run("qlearning-test-0", config.to_json(), "qlearning", 0, name="a run")
+    store.close()
+    code, _, stderr = cli("presets", "save", "--algo", "qlearning", "--name", "from-run", "--from-run", run_id,
+                          "--set", "n_envs=4", home=tmp_path)
+    assert code == 0, stderr
+    assert load_preset_config(tmp_path, "qlearning", "from-run") == preset_config("qlearning", "seed", gamma=0.97,
+                                                                                  n_envs=4)
+    _, stdout, _ = cli("presets", "--algo", "qlearning", home=tmp_path)
+    assert f"from-run          (yours, from run {run_id})" in stdout
+
+    code, stdout, stderr = cli("presets", "delete", "--algo", "qlearning", "--name", "from-run", home=tmp_path)
+    assert code == 0 and "deleted your qlearning preset 'from-run'" in stdout, stderr
+    assert "from-run" not in cli("presets", home=tmp_path)[1]
+    code, _, stderr = cli("train", "--algo", "qlearning", "--preset", "from-run", home=tmp_path)
+    assert code == 2 and "preset 'from-run' is unknown for qlearning" in stderr
+
+
+def files_in(home: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(home)): path.read_bytes() for path in sorted(home.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["presets", "save", "--algo", "dqn", "--name", "a/b"], ["preset name 'a/b' is not allowed", "letters (a-z"]),
+    (["presets", "save", "--algo", "dqn", "--name", "Fast"], ["'Fast' is the name of a built-in dqn preset"]),
+    (["presets", "save", "--algo", "dqn", "--name", "taken"], ["you already have a dqn preset 'taken'", "--replace"]),
+    (["presets", "save", "--algo", "dqn", "--name", "new", "--preset", "nope"],
+     ["preset 'nope' is unknown for dqn; allowed: seed, fast, seed-large-batch, taken"]),
+    (["presets", "save", "--algo", "dqn", "--name", "new", "--set", "gamma=2"], ["gamma (2)"]),
+    (["presets", "save", "--algo", "dqn", "--name", "new", "--from-run", "nope"], ["no run 'nope'"]),
+    (["presets", "save", "--algo", "dqn", "--name", "new", "--description", "d" * 301], ["at most 300 characters"]),
+    (["presets", "save", "--algo", "dqn"], ["--name"]),
+    (["presets", "delete", "--algo", "dqn", "--name", "fast"], ["'fast' is a built-in dqn preset"]),
+    (["presets", "delete", "--algo", "dqn", "--name", "nope"], ["you have no dqn preset 'nope'; yours: taken"]),
+    (["train", "--algo", "dqn", "--preset", "nope"], ["allowed: seed, fast, seed-large-batch, taken"]),
+    (["study", "run", "--algo", "dqn", "--preset", "nope", "--vary", "gamma"], ["allowed: seed, fast, "
+                                                                                "seed-large-batch, taken"]),
+])
+def test_preset_commands_on_bad_input_exit_2_with_one_line_and_write_nothing(tmp_path, args, named):
+    save_preset(tmp_path, "dqn", "taken", preset_config("dqn", "fast"))
+    before = files_in(tmp_path)
+    code, stdout, stderr = cli(*args, home=tmp_path)
+    assert code == 2, stderr
+    assert_one_error_line(stderr, *named)
+    assert stdout == "" and files_in(tmp_path) == before
+
+
+def test_a_damaged_preset_file_is_a_warning_beside_the_listing_and_is_kept(tmp_path):
+    broken = tmp_path / "presets" / "ppo" / "broken.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json")
+    code, stdout, stderr = cli("presets", home=tmp_path)
+    assert code == 0
+    (warning,) = stderr.strip().splitlines()
+    assert warning.startswith(f"warning: {broken} is damaged or not a preset") and "broken" not in stdout
+    assert broken.read_text() == "{not json"
+
+
+def test_a_study_runs_from_a_user_preset(tmp_path):
+    save_preset(tmp_path, "qlearning", "short",
+                preset_config("qlearning", "fast", total_env_steps=3000, stop_on_solve=False))
+    result = run_cli("study", "run", "--algo", "qlearning", "--preset", "short", "--vary", "gamma=0.9:0.99",
+                     "--trials", "1", "--seeds", "1", "--parallel", "1", "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["trials_completed"] == 1
+    (run,) = RunStore(tmp_path).list_runs()
+    assert run["preset"] == "short" and run["env_steps"] < 3100  # the trial trained the preset's budget

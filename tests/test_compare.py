@@ -2,6 +2,8 @@
 hand-built runs with known configs and results: which setting is best must be readable at a glance and never
 mislabelled."""
 
+import math
+
 import pytest
 
 from cartpole_core.config.models import DQNConfig
@@ -9,6 +11,9 @@ from cartpole_core.config.presets import preset_config
 from cartpole_core.figures.plots import evaluation_figure, group_figure, mean_evaluations, reward_figure
 from cartpole_core.records import EpisodeEnded, Evaluated
 from cartpole_core.runs.compare import (
+    METRICS,
+    Improvement,
+    compare_groups,
     config_diff,
     default_name,
     differing_fields,
@@ -20,6 +25,7 @@ from cartpole_core.runs.compare import (
     stopped_on_solve,
 )
 from cartpole_core.runs.store import RunStore, binned_mean_std
+from cartpole_core.stats import Estimate
 
 LR_5E3 = preset_config("dqn", "fast", overrides={"learning_rate.start": 5e-3})
 LR_8E3 = preset_config("dqn", "fast")
@@ -136,7 +142,7 @@ def test_config_diff_across_algorithms_shows_the_algorithm_and_dashes_for_missin
     assert table["ppo/fast gamma=0.9 · seed 0"]["batch_size"] == "—"
 
 
-def test_group_summary_ranks_groups_by_seeds_solved_then_median_steps():
+def test_group_summary_ranks_groups_by_seeds_solved_then_the_iqm_of_steps():
     fast_sure = [run(f"a{i}", LR_5E3, group="A", seed=i, name="dqn/fast lr=5e-3", solved_at=s, final=490.0)
                  for i, s in enumerate([10_000, 12_000, 14_000])]
     faster_sure = [run(f"d{i}", LR_1E3, group="D", seed=i, name="dqn/fast lr=1e-3", solved_at=s, final=480.0)
@@ -148,16 +154,53 @@ def test_group_summary_ranks_groups_by_seeds_solved_then_median_steps():
     rows = group_summary([*lucky, *one_of_two, *fast_sure, *faster_sure])
     assert [row["group_id"] for row in rows] == ["D", "A", "B", "C"]
     d, a, b, c = rows
-    assert (d["label"], d["seeds"], d["solved"], d["steps_to_solve"], d["steps_range"]) == \
+    assert (d["label"], d["seeds"], d["solved"], d["steps_to_solve"].iqm, d["steps_range"]) == \
         ("dqn/fast lr=1e-3 ×2", 2, 2, 8000, "7,000 – 9,000")
-    assert a["steps_to_solve"] == 12_000 and a["steps_range"] == "10,000 – 14,000" and a["final_eval"] == 490.0
-    # One unsolved seed of three: the median is the middle seed's; the range's top is "not solved".
-    assert b["solved_fraction"] == pytest.approx(2 / 3) and b["steps_to_solve"] == 8000
-    assert b["steps_range"] == "6,000 – not solved" and b["final_eval"] == pytest.approx(1100 / 3)
-    # Half the seeds unsolved: the median is not solved, however fast the lucky seed was.
-    assert c["steps_to_solve"] is None and c["time_to_solve_s"] is None and c["steps_range"] == "4,000 – not solved"
+    assert a["steps_to_solve"].iqm == 12_000 and a["steps_range"] == "10,000 – 14,000"
+    assert a["final_eval"] == Estimate(490.0, 490.0, 490.0, n=3)
+    assert METRICS["final_eval"].estimate_text(a["final_eval"]) == "490.0 (n=3)"  # seeds that agree: no interval
+    # Fewer than four seeds: the IQM trims none, so one unsolved seed of three makes it "not solved" however fast
+    # the others were; the range still shows the fastest seed.
+    assert b["solved_fraction"] == pytest.approx(2 / 3) and b["steps_to_solve"].iqm == math.inf
+    assert b["steps_range"] == "6,000 – not solved" and b["final_eval"].iqm == pytest.approx(1100 / 3)
+    assert c["steps_to_solve"].iqm == math.inf and c["time_to_solve"].iqm == math.inf
+    assert c["steps_range"] == "4,000 – not solved"
     assert a["hyperparameters"] == {"learning_rate.start": "5e-3", "gamma": "0.99"}
     assert c["hyperparameters"] == {"learning_rate.start": "8e-3", "gamma": "0.9"}
+
+
+def test_a_four_seed_group_is_the_iqm_of_its_middle_seeds_with_its_interval_and_seed_count():
+    """Hand-computed: four seeds, one unsolved. Sorted, steps to solve are 6,000, 8,000, 10,000 and ∞; the IQM trims
+    one from each end (the fastest and the unsolved) and is the mean of 8,000 and 10,000."""
+    seeds = [(8_000, 4.0, 480.0), (6_000, 3.0, 500.0), (None, None, 120.0), (10_000, 5.0, 490.0)]
+    group = [run(f"r{i}", LR_5E3, group="G", seed=i, solved_at=s, seconds=t, final=f)
+             for i, (s, t, f) in enumerate(seeds)]
+    (row,) = group_summary(group)
+    steps, seconds, final = row["steps_to_solve"], row["time_to_solve"], row["final_eval"]
+    assert (steps.iqm, seconds.iqm, final.iqm) == (9_000, 4.5, (480 + 490) / 2)
+    assert steps.n == seconds.n == final.n == 4
+    # A resample with two or more copies of the unsolved seed has an IQM of ∞: 26 % of them (1 - (3/4)^4 -
+    # 4·(1/4)(3/4)^3), far above the 2.5 % the interval's top leaves out, so its top is "not solved".
+    assert 6_000 <= steps.low < 9_000 and steps.high == math.inf and 3.0 <= seconds.low < 4.5
+    assert seconds.high == math.inf
+    assert 120 <= final.low < final.iqm < final.high <= 500
+    text = METRICS["steps_to_solve"].estimate_text(steps)
+    assert text.startswith("9,000 [") and text.endswith(", not solved] (n=4)")
+    assert METRICS["final_eval"].estimate_text(final) == f"485.0 [{final.low:.1f}, {final.high:.1f}] (n=4)"
+
+
+def test_a_group_cannot_look_fast_on_one_lucky_seed():
+    """Two of four seeds unsolved: the IQM keeps one of them, so it is not solved, however fast the lucky seed."""
+    group = [run(f"r{i}", LR_5E3, group="G", seed=i, solved_at=s, final=f)
+             for i, (s, f) in enumerate([(1_000, 500.0), (None, 90.0), (20_000, 480.0), (None, 60.0)])]
+    (row,) = group_summary(group)
+    assert row["steps_to_solve"].iqm == math.inf and row["solved_fraction"] == 0.5
+    assert METRICS["steps_to_solve"].estimate_text(row["steps_to_solve"]).startswith("not solved [1,000, ")
+    queued = run("q", LR_5E3, status="queued")  # no evaluation yet: no final eval to estimate
+    (row,) = group_summary([queued])
+    assert row["final_eval"] is None and METRICS["steps_to_solve"].estimate_text(row["steps_to_solve"]) == \
+        "not solved (n=1)"
+    assert METRICS["final_eval"].estimate_text(None) == "—"
 
 
 def test_group_summary_reads_real_store_rows(tmp_path):
@@ -172,9 +215,37 @@ def test_group_summary_reads_real_store_rows(tmp_path):
     store.create_run("q", LR_8E3.to_json(), "dqn", 0, preset="fast")  # queued, nothing yet
     rows = group_summary(store.list_runs())
     assert [row["label"] for row in rows] == ["dqn/fast lr=5e-3 ×2", "q"]
-    assert rows[0]["solved"] == 1 and rows[0]["steps_to_solve"] is None
+    assert rows[0]["solved"] == 1 and rows[0]["steps_to_solve"].iqm == math.inf
     assert rows[0]["steps_range"] == "1,000 – not solved"
-    assert rows[0]["final_eval"] == pytest.approx(390.0) and rows[1]["active"] == 1 and rows[1]["final_eval"] is None
+    assert rows[0]["final_eval"].iqm == pytest.approx(390.0) and rows[0]["final_eval"].n == 2
+    assert rows[1]["active"] == 1 and rows[1]["final_eval"] is None
+
+
+def test_which_group_is_better_is_the_probability_of_improvement_over_seed_pairs():
+    sure = [run(f"a{i}", LR_5E3, group="A", seed=i, name="dqn/fast lr=5e-3", solved_at=s, final=f)
+            for i, (s, f) in enumerate([(2_000, 480.0), (3_000, 490.0), (4_000, 500.0), (None, 470.0)])]
+    lucky = [run(f"b{i}", LR_8E3, group="B", seed=i, name="dqn/fast", solved_at=s, final=f)
+             for i, (s, f) in enumerate([(1_000, 480.0), (None, 100.0), (None, 200.0), (None, 300.0)])]
+    final = compare_groups([*lucky, *sure], "final_eval")
+    # A's seeds against B's 480, 100, 200, 300: 480 wins 3 and ties 1, 490 and 500 win 4, 470 wins 3: 14.5 of 16.
+    assert final.pairs == [Improvement("dqn/fast lr=5e-3 ×4", "dqn/fast ×4", 14.5 / 16, (4, 4))]
+    assert final.seeds == {"dqn/fast ×4": 4, "dqn/fast lr=5e-3 ×4": 4}
+    # Fewer steps is better. 2,000, 3,000 and 4,000 each lose to B's 1,000 and beat its three unsolved seeds; A's
+    # unsolved seed loses to 1,000 and ties the three: (3 + 3 + 3 + 1.5) of 16 — the lucky fast seed does not win.
+    steps = compare_groups([*lucky, *sure], "steps_to_solve")
+    assert steps.pairs == [Improvement("dqn/fast lr=5e-3 ×4", "dqn/fast ×4", 10.5 / 16, (4, 4))]
+    assert steps.metric.to_solve and not final.metric.to_solve
+
+
+def test_comparing_groups_leaves_out_a_group_without_values_and_names_an_unknown_metric():
+    evaluated = [run("a", LR_5E3, group="A", name="dqn/fast lr=5e-3", final=300.0)]
+    queued = [run("q", LR_8E3, group="Q", status="queued")]
+    comparison = compare_groups([*evaluated, *queued], "final_eval")
+    assert comparison.pairs == [] and comparison.seeds == {"dqn/fast lr=5e-3 · seed 0": 1, "dqn/fast · seed 0": 0}
+    assert len(compare_groups([*evaluated, *queued], "time_to_solve").pairs) == 1  # unsolved: ∞, a value
+    with pytest.raises(ValueError, match="metric 'speed' is unknown; allowed: final_eval, steps_to_solve, "
+                                         "time_to_solve"):
+        compare_groups(evaluated, "speed")
 
 
 def test_a_run_that_stopped_on_solve_is_carried_forward_as_solved():

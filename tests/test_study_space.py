@@ -235,7 +235,7 @@ def test_distributions_hold_the_dimension():
 
 def test_the_studies_package_is_import_light():
     heavy = ("torch", "gymnasium", "sklearn", "optuna", "scipy")
-    code = ("import sys, cartpole_core.studies.space, cartpole_core.studies.stats, cartpole_core.studies.objectives\n"
+    code = ("import sys, cartpole_core.studies.space, cartpole_core.stats, cartpole_core.studies.objectives\n"
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

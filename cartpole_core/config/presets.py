@@ -5,6 +5,7 @@
 - ``fast``: tuned for the shortest time-to-solve with every benchmark seed solving (see docs/BENCHMARKS.md).
 
 Where the seed leaves a choice open (e.g. the budget), the value is the one its code implies; see comments.
+These built-in presets live in code; a user's own presets live in the data home (``runs.presets``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from cartpole_core.config.limits import shown
 from cartpole_core.config.models import ConfigError, TrainConfig, config_class, with_overrides
 
 _SEED_LOG_DECAY = {"kind": "log_decay", "start": 1.0, "k": 25.0, "unit": "episodes"}
@@ -173,13 +175,24 @@ def _preset(algo: str, name: str) -> dict[str, Any]:
     try:
         return PRESETS[algo][name]
     except KeyError:
-        raise ConfigError([("preset", f"preset {name!r} is unknown for {algo}; allowed: "
-                                      f"{', '.join(PRESETS[algo])}")]) from None
+        raise unknown_preset(algo, name, list(PRESETS[algo])) from None
+
+
+def unknown_preset(algo: str, name: Any, allowed: list[str]) -> ConfigError:
+    """The error for a preset name that is not one of ``allowed`` (built-in presets, and the user's where known)."""
+    return ConfigError([("preset", f"preset {shown(name)} is unknown for {algo}; allowed: {', '.join(allowed)}")])
 
 
 def preset_config(algo: str, name: str = "fast", overrides: dict[str, Any] | None = None,
                   **fields: Any) -> TrainConfig:
     """The preset's config with fields replaced (``gamma=0.9``) and dotted overrides (``{"epsilon.end": 0}``)."""
     preset = {k: v for k, v in _preset(algo, name).items() if k != "description"}
-    config = config_class(algo)(**{**preset, **fields})
+    return config_from_values(algo, preset, overrides, **fields)
+
+
+def config_from_values(algo: str, values: dict[str, Any], overrides: dict[str, Any] | None = None,
+                       **fields: Any) -> TrainConfig:
+    """A preset's field values as a config, with fields replaced and dotted overrides: every preset, built-in or
+    the user's (``runs.presets``), becomes a config this one way."""
+    config = config_class(algo)(**{**values, **fields})
     return with_overrides(config, overrides) if overrides else config

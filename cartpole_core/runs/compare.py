@@ -7,6 +7,10 @@ own group. Runs are the store's run dicts (``RunStore.list_runs`` rows).
 Names collide (every run of a preset used to be ``dqn/fast · seed N``), so nothing here is keyed by name: run ids
 and group ids key the data, and the labels shown are made distinct.
 
+Groups are summarized as rliable does (``cartpole_core.stats``): the interquartile mean of their seeds with a 95 %
+bootstrap confidence interval and the number of seeds behind it, and, between two groups, the probability that a
+seed of one does better than a seed of the other.
+
 Pure and import-light (configs, presets, numpy): the dashboard and the CLI share it, and its tests need no torch.
 """
 
@@ -16,14 +20,16 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any
 
 import numpy as np
 
 from cartpole_core.config.models import ALGORITHMS, RUN_CONTROL_FIELDS, TrainConfig, config_class, field_specs
 from cartpole_core.config.presets import PRESETS, preset_config
+from cartpole_core.stats import Estimate, iqm_estimate, probability_of_improvement
 
 NAME_LIMIT = 80  # a default name longer than this lists its first overrides and "+N more"
 SEED_SUFFIX = re.compile(r"\s*·\s*seed\s+-?\d+\s*$")
@@ -151,27 +157,30 @@ def ordered(names: Iterable[str], algos: Iterable[str] = ALGORITHMS) -> list[str
 
 
 def reference_config(algo: str, preset: str | None) -> TrainConfig:
-    """What a run is named against: its preset, or the algorithm's defaults when it has none (or one that no
-    longer exists, e.g. an imported run's)."""
+    """What a run is named against: its built-in preset, or the algorithm's defaults when it has none (or one that
+    no longer exists, e.g. an imported run's, or a user preset: those live in a data home, which this module does
+    not know — callers that do pass the preset's config as ``reference``)."""
     if preset is not None and preset in PRESETS.get(algo, {}):
         return preset_config(algo, preset)
     return config_class(algo)()
 
 
-def overrides(config: TrainConfig, preset: str | None) -> dict[str, Any]:
-    """The dotted fields where ``config`` differs from its preset (or defaults), in reading order."""
+def overrides(config: TrainConfig, preset: str | None, reference: TrainConfig | None = None) -> dict[str, Any]:
+    """The dotted fields where ``config`` differs from ``reference`` (default: its preset, or the defaults), in
+    reading order."""
     ours = flatten(json.loads(config.to_json()))
-    theirs = flatten(json.loads(reference_config(config.algo, preset).to_json()))
+    theirs = flatten(json.loads((reference or reference_config(config.algo, preset)).to_json()))
     changed = [name for name in ours if name != "algo" and not _same(ours[name], theirs.get(name))]
     return {name: ours[name] for name in ordered(changed, [config.algo])}
 
 
-def default_name(config: TrainConfig, preset: str | None) -> str:
+def default_name(config: TrainConfig, preset: str | None, reference: TrainConfig | None = None) -> str:
     """A run's name from what differs from its preset: ``dqn/fast lr=5e-3``, ``ppo/seed gamma=0.97 hidden=32-32``,
     ``dqn/fast`` when nothing differs, ``dqn/custom …`` (against the defaults) without a preset. Fifteen runs of
-    one preset then no longer share one name, and a legend says which setting each curve is."""
+    one preset then no longer share one name, and a legend says which setting each curve is. ``reference``: the
+    preset's config, for a user preset (``runs.presets.load_preset_config``)."""
     base = f"{config.algo}/{preset or 'custom'}"
-    parts = [f"{alias(name)}={fmt_value(value)}" for name, value in overrides(config, preset).items()]
+    parts = [f"{alias(name)}={fmt_value(value)}" for name, value in overrides(config, preset, reference).items()]
     return _fit(base, parts)
 
 
@@ -329,37 +338,6 @@ def config_diff(runs: Sequence[dict[str, Any]]) -> ConfigDiff:
 # ----------------------------------------------------------------------------------------------- summary
 
 
-def group_summary(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per group, best first: solved fraction (high first), then median steps-to-solve (low first).
-
-    A seed that has not solved counts as solving at ∞: the median is over all seeds, so it is "not solved"
-    (None) when half or more of the seeds have not solved — a setting cannot look fast on its one lucky seed.
-    The spread is min–max over the seeds (an unsolved seed makes the max "not solved"). Rows hold ``label``,
-    ``algo``, ``seeds``, ``solved`` (count), ``solved_fraction``, ``steps_to_solve`` and ``time_to_solve_s``
-    (medians or None), ``steps_range`` / ``time_range`` (text), ``final_eval`` (mean over seeds), ``active``
-    (seeds still queued or training), ``hyperparameters`` (the fields differing among ``runs``), ``group_id``
-    and ``run_ids``."""
-    groups = group_runs(runs)
-    fields = differing_fields(runs)
-    rows = []
-    for label, (key, members) in zip(group_labels(list(groups.values())), groups.items()):
-        steps = _solve_values(members, "steps_to_solve")
-        seconds = _solve_values(members, "time_to_solve_s")
-        finals = [run["final_eval"] for run in members if run.get("final_eval") is not None]
-        solved = sum(bool(run["solved"]) for run in members)
-        rows.append({
-            "label": label, "algo": members[0]["algo"], "seeds": len(members), "solved": solved,
-            "solved_fraction": solved / len(members),
-            "steps_to_solve": _finite(np.median(steps)), "steps_range": _range(steps, fmt_steps),
-            "time_to_solve_s": _finite(np.median(seconds)), "time_range": _range(seconds, fmt_seconds),
-            "final_eval": float(np.mean(finals)) if finals else None,
-            "active": sum(run["status"] in ("queued", "running") for run in members),
-            "hyperparameters": {name: _shown_value(members, name) for name in fields},
-            "group_id": key, "run_ids": [run["id"] for run in members],
-        })
-    return sorted(rows, key=_rank)
-
-
 def fmt_steps(steps: float) -> str:
     """Env steps to solve, exact: ``6,017`` (two runs 13 steps apart are not both "6k")."""
     return f"{steps:,.0f}"
@@ -369,13 +347,124 @@ def fmt_seconds(seconds: float) -> str:
     return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
 
 
+def fmt_return(value: float) -> str:
+    return f"{value:.1f}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A result of each seed that groups are compared on: its run column, which way is better, how it is written."""
+
+    name: str
+    title: str
+    column: str  # of the store's run rows
+    to_solve: bool  # steps or time to solve: lower is better, and a seed that has not solved counts as ∞
+    better: str  # what doing better means, in words
+    fmt: Callable[[float], str]
+
+    def seed_values(self, runs: Sequence[dict[str, Any]]) -> np.ndarray:
+        """One value per seed: its steps or seconds to solve (∞: not solved), or its last evaluation's return
+        (a seed not evaluated yet has none)."""
+        if self.to_solve:
+            return _solve_values(runs, self.column)
+        return np.array([run[self.column] for run in runs if run.get(self.column) is not None], dtype=float)
+
+    def shown(self, value: float) -> str:
+        return "not solved" if value == math.inf else self.fmt(value)
+
+    def estimate_text(self, estimate: Estimate | None) -> str:
+        """``12,000 [10,000, 14,000] (n=4)``: the IQM, its 95 % interval and the seeds behind it; ``480.0 (n=1)``:
+        an interval of one point (one seed, or seeds that all agree) says nothing and is left out; "—": no seed has
+        a value."""
+        if estimate is None:
+            return "—"
+        low, high = self.shown(estimate.low), self.shown(estimate.high)
+        interval = "" if estimate.low == estimate.high else f" [{low}, {high}]"
+        return f"{self.shown(estimate.iqm)}{interval} (n={estimate.n})"
+
+
+METRICS: dict[str, Metric] = {metric.name: metric for metric in (
+    Metric("final_eval", "final eval", "final_eval", False, "a higher final evaluation return", fmt_return),
+    Metric("steps_to_solve", "steps to solve", "steps_to_solve", True, "solving in fewer env steps", fmt_steps),
+    Metric("time_to_solve", "time to solve", "time_to_solve_s", True, "solving in less training time", fmt_seconds),
+)}
+
+
+def group_summary(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per group, best first: solved fraction (high first), then the IQM of steps to solve (low first).
+
+    Each of ``METRICS`` is an ``Estimate`` (IQM, 95 % bootstrap interval, n) across the group's seeds, or None when
+    no seed has a value (a final eval before any evaluation). A seed that has not solved counts as solving at ∞:
+    the IQM trims a quarter of the seeds from each end (none of fewer than four), so it is ∞, "not solved", when
+    more seeds than it trims have not solved — a setting cannot look fast on its one lucky seed. The spread is
+    min–max over the seeds (an unsolved seed makes the max "not solved"). Rows hold ``label``, ``algo``, ``seeds``,
+    ``solved`` (count), ``solved_fraction``, ``final_eval``, ``steps_to_solve`` and ``time_to_solve`` (estimates),
+    ``steps_range`` / ``time_range`` (text), ``active`` (seeds still queued or training), ``hyperparameters`` (the
+    fields differing among ``runs``), ``group_id`` and ``run_ids``."""
+    groups = group_runs(runs)
+    fields = differing_fields(runs)
+    rows = []
+    for label, (key, members) in zip(group_labels(list(groups.values())), groups.items()):
+        solved = sum(bool(run["solved"]) for run in members)
+        rows.append({
+            "label": label, "algo": members[0]["algo"], "seeds": len(members), "solved": solved,
+            "solved_fraction": solved / len(members),
+            **{name: _estimate(metric.seed_values(members)) for name, metric in METRICS.items()},
+            "steps_range": _range(_solve_values(members, "steps_to_solve"), fmt_steps),
+            "time_range": _range(_solve_values(members, "time_to_solve_s"), fmt_seconds),
+            "active": sum(run["status"] in ("queued", "running") for run in members),
+            "hyperparameters": {name: _shown_value(members, name) for name in fields},
+            "group_id": key, "run_ids": [run["id"] for run in members],
+        })
+    return sorted(rows, key=_rank)
+
+
+@dataclass(frozen=True)
+class Improvement:
+    """Of two groups, the one more likely to do better, and how likely: over every pair of a seed of each, the share
+    where ``better``'s seed does better, ties counting half (0.5: no telling them apart)."""
+
+    better: str  # group labels
+    worse: str
+    probability: float  # at least 0.5
+    seeds: tuple[int, int]  # behind it: better's × worse's
+
+
+@dataclass(frozen=True)
+class GroupComparison:
+    """Which of some groups is better on one metric: every two of them, the clearest first."""
+
+    metric: Metric
+    pairs: list[Improvement]
+    seeds: dict[str, int]  # each group's label → its seeds with a value (0: left out of the pairs)
+
+
+def compare_groups(runs: Sequence[dict[str, Any]], metric: str) -> GroupComparison:
+    """The probability of improvement of each group of ``runs`` over each other on ``metric`` (a name in
+    ``METRICS``), stated from the side more likely better; labelled as ``group_labels`` labels the groups."""
+    if metric not in METRICS:
+        raise ValueError(f"metric {metric!r} is unknown; allowed: {', '.join(METRICS)}")
+    chosen = METRICS[metric]
+    groups = list(group_runs(runs).values())
+    values = {label: chosen.seed_values(members) for label, members in zip(group_labels(groups), groups)}
+    pairs = []
+    for (a, of_a), (b, of_b) in combinations([(label, v) for label, v in values.items() if v.size], 2):
+        # Lower is better to solve: a improves on b as often as b's values exceed a's.
+        p = probability_of_improvement(of_b, of_a) if chosen.to_solve else probability_of_improvement(of_a, of_b)
+        if p < 0.5:
+            a, b, of_a, of_b, p = b, a, of_b, of_a, 1 - p
+        pairs.append(Improvement(better=a, worse=b, probability=p, seeds=(of_a.size, of_b.size)))
+    return GroupComparison(metric=chosen, pairs=sorted(pairs, key=lambda pair: -pair.probability),
+                           seeds={label: v.size for label, v in values.items()})
+
+
+def _estimate(values: np.ndarray) -> Estimate | None:
+    return iqm_estimate(values) if values.size else None
+
+
 def _solve_values(runs: Sequence[dict[str, Any]], column: str) -> np.ndarray:
     return np.array([run[column] if run["solved"] and run.get(column) is not None else math.inf for run in runs],
                     dtype=float)
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
 
 
 def _range(values: np.ndarray, fmt: Any) -> str:
@@ -391,11 +480,8 @@ def _shown_value(runs: Sequence[dict[str, Any]], name: str) -> str:
 
 
 def _rank(row: dict[str, Any]) -> tuple:
-    def low_first(value: float | None) -> float:
-        return math.inf if value is None else value
-
-    return (-row["solved_fraction"], low_first(row["steps_to_solve"]), low_first(row["time_to_solve_s"]),
-            -(row["final_eval"] if row["final_eval"] is not None else -math.inf), row["label"])
+    final = row["final_eval"].iqm if row["final_eval"] is not None else -math.inf
+    return -row["solved_fraction"], row["steps_to_solve"].iqm, row["time_to_solve"].iqm, -final, row["label"]
 
 
 # ------------------------------------------------------------------------------------------- evaluations

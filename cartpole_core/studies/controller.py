@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,12 +45,6 @@ from cartpole_core.studies.storage import Lease, StudySpec
 INTERRUPTED = "interrupted"  # the user attribute (its reason) of a trial that does not count
 MEDIAN_STARTUP_TRIALS = 5  # the median pruner prunes once this many trials have ended (Optuna's and RL Zoo's default)
 HALVING_REDUCTION = 3  # successive halving keeps the best third at each rung
-
-
-def default_parallel(seeds: int) -> int:
-    """Trials in flight by default: enough runs for every core and no more (a trial's runs left waiting in the
-    queue delay its pruning and its value)."""
-    return max(1, (os.cpu_count() or 1) // seeds)
 
 
 @dataclass
@@ -346,7 +339,8 @@ def _best_checkpoint(store: RunStore | None, spec: StudySpec, trial: FrozenTrial
 
 def trial_rows(study: Study) -> list[dict[str, Any]]:
     """One row per trial asked so far: number, state ("complete", "pruned", "fail", "running" or "interrupted"),
-    value (of a completed trial), params, runs, why it did not complete, and its last intermediate value."""
+    value (of a completed trial), params, runs and their values (of a completed trial, in seed order), why it did
+    not complete, and its last intermediate value."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
         if trial.state == TrialState.WAITING:
@@ -357,7 +351,7 @@ def trial_rows(study: Study) -> list[dict[str, Any]]:
         pruned = f"pruned at {trial.last_step:,} env steps" if trial.state == TrialState.PRUNED else None
         rows.append({"trial": trial.number, "state": state,
                      "value": trial.value if trial.state == TrialState.COMPLETE else None, "params": trial.params,
-                     "run_ids": attrs.get("run_ids", []),
+                     "run_ids": attrs.get("run_ids", []), "run_values": attrs.get("run_values", []),
                      "reason": attrs.get(INTERRUPTED) or attrs.get("error") or pruned,
                      "last_step": trial.last_step, "last_intermediate": last})
     return rows

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cartpole_core.config.models import TrainConfig
-from cartpole_core.studies.stats import iqm
+from cartpole_core.stats import iqm, probability_of_improvement
 
 PENALTY_FACTOR = 2  # an unsolved run counts as this many times its budget (env steps, or the time they take)
 REPORT_POINTS = 10  # intermediate values per run: at every tenth of the budget
@@ -71,6 +71,14 @@ def trial_value(objective: str | Objective, values: Sequence[float]) -> float:
     """A trial's value: the interquartile mean of its runs' values (one per seed)."""
     _objective(objective)
     return iqm(values)
+
+
+def chance_to_beat(objective: str | Objective, values: Sequence[float], best: Sequence[float]) -> float:
+    """How often a seed of a trial does better than a seed of the best trial (lower when minimizing), ties counting
+    half: the probability of improvement, oriented by the objective's direction. The best trial against itself: ½."""
+    if _objective(objective).direction == "minimize":
+        return probability_of_improvement([-value for value in values], [-value for value in best])
+    return probability_of_improvement(values, best)
 
 
 def report_steps(config: TrainConfig, points: int = REPORT_POINTS) -> list[int]:

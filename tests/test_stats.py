@@ -1,8 +1,10 @@
-"""Statistics across seeds and a study's objectives, against hand-computed values."""
+"""Statistics across seeds (cartpole_core.stats) and the objectives a study ranks its trials by (which use them),
+against hand-computed values."""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,7 @@ from scipy import stats as scipy_stats
 from cartpole_core.config.presets import preset_config
 from cartpole_core.records import Evaluated, RunResult
 from cartpole_core.runs.store import RunStore
+from cartpole_core.stats import Estimate, bootstrap_ci, iqm, iqm_estimate, probability_of_improvement
 from cartpole_core.studies.objectives import (
     OBJECTIVES,
     intermediate_value,
@@ -19,7 +22,6 @@ from cartpole_core.studies.objectives import (
     run_value,
     trial_value,
 )
-from cartpole_core.studies.stats import bootstrap_ci, iqm, probability_of_improvement
 
 # -------------------------------------------------------------------------------------------- statistics
 
@@ -53,7 +55,26 @@ def test_the_interval_holds_the_estimate_narrows_with_the_level_and_repeats_with
     narrow = bootstrap_ci(values, level=0.5)
     assert low <= narrow[0] < narrow[1] <= high
     assert bootstrap_ci(values) == (low, high)
-    assert bootstrap_ci(values, statistic=np.median, seed=3) != (low, high)
+    assert iqm_estimate(values) == Estimate(iqm(values), low, high, n=8)
+
+
+def test_the_interval_ends_are_resampled_iqms_never_interpolated():
+    """Two seeds, 0 and 1: a resample is both 0s (a quarter of them), both 1s (a quarter) or one of each (half), with
+    IQMs 0, 1 and ½; the ends of an interval are among those three, whatever the seed."""
+    for seed in range(5):
+        assert bootstrap_ci([0.0, 1.0], seed=seed) == (0.0, 1.0)  # 2.5 % and 97.5 % fall in the outer quarters
+        assert bootstrap_ci([0.0, 1.0], level=0.1, seed=seed) == (0.5, 0.5)  # 45 % and 55 % in the middle half
+
+
+def test_a_seed_that_never_reached_counts_above_every_number_and_stays_infinite():
+    inf = math.inf
+    assert iqm([6000, inf, 8000, 10_000]) == 9000  # trimmed with the fastest seed
+    assert iqm([6000, inf, 8000, inf]) == inf  # the middle half keeps one: never reached
+    assert iqm([1000, 2000, inf]) == inf  # fewer than four: nothing trimmed
+    # A resample of [1, ∞] is [1, 1] a quarter of the time: the interval's bottom is 1, its top ∞ — not NaN.
+    assert bootstrap_ci([1.0, inf]) == (1.0, inf)
+    assert bootstrap_ci([inf, inf, inf]) == (inf, inf)
+    assert probability_of_improvement([inf, 5], [inf, 3]) == (0.5 + 0.0 + 1.0 + 1.0) / 4  # ∞ ties ∞, beats 3 and 5
 
 
 @pytest.mark.parametrize(("x", "y", "expected"), [
@@ -76,8 +97,10 @@ def test_probability_of_improvement_is_mann_whitney_u_over_all_pairs():
 def test_statistics_refuse_no_values_and_non_finite_ones():
     with pytest.raises(ValueError, match="at least one run"):
         iqm([])
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="must be numbers, or inf for never reached; got"):
         bootstrap_ci([1.0, float("nan")])
+    with pytest.raises(ValueError, match="must be numbers"):
+        iqm([1.0, -math.inf])
     with pytest.raises(ValueError, match=r"level \(1.5\)"):
         bootstrap_ci([1.0, 2.0], level=1.5)
 
