@@ -44,6 +44,29 @@ def test_group_of_seeds_trains_to_completion_with_metrics_and_checkpoints(tmp_pa
         assert all(a["path"].is_file() for a in dispatcher.store.artifacts(run["id"]))
 
 
+def test_a_worker_that_finished_a_run_trains_the_next_and_its_curve_is_the_same_as_a_fresh_ones(tmp_path):
+    """Workers stay for the next run (a run's worth of imports saved each time): the group's three runs go through
+    one worker process, and seed 0 trained after two other runs in that process gives the curve it gives alone."""
+    config = preset_config("qlearning", "fast", total_env_steps=6_000, stop_on_solve=False)
+    shared, alone = Dispatcher.local(tmp_path / "shared", max_workers=1), Dispatcher.local(tmp_path / "alone", 1)
+    _, run_ids = shared.submit(config, [1, 2, 0], preset="fast")
+    _, (alone_id,) = alone.submit(config, [0], preset="fast")
+    pids, deadline = set(), time.monotonic() + 120
+    while shared.store.count_runs("queued") or shared.executor.active:
+        assert time.monotonic() < deadline, "the group did not train in time"
+        shared.pump()
+        pids.update(run["pid"] for run in shared.store.list_runs(status="running"))
+        time.sleep(0.02)
+    assert alone.wait(timeout_s=120)
+    assert [shared.store.get_run(run_id)["status"] for run_id in run_ids] == ["completed"] * 3
+    assert len(pids) == 1, pids
+    returns = [[row["episode_return"] for row in store.episodes(run_id)]
+               for store, run_id in ((shared.store, run_ids[2]), (alone.store, alone_id))]
+    assert returns[0] == returns[1] and len(returns[0]) > 10
+    shared.shutdown()
+    alone.shutdown()
+
+
 def test_cancel_keeps_metrics_and_ends_cancelled_quickly(tmp_path):
     dispatcher = Dispatcher.local(tmp_path, max_workers=1)
     _, (run_id,) = dispatcher.submit(LONG, [0])

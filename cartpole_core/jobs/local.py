@@ -3,7 +3,9 @@
 Workers are fresh interpreters running the importable module ``cartpole_core.jobs.worker`` — not ``fork`` (the
 parent may hold torch threads and a Streamlit server), and not multiprocessing's ``spawn``, which re-imports the
 parent's ``__main__`` (under Streamlit: the app script) in every child. Each sets ``torch.set_num_threads(1)`` so
-N workers use N cores, and writes its run into the store itself (``execution.execute_stored_run``).
+N workers use N cores, and writes its run into the store itself (``execution.execute_stored_run``). A worker that
+finished its run says so on its standard output and stays, idle, for the next run: a study's or a group's runs
+pay the interpreter's start and torch's import once per worker, not once per run.
 
 Cancel is cooperative first (the run sees the request at its next flush and stops at its next update, data kept,
 status ``cancelled``) and forceful second (terminate after ``CANCEL_GRACE_S``). A worker that dies leaves its run
@@ -12,10 +14,13 @@ status ``cancelled``) and forceful second (terminate after ``CANCEL_GRACE_S``). 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from cartpole_core.jobs.executor import CANCEL_GRACE_S, Executor
@@ -32,6 +37,9 @@ def _exit_reason(exitcode: int | None) -> str:
     return f"the worker process exited with code {exitcode}"
 
 
+DONE = "cartpole-lab-worker done"  # jobs.worker's line after each run (not imported: it imports torch)
+
+
 class LocalExecutor(Executor):
     """Trains each run in its own worker process, at most ``max_workers`` at once (default: one per core).
 
@@ -46,22 +54,47 @@ class LocalExecutor(Executor):
         self._workers: dict[str, subprocess.Popen] = {}
         self._cancel_deadline: dict[str, float] = {}
         self._standby: subprocess.Popen | None = None  # the warm idle worker
+        self._idle: list[subprocess.Popen] = []  # workers that finished a run, waiting for the next
+        self._finished: queue.SimpleQueue[str] = queue.SimpleQueue()  # run ids the workers said they finished
 
     def submit(self, run_id: str) -> None:
-        process = self._standby if self._standby is not None and self._standby.poll() is None else None
-        self._standby = None
-        process = process or self._spawn_worker()
-        process.stdin.write(run_id + "\n")
-        process.stdin.close()
+        process = self._take_idle() or self._spawn_worker()
+        try:
+            process.stdin.write(run_id + "\n")
+            process.stdin.flush()
+        except OSError:  # it died idle: a fresh one
+            process = self._spawn_worker()
+            process.stdin.write(run_id + "\n")
+            process.stdin.flush()
         self.store.mark_running(run_id, process.pid)
         self._workers[run_id] = process
 
+    def _take_idle(self) -> subprocess.Popen | None:
+        while self._idle:
+            process = self._idle.pop()
+            if process.poll() is None:
+                return process
+        process = self._standby if self._standby is not None and self._standby.poll() is None else None
+        self._standby = None
+        return process
+
     def poll(self) -> None:
+        finished = set()
+        while not self._finished.empty():
+            finished.add(self._finished.get())
         for run_id, process in list(self._workers.items()):
+            if run_id in finished and run_id not in self._cancel_deadline and process.poll() is None:
+                del self._workers[run_id]  # it wrote its outcome; the worker waits for the next run
+                self._idle.append(process)
+                continue
             if process.poll() is None:
                 deadline = self._cancel_deadline.get(run_id)
                 if deadline is not None and time.monotonic() > deadline:
                     process.terminate()  # cooperative stop did not happen in time: forceful
+                elif run_id in finished:  # a cancelled run that stopped in time: its worker may stay
+                    del self._workers[run_id]
+                    self._cancel_deadline.pop(run_id, None)
+                    self._idle.append(process)
                 continue
             run = self.store.get_run(run_id)
             if run and run["status"] in ACTIVE_STATUSES:
@@ -73,7 +106,7 @@ class LocalExecutor(Executor):
             self._cancel_deadline.pop(run_id, None)
         # Warm the next worker only while nothing trains: its imports take a core for seconds, which would slow
         # the runs being watched; the launch that matters most for latency is the one from an idle lab.
-        if (self.warm and not self._workers and not self.store.readonly
+        if (self.warm and not self._workers and not self._idle and not self.store.readonly
                 and (self._standby is None or self._standby.poll() is not None)):
             self._standby = self._spawn_worker()
 
@@ -89,20 +122,36 @@ class LocalExecutor(Executor):
         return list(self._workers)
 
     def shutdown(self) -> None:
-        """Stop the warm worker (running workers are left to finish; daemonic ones end with this process)."""
-        if self._standby is not None:
-            self._standby.stdin.close()  # end of input: the idle worker exits (once its imports are done)
+        """Stop the idle and warm workers (running workers are left to finish; daemonic ones end with this
+        process)."""
+        idle = [*self._idle, *([self._standby] if self._standby is not None else [])]
+        self._idle, self._standby = [], None
+        for process in idle:
+            with contextlib.suppress(OSError):  # end of input: the idle worker exits (once its imports are done)
+                process.stdin.close()
+        for process in idle:
             try:
-                self._standby.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:  # still importing torch on a loaded machine: it holds no run
-                self._standby.kill()
-                self._standby.wait()
-            self._standby = None
+                process.kill()
+                process.wait()
 
     def _spawn_worker(self) -> subprocess.Popen:
         # A fresh interpreter running an importable module. (multiprocessing's spawn would also re-import the
         # parent's __main__ — under Streamlit, the app script itself — in every worker.)
         # Its own session: a Ctrl-C meant for the lab process (a terminal's `study run`, `make run`) does not kill
         # the run mid-write with a traceback; the lab cancels its runs through the store instead.
-        return subprocess.Popen([sys.executable, "-m", "cartpole_core.jobs.worker", str(self.store.home)],
-                                stdin=subprocess.PIPE, text=True, start_new_session=True)
+        process = subprocess.Popen([sys.executable, "-m", "cartpole_core.jobs.worker", str(self.store.home)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        threading.Thread(target=self._listen, args=(process,), name="cartpole-lab-worker-output", daemon=True).start()
+        return process
+
+    def _listen(self, process: subprocess.Popen) -> None:
+        """The worker's standard output: its "done" lines go to ``poll``; anything else a library prints passes
+        through to this process's."""
+        prefix = DONE + " "
+        for line in process.stdout:
+            if line.startswith(prefix):
+                self._finished.put(line[len(prefix):].strip())
+            else:
+                sys.stdout.write(line)

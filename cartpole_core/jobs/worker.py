@@ -1,9 +1,11 @@
-"""A worker process of the local executor: ``python -m cartpole_core.jobs.worker HOME``, then the run id on
-standard input. It trains the run into the store (``execution.execute_stored_run``) and exits.
+"""A worker process of the local executor: ``python -m cartpole_core.jobs.worker HOME``, then run ids on standard
+input, one per line. It trains each run into the store (``execution.execute_stored_run``), then says so on
+standard output (``DONE`` and the run id) and waits for the next; end of input means "not needed": it exits.
 
-Everything slow to import (torch, Gymnasium, the algorithms) is imported before the run id is read, so a
-worker started in advance (``LocalExecutor`` keeps one warm) begins training the moment it is given a run.
-End of input without a run id means "not needed": the worker exits.
+Everything slow to import (torch, Gymnasium, the algorithms: seconds of CPU, often longer than a `fast` run trains)
+is imported before the first run id is read and once per process, so a worker started in advance (``LocalExecutor``
+keeps one warm) begins training the moment it is given a run, and a worker that finished a run takes the next
+without a new interpreter. A run that raises ends the process (exit code 1): the executor marks the run failed.
 """
 
 import sys
@@ -16,14 +18,19 @@ import cartpole_core.engine.algos  # noqa: F401
 from cartpole_core.jobs.execution import execute_stored_run
 from cartpole_core.runs.store import RunStore
 
+DONE = "cartpole-lab-worker done"  # the line after each run, with its id (LocalExecutor reads it)
+
 
 def main() -> int:
     torch.set_num_threads(1)
-    home = Path(sys.argv[1])
-    run_id = sys.stdin.readline().strip()
-    if not run_id:
-        return 0
-    execute_stored_run(RunStore(home, recover=False), run_id)
+    store = None
+    for line in sys.stdin:
+        run_id = line.strip()
+        if not run_id:
+            break
+        store = store or RunStore(Path(sys.argv[1]), recover=False)
+        execute_stored_run(store, run_id)
+        print(f"{DONE} {run_id}", flush=True)
     return 0
 
 
