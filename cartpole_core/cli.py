@@ -3,13 +3,15 @@
 ``study run|list|show|stop|resume|delete`` (hyperparameter studies: ``cartpole_core.studies``). Runs train into the
 run store, so they appear in the dashboard like runs launched there; a study's runs train in worker processes this
 command starts, and are tagged ``study:<id>`` and ``trial:<n>``. ``--preset`` takes a built-in preset or one the
-user saved (``presets save``, or Save as preset in the dashboard: ``runs.presets``).
+user saved (``presets save``, or Save as preset in the dashboard: ``runs.presets``). With ``--executor ray
+--ray-address HOST:PORT`` (``train``, ``study run|resume``) runs train as tasks on that Ray cluster instead, this
+process writing their output into the store (``jobs.ray_executor``).
 
 Exit codes: 0 done; 2 bad input — one line on stderr naming the flag or field, the value and what is allowed, and
 nothing written; 1 the work failed (a run failed, the run store is damaged or cannot be written, ``runs check``
-found problems) — one line on stderr saying what is wrong and what to do, never a traceback. With ``--json`` the
-last stdout line is one JSON object (see DESIGN.md, "Contracts"); otherwise a progress bar on stderr shows env
-steps, episodes, the recent return and the ETA.
+found problems, the Ray cluster cannot be reached) — one line on stderr saying what is wrong and what to do, never
+a traceback. With ``--json`` the last stdout line is one JSON object (see DESIGN.md, "Contracts"); otherwise a
+progress bar on stderr shows env steps, episodes, the recent return and the ETA.
 
 Only ``train``, ``replay`` and ``runs export|import`` import torch (and Gymnasium / scikit-learn): the other
 commands read or write the store alone and start in well under a second.
@@ -26,7 +28,7 @@ import signal
 import sqlite3
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,10 @@ from cartpole_core.config.limits import (
 )
 from cartpole_core.config.models import ALGORITHMS, ConfigError, TrainConfig
 from cartpole_core.engine.observers import Observers, RunObserver
-from cartpole_core.records import EpisodeEnded, Evaluated, Event
+from cartpole_core.jobs.dispatch import RAY_ADDRESS_ENV_VAR
+from cartpole_core.jobs.ray_executor import RayConnectError
+from cartpole_core.jobs.sink import StoreSink
+from cartpole_core.records import EpisodeEnded, Evaluated, Event, RunResult
 from cartpole_core.runs.home import HOME_ENV_VAR, DataHomeError, data_home, ensure_data_home, new_run_id
 from cartpole_core.runs.presets import DESCRIPTION_MAX, NAME_RULE, PresetError
 from cartpole_core.runs.store import ACTIVE_STATUSES, DB_NAME, STATUSES, RunStore, StoreError
@@ -49,6 +54,7 @@ HOME_HELP = "data home (default: $CARTPOLE_LAB_HOME or ./lab-data)"
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+RAY_POLL_S = 0.05  # `train --executor ray`: how often the driver takes in what its run sent
 MAX_NESTING = 8  # brackets deep in a --set value; config fields need two at most
 REPAIR_HINT = ("run `python -m cartpole_core runs check` to see what is damaged, or `python -m cartpole_core runs "
                "salvage --to NEW_HOME` to copy what is readable into a new data home")
@@ -178,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tag", action="append", default=[], help="tag the run (repeatable; at most 20 tags of 50 "
                                                                    "characters)")
     train.add_argument("--home", help=HOME_HELP)
+    _add_executor_flags(train)
     runs = commands.add_parser("runs", help="list, show, cancel, delete, export, import, check and salvage runs")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
     listing = runs_commands.add_parser("list", help="list runs, newest first")
@@ -283,9 +290,38 @@ def _add_study_parser(commands: argparse._SubParsersAction) -> None:
     for name in ("run", "resume"):
         study_commands.choices[name].add_argument(
             "--parallel", help="trials in flight at once (default: one run per core, at least one trial)")
+        _add_executor_flags(study_commands.choices[name])
     for command in study_commands.choices.values():
         command.add_argument("--home", help=HOME_HELP)
         command.add_argument("--json", action="store_true", help="machine-readable output (one JSON line last)")
+
+
+def _add_executor_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--executor", choices=("local", "ray"), default="local",
+                         help="where runs train: local worker processes (default) or a Ray cluster (--ray-address)")
+    command.add_argument("--ray-address", metavar="HOST:PORT",
+                         help=f"the Ray cluster's head, as `ray start --head --port PORT` started it (default: "
+                              f"${RAY_ADDRESS_ENV_VAR}); this machine must be one of its nodes")
+
+
+def _ray_address(args: argparse.Namespace) -> str | None:
+    """The Ray cluster ``--executor ray`` trains on, or None for local worker processes."""
+    if args.executor != "ray":
+        if args.ray_address is not None:
+            raise BadInput("--ray-address is used with --executor ray; add --executor ray or drop --ray-address")
+        return None
+    source = "--ray-address" if args.ray_address is not None else RAY_ADDRESS_ENV_VAR
+    address = _text(args.ray_address or os.environ.get(RAY_ADDRESS_ENV_VAR, ""), source).strip()
+    if not address:
+        raise BadInput(f"--executor ray needs the cluster's address: --ray-address HOST:PORT (the head's `ray start "
+                       f"--head --port PORT`) or {RAY_ADDRESS_ENV_VAR}")
+    from cartpole_core.jobs.ray_executor import check_address
+
+    try:
+        check_address(address)
+    except ValueError as err:
+        raise BadInput(f"{source}: {err}") from None
+    return address
 
 
 class ProgressBar(RunObserver):
@@ -449,15 +485,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         tags = check_tags([_text(tag, "--tag") for tag in args.tag])
     except LimitError as err:
         raise BadInput(f"--tag: {err}") from None
+    address = _ray_address(args)
+    _connect(address)  # an unreachable cluster: one line, before anything is written
     store = _open_store(args.home)
 
-    import torch
-
-    from cartpole_core.jobs.execution import execute_run
-    from cartpole_core.jobs.sink import StoreSink
     from cartpole_core.runs.compare import default_name
 
-    torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
     # As the dashboard names runs: what differs from the preset (a user preset's config is known here, in the home).
     name = name or f"{default_name(config, args.preset, _preset_config(args))} · seed {seed}"
     # Created running in this process: the dashboard's scheduler, if one is up, can never claim it meanwhile.
@@ -467,8 +500,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                                                                           f"seed {seed}")
     try:
         with CtrlC() as ctrl_c:
-            result = execute_run(StoreSink(store, run_id), config.to_json(), seed,
-                                 observer=Observers([progress, ctrl_c]))
+            observer = Observers([progress, ctrl_c])
+            result = (_train_here(store, run_id, config, seed, observer) if address is None else
+                      _train_on_ray(store, run_id, address, observer))
     finally:
         if progress:
             progress.close()
@@ -483,6 +517,54 @@ def cmd_train(args: argparse.Namespace) -> int:
                "checkpoint": str(final[-1]["path"]) if final else None}
     print(json.dumps(summary) if args.json else _human_summary(summary))
     return 0
+
+
+def _train_here(store: RunStore, run_id: str, config: TrainConfig, seed: int,
+                observer: RunObserver) -> RunResult | None:
+    import torch
+
+    from cartpole_core.jobs.execution import execute_run
+
+    torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
+    return execute_run(StoreSink(store, run_id), config.to_json(), seed, observer=observer)
+
+
+class _WatchedSink(StoreSink):
+    """The store's sink of a run trained on Ray, also showing its events to an observer (the progress bar) and
+    keeping its result."""
+
+    def __init__(self, store: RunStore, run_id: str, observer: RunObserver):
+        super().__init__(store, run_id)
+        self.observer = observer
+        self.result: RunResult | None = None
+
+    def append_events(self, events: Sequence[Event]) -> None:
+        super().append_events(events)
+        for event in events:
+            self.observer.on_event(event)
+
+    def finished(self, result: RunResult) -> None:
+        self.result = result
+        super().finished(result)
+
+
+def _train_on_ray(store: RunStore, run_id: str, address: str, observer: RunObserver) -> RunResult | None:
+    """Train the run as a task on the Ray cluster, this process writing what it sends into the store; a stop asked
+    by ``observer`` (Ctrl-C) or by ``runs cancel`` cancels it as locally."""
+    import time
+
+    from cartpole_core.jobs.ray_executor import RayExecutor
+
+    sink = _WatchedSink(store, run_id, observer)
+    executor = RayExecutor(store, address, sink_for=lambda _: sink)
+    executor.submit(run_id)
+    while executor.active:
+        executor.poll()
+        if observer.should_stop() or store.cancel_requested(run_id):
+            executor.cancel(run_id)
+        time.sleep(RAY_POLL_S)
+    executor.shutdown()
+    return sink.result
 
 
 def _human_summary(summary: dict[str, Any]) -> str:
@@ -759,10 +841,11 @@ def _study_run(args: argparse.Namespace) -> int:
     trials = _int_in(args.trials, "--trials", 1, storage.TRIALS_MAX)
     seeds = _int_in(args.seeds, "--seeds", 1, SEEDS_PER_LAUNCH_MAX)
     seed = _seed(args.seed, "--seed")
+    cpus = _connect(_ray_address(args))
     try:
         spec = api.new_spec(args.algo, vary, base=base, preset=args.preset, trials=trials, seeds=seeds,
                             sampler=args.sampler, pruner=args.pruner, objective=args.objective, name=_name(args),
-                            seed=seed, parallel=_parallel(args, seeds))
+                            seed=seed, parallel=_parallel(args, seeds), cpus=cpus)
     except SpaceError:
         raise
     except ValueError as err:  # e.g. seeds past SEED_MAX, a name too long for the trials' run names
@@ -783,6 +866,7 @@ def _study_resume(args: argparse.Namespace) -> int:
     if spec.status == "completed":
         raise BadInput(f"study {spec.study_id} is already completed; `study show {spec.study_id}` shows its best "
                        f"trial")
+    _connect(_ray_address(args))
     return _drive_study(args, _open_store(args.home), spec.study_id, _parallel(args, spec.seeds))
 
 
@@ -792,9 +876,19 @@ def _parallel(args: argparse.Namespace, seeds: int) -> int | None:
     return None if args.parallel is None else _int_in(args.parallel, "--parallel", 1, parallel_max(seeds))
 
 
+def _connect(address: str | None) -> int | None:
+    """Connect to the Ray cluster at ``address`` (RayConnectError: one line, nothing written) and return its CPUs;
+    None for local worker processes."""
+    if address is None:
+        return None
+    from cartpole_core.jobs.ray_executor import connect
+
+    return connect(address)
+
+
 def _drive_study(args: argparse.Namespace, store: RunStore, study_id: str, parallel: int | None) -> int:
-    """Drive the study here (``studies.api.drive``: local worker processes train its runs) until it is completed
-    or stopped (``study stop``, or Ctrl-C here); a line per trial on stderr, then its summary."""
+    """Drive the study here (``studies.api.drive``: local worker processes or a Ray cluster train its runs) until it
+    is completed or stopped (``study stop``, or Ctrl-C here); a line per trial on stderr, then its summary."""
     from cartpole_core.studies import api
 
     def on_trial(trial: Any, summary: dict[str, Any]) -> None:
@@ -803,7 +897,7 @@ def _drive_study(args: argparse.Namespace, store: RunStore, study_id: str, paral
 
     with CtrlC() as ctrl_c:
         summary = api.drive(store, study_id, parallel=parallel, on_trial=on_trial,
-                            should_stop=lambda: ctrl_c.pressed)
+                            should_stop=lambda: ctrl_c.pressed, ray_address=_ray_address(args))
     print(json.dumps(summary) if args.json else _study_text(summary))
     return 0
 
@@ -967,6 +1061,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err), EXIT_BAD_INPUT)
     except (ConfigError, LimitError, DataHomeError, PresetError) as err:  # a bad --home (missing, not a folder, …)
         return _fail(str(err), EXIT_BAD_INPUT)
+    except RayConnectError as err:  # --executor ray: the cluster cannot be reached or used; nothing was queued
+        return _fail(str(err), EXIT_FAILED)
     except StoreError as err:  # damaged, foreign, read-only or unwritable: the store module's message says which
         damaged = getattr(err, "kind", "") == "damaged" or any(word in str(err).lower() for word in DAMAGE_WORDS)
         return _fail(_with_hint(str(err)) if damaged else str(err), EXIT_FAILED)

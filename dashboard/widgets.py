@@ -8,15 +8,17 @@ from typing import Any
 import streamlit as st
 
 from cartpole_core.figures.plots import SMOOTHING, SMOOTHING_DEFAULTS, SMOOTHING_RANGES, X_AXES
+from cartpole_core.runs.home import data_home
 from cartpole_core.runs.store import ACTIVE_STATUSES
-from dashboard.handles import store
+from dashboard.handles import scheduler, store
 from dashboard.labels import plain, run_label
 
 
 def sidebar_active_runs(refresh_s: float | None = 2.0) -> None:
-    """Runs queued or training now, each a link to its live view; refreshed every ``refresh_s`` (None: drawn
-    once per page run — the live view passes None: a second refreshing fragment beside its chart cost a watched
-    run ~10 % of its speed in the browser test, and the live view shows that progress itself).
+    """Runs queued or training now, each a link to its live view, and where they train (this machine or a Ray
+    cluster, with its CPUs); refreshed every ``refresh_s`` (None: drawn once per page run — the live view passes
+    None: a second refreshing fragment beside its chart cost a watched run ~10 % of its speed in the browser test,
+    and the live view shows that progress itself).
 
     Labels carry no changing numbers: links whose text changes every refresh re-lay-out the page each time.
     """
@@ -28,6 +30,7 @@ def sidebar_active_runs(refresh_s: float | None = 2.0) -> None:
             st.page_link("pages/live.py", label=plain(run_label(run)), query_params={"run": run["id"]})
         if not runs:
             st.caption("Nothing training. Launch a run from **Train**.")
+        st.caption(f"Runs train on {plain(scheduler(str(data_home())).where())}.")
 
     with st.sidebar:
         if refresh_s is None:

@@ -147,7 +147,8 @@ def new_study_form(home) -> None:
     if fields and not problems:
         try:
             spec = new_spec(algo, dimensions, base=base, preset=preset, trials=trials, seeds=seeds, sampler=sampler,
-                            pruner=pruner, objective=objective, name=name or suggested)
+                            pruner=pruner, objective=objective, name=name or suggested,
+                            cpus=handles.scheduler(str(home)).cpus)  # the cluster's, when runs train on Ray
         except ValueError as err:  # e.g. a name too long for the trials' run names
             problems["study"] = str(err)
     for key in ("grid", "budget", "study"):

@@ -15,14 +15,15 @@ from cartpole_core.jobs.sink import StoreSink
 from cartpole_core.runs.store import STALE_AFTER_S, RunStore, host_id
 
 REPO = Path(__file__).resolve().parent.parent
-HEAVY = ("torch", "gymnasium", "sklearn")
+HEAVY = ("torch", "gymnasium", "sklearn", "ray")  # ray: only when runs train on a Ray cluster
 
 
-def test_the_package_store_jobs_and_configs_import_without_torch_gymnasium_or_sklearn():
+def test_the_package_store_jobs_and_configs_import_without_torch_gymnasium_sklearn_or_ray():
     code = ("import json, sys\n"
             "import cartpole_core, cartpole_core.runs.store, cartpole_core.jobs.queue, cartpole_core.config.models\n"
             "import cartpole_core.engine.observers, cartpole_core.jobs.dispatch, cartpole_core.jobs.scheduler\n"
             "import cartpole_core.jobs.execution, cartpole_core.jobs.sink\n"  # a driver that only dispatches and stores
+            "import cartpole_core.jobs.ray_executor, cartpole_core.cli\n"  # Ray: imported once a cluster is chosen
             "import cartpole_core.studies.storage, cartpole_core.studies.controller\n"  # a study's controller too
             "from cartpole_core import RunResult, TrainConfig\n"  # lazy exports that stay light
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n")

@@ -20,6 +20,8 @@ from cartpole_core.jobs.local import LocalExecutor
 from cartpole_core.jobs.queue import cancel_run, submit
 from cartpole_core.runs.store import RunStore
 
+RAY_ADDRESS_ENV_VAR = "CARTPOLE_LAB_RAY_ADDRESS"  # a Ray cluster (HOST:PORT): where the dashboard's runs train
+
 
 class Dispatcher:
     """Feeds the store's queue to an executor. Holds the store handle the executor writes through, so both live in
@@ -33,6 +35,19 @@ class Dispatcher:
         """A dispatcher over a new store handle on ``home`` and worker processes on this machine."""
         store = RunStore(home)
         return cls(store, LocalExecutor(store, max_workers, warm))
+
+    @classmethod
+    def ray(cls, home: Path, address: str) -> Dispatcher:
+        """A dispatcher over a new store handle on ``home`` and tasks on the Ray cluster at ``address``
+        (``jobs.ray_executor``; RayConnectError, with nothing started, when it cannot be used)."""
+        from cartpole_core.jobs.ray_executor import RayExecutor
+
+        store = RunStore(home)
+        try:
+            return cls(store, RayExecutor(store, address))
+        except BaseException:
+            store.close()
+            raise
 
     def pump(self) -> None:
         """One round: reap, mark runs of dead processes interrupted, enforce cancels, start queued runs up to the

@@ -40,10 +40,11 @@ OnTrial = Callable[[Any, dict[str, Any]], None]  # (the trial just told, an optu
 def new_spec(algo: str, vary: Sequence[str | Dimension], *, base: TrainConfig | None = None, preset: str = "fast",
              trials: int = 20, seeds: int = 3, sampler: str = "tpe", pruner: str = "median",
              objective: str = "steps_to_solve", name: str | None = None, seed: int = 0,
-             parallel: int | None = None) -> storage.StudySpec:
+             parallel: int | None = None, cpus: int | None = None) -> storage.StudySpec:
     """A checked study spec: ``vary`` in the CLI's ``--vary`` syntax (``FIELD=LOW:HIGH[:log]``, ``FIELD=a,b,c`` or
     ``FIELD`` for its typical range) or as ``Dimension``s; ``base`` the config every trial starts from (default:
-    ``preset``'s). A grid runs each of its points once: ``trials`` is cut to the grid's size."""
+    ``preset``'s). A grid runs each of its points once: ``trials`` is cut to the grid's size. Without ``parallel``,
+    trials in flight fill ``cpus`` (those of the Ray cluster the runs train on; default: this machine's)."""
     base = base if base is not None else preset_config(algo, preset)
     dims = space.check_space(algo, [dim if isinstance(dim, Dimension) else space.parse_vary(algo, dim)
                                     for dim in vary])
@@ -58,7 +59,7 @@ def new_spec(algo: str, vary: Sequence[str | Dimension], *, base: TrainConfig | 
         space.grid(dims, storage.GRID_POINTS)  # SpaceError for a grid past space.GRID_MAX points
         trials = min(trials, space.grid_size(dims, storage.GRID_POINTS))
     if parallel is None:
-        parallel = min(trials, default_parallel(seeds), storage.parallel_max(seeds))
+        parallel = min(trials, default_parallel(seeds, cpus), storage.parallel_max(seeds))
     suggested = f"{algo}/{preset}: {', '.join(dim.field for dim in dims)}"
     spec = storage.StudySpec(
         study_id=storage.new_study_id(algo), name=name or _clip(suggested, STUDY_NAME_MAX), algo=algo, preset=preset,
@@ -68,22 +69,26 @@ def new_spec(algo: str, vary: Sequence[str | Dimension], *, base: TrainConfig | 
     return spec
 
 
-def default_parallel(seeds: int) -> int:
-    """Trials in flight by default: enough runs for every core and no more (a trial's runs left waiting in the
-    queue delay its pruning and its value)."""
-    return max(1, (os.cpu_count() or 1) // seeds)
+def default_parallel(seeds: int, cpus: int | None = None) -> int:
+    """Trials in flight by default: enough runs for every core (``cpus``: of the Ray cluster runs train on; default
+    this machine's), and one trial more when the seeds do not fill the cores evenly (3 seeds on 2 cores: the third
+    seed would train alone while the next trial waits). Not more: a trial's runs left waiting in the queue delay its
+    pruning and its value."""
+    cores = cpus or os.cpu_count() or 1
+    return max(1, cores // seeds) + (1 if cores % seeds else 0)
 
 
 def drive(store: RunStore, study_id: str, *, parallel: int | None = None, on_trial: OnTrial | None = None,
-          should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Train the study's runs in local worker processes and drive its controller until the study is completed or
-    stopped (``should_stop()`` true, or a stop request from elsewhere); cancelled runs are let finish their
-    writes. Returns the summary with the study's ``status``. StudyError "busy" while another controller drives it."""
+          should_stop: Callable[[], bool] | None = None, ray_address: str | None = None) -> dict[str, Any]:
+    """Train the study's runs in local worker processes (or on the Ray cluster at ``ray_address``) and drive its
+    controller until the study is completed or stopped (``should_stop()`` true, or a stop request from elsewhere);
+    cancelled runs are let finish their writes. Returns the summary with the study's ``status``. StudyError "busy"
+    while another controller drives it; RayConnectError when the cluster cannot be used."""
     from cartpole_core.jobs.dispatch import Dispatcher
     from cartpole_core.jobs.executor import CANCEL_GRACE_S
     from cartpole_core.studies.controller import StudyController
 
-    dispatcher = Dispatcher.local(store.home)
+    dispatcher = Dispatcher.local(store.home) if ray_address is None else Dispatcher.ray(store.home, ray_address)
     try:
         with StudyController.open(store, study_id, parallel=parallel) as controller:
             while not controller.done:
@@ -107,25 +112,31 @@ def drive(store: RunStore, study_id: str, *, parallel: int | None = None, on_tri
 
 def run_study(algo: str, vary: Sequence[str | Dimension], *, preset: str = "fast",
               overrides: dict[str, Any] | None = None, home: str | os.PathLike | None = None,
-              on_trial: OnTrial | None = None, **options: Any) -> dict[str, Any]:
+              on_trial: OnTrial | None = None, ray_address: str | None = None, **options: Any) -> dict[str, Any]:
     """Create a study (``new_spec``'s options: trials, seeds, sampler, pruner, objective, name, seed, parallel) on
     ``preset`` (a built-in or one of the data home's user presets) with ``overrides`` (dotted field names, as
-    ``--set``), in the data home ``home`` (default: the lab's), and drive it to the end here. Returns its summary;
-    ``summary["study_id"]`` resumes it."""
+    ``--set``), in the data home ``home`` (default: the lab's), and drive it to the end here — its runs train in
+    local worker processes, or on the Ray cluster at ``ray_address`` (``HOST:PORT``; RayConnectError, with nothing
+    created, when it cannot be used). Returns its summary; ``summary["study_id"]`` resumes it."""
     home = data_home(home)
     base = load_preset_config(home, algo, preset, overrides)
+    if ray_address is not None:
+        from cartpole_core.jobs.ray_executor import connect
+
+        options["cpus"] = connect(ray_address)
     spec = new_spec(algo, vary, base=base, preset=preset, **options)
     store = RunStore(ensure_data_home(home))
     try:
         storage.create_study(store.home, spec)
-        return drive(store, spec.study_id, on_trial=on_trial)
+        return drive(store, spec.study_id, on_trial=on_trial, ray_address=ray_address)
     finally:
         store.close()
 
 
 def resume_study(study_id: str, *, home: str | os.PathLike | None = None, parallel: int | None = None,
-                 on_trial: OnTrial | None = None) -> dict[str, Any]:
-    """Drive a stopped or interrupted study on to its number of trials (a completed one: ValueError)."""
+                 on_trial: OnTrial | None = None, ray_address: str | None = None) -> dict[str, Any]:
+    """Drive a stopped or interrupted study on to its number of trials (a completed one: ValueError), its runs
+    trained locally or on the Ray cluster at ``ray_address``."""
     folder_home = data_home(home)
     spec = storage.load_spec(folder_home, study_id)
     if spec.status == "completed":
@@ -134,7 +145,7 @@ def resume_study(study_id: str, *, home: str | os.PathLike | None = None, parall
         storage.check_parallel(parallel, spec.seeds)
     store = RunStore(ensure_data_home(folder_home))
     try:
-        return drive(store, study_id, parallel=parallel, on_trial=on_trial)
+        return drive(store, study_id, parallel=parallel, on_trial=on_trial, ray_address=ray_address)
     finally:
         store.close()
 
