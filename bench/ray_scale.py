@@ -42,9 +42,10 @@ PUMP_S = 0.2  # as the dashboard's Scheduler
 
 class LoopbackCluster:
     """A Ray cluster of one-CPU nodes on this machine, on loopback, each started as a user starts one (``ray start``)
-    with its own temp folder under ``root``. Stopped by pid — its processes are found by that folder — never by
-    ``ray stop``, which stops every Ray process of the user on the machine. ``health_check_s``: how soon a dead node
-    is noticed (Ray's default is ~15 s)."""
+    with its own temp folder under ``root``. Stopped by pid — its processes are found by that folder, and a survivor
+    is an error — then ``ray stop`` as well, as this machine's rules ask of every test cluster (it would also stop
+    another cluster of the user's here: run one at a time). ``health_check_s``: how soon a dead node is noticed
+    (Ray's default is ~15 s)."""
 
     def __init__(self, health_check_s: int = 5):
         self.root = Path(tempfile.mkdtemp(prefix="cpl-ray-", dir="/tmp"))  # short: Ray's socket paths < 108 chars
@@ -95,6 +96,8 @@ class LoopbackCluster:
         while processes_of(self.root) and time.monotonic() < deadline:
             time.sleep(0.1)
         left = processes_of(self.root)
+        subprocess.run([str(Path(sys.executable).with_name("ray")), "stop"], env=self.env, capture_output=True,
+                       timeout=120, check=False)
         if left:
             raise RuntimeError(f"Ray processes outlived the cluster in {self.root}: {sorted(left)}")
         shutil.rmtree(self.root, ignore_errors=True)
