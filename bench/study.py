@@ -109,15 +109,15 @@ def _timed(function: Callable[..., Any], durations: list[float]) -> Callable[...
 @contextlib.contextmanager
 def timed_calls(timings: dict[str, list[float]]) -> Iterator[None]:
     """While inside, every ``StudyController.pump``, ``Study.ask``, ``Study.tell``, journal write (Optuna's
-    ``JournalFileBackend.append_logs``: lock, append, fsync) and ``LocalExecutor.submit`` (a run started by this
-    process's workers) appends its duration to ``timings[name]``."""
+    journal file's ``append_logs``: lock, append) and ``LocalExecutor.submit`` (a run started by this process's
+    workers) appends its duration to ``timings[name]``."""
     from optuna import Study
-    from optuna.storages.journal import JournalFileBackend
 
     from cartpole_core.jobs.local import LocalExecutor
     from cartpole_core.studies.controller import StudyController
+    from cartpole_core.studies.storage import journal_file_class
 
-    patched = [(StudyController, "pump"), (Study, "ask"), (Study, "tell"), (JournalFileBackend, "append_logs"),
+    patched = [(StudyController, "pump"), (Study, "ask"), (Study, "tell"), (journal_file_class(), "append_logs"),
                (LocalExecutor, "submit")]
     originals = [getattr(owner, name) for owner, name in patched]
     for (owner, name), original in zip(patched, originals):

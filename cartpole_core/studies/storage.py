@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -297,12 +298,14 @@ def delete_study(home: Path, study_id: str) -> None:
         raise
 
 
-def _journal_backend(path: str) -> Any:
+@functools.cache
+def journal_file_class() -> type:
     """Optuna's journal file, appended without an fsync per record. Optuna syncs every record to the disk: ~15 a
     trial (ask, parameters, reports, tell), each 8–10 ms while workers write their runs — most of the controller's
     time. Without it a record is in the OS's cache when the append returns, so a killed controller (even ``kill
     -9``) loses nothing; only a crash of the OS can cut the journal's tail, and ``repair_journal`` drops a torn last
-    line. The lease keeps to one writer; Optuna's file lock stays for the appends."""
+    line. The lease keeps to one writer; Optuna's file lock stays for the appends. (A class made on first use:
+    Optuna is imported only where a journal is opened.)"""
     from optuna.storages.journal import JournalFileBackend
     from optuna.storages.journal._file import get_lock_file  # the lock Optuna's own append takes
 
@@ -312,7 +315,7 @@ def _journal_backend(path: str) -> Any:
             with get_lock_file(self._lock), open(self._file_path, "ab") as file:
                 file.write(text.encode("utf-8"))
 
-    return UnsyncedJournalFile(path)
+    return UnsyncedJournalFile
 
 
 def open_journal(folder: Path) -> JournalStorage:
@@ -321,7 +324,7 @@ def open_journal(folder: Path) -> JournalStorage:
 
     path = folder / JOURNAL_FILE
     try:
-        return JournalStorage(_journal_backend(str(path)))
+        return JournalStorage(journal_file_class()(str(path)))
     except (ValueError, KeyError, TypeError) as err:  # a line that is not one of Optuna's journal records
         raise StudyError(f"{path} is damaged ({' '.join(str(err).split())[:200]}); the study's trials cannot be "
                          f"read. Its runs are still in the run store (tag {study_tag(folder.name)})",
