@@ -465,7 +465,8 @@ def build_page_study(home: Path, args: argparse.Namespace, dimensions: Sequence[
     """A study of ``page_trials + 1`` trials with ``page_trials`` told and the last in flight (its runs done, not yet
     told): the controller that holds its lease is returned. Its runs train here, between the timed pumps."""
     from cartpole_core.jobs.execution import execute_stored_run
-    from cartpole_core.studies.controller import INTERRUPTED, StudyController, default_parallel
+    from cartpole_core.studies.api import default_parallel
+    from cartpole_core.studies.controller import INTERRUPTED, StudyController
 
     base = preset_config("ppo", "fast", total_env_steps=PAGE_BUDGET, stop_on_solve=True)
     spec = storage.StudySpec(
