@@ -562,7 +562,8 @@ def apptest_times(home: Path, study_id: str, repeats: int) -> list[float]:
     from streamlit.testing.v1 import AppTest
 
     from cartpole_core.jobs.scheduler import Scheduler
-    from dashboard import handles, studies
+    from cartpole_core.studies.driver import StudyDriver
+    from dashboard import handles
 
     streamlit.logger.set_log_level("error")
     os.environ["CARTPOLE_LAB_HOME"] = str(home)
@@ -580,13 +581,13 @@ def apptest_times(home: Path, study_id: str, repeats: int) -> list[float]:
         seconds.append(time.perf_counter() - started)
     import threading
 
-    threads = [thread for thread in threading.enumerate() if isinstance(thread, (Scheduler, studies.StudyDriver))]
+    threads = [thread for thread in threading.enumerate() if isinstance(thread, (Scheduler, StudyDriver))]
     for thread in threads:
         thread.stop()
     for thread in threads:
         thread.join(timeout=10)
     handles.scheduler.clear()
-    studies.driver.clear()
+    handles.study_driver.clear()
     return seconds
 
 
