@@ -9,7 +9,7 @@ Rows: the local pool (``LocalExecutor``, 2 workers, one warm, as the dashboard's
 same runs (seeds 0 … runs-1; PPO `fast` runs its whole 25 000-step budget), so each does the same work; the local
 pool's batches alternate with the Ray row's, so a machine that gets busier slows both alike. A Ray row starts
 after a warm-up run per node (its workers have imported torch, as in a dashboard that has trained before); the
-local pool starts a new worker process per run, as it does. Latency: one run launched on an idle pool or cluster,
+local pool's workers stay for the next run, as they do. Latency: one run launched on an idle pool or cluster,
 pumped as the dashboard's scheduler pumps (every 0.2 s); the local pool's after its warm worker is ready.
 """
 
