@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from cartpole_core.config.limits import QUEUED_MAX, SEED_MAX, SEEDS_PER_LAUNCH_MAX, check_name, check_seed
 from cartpole_core.config.models import ALGORITHMS, TrainConfig, config_from_dict, config_from_json
-from cartpole_core.runs.home import new_run_id
+from cartpole_core.runs.home import new_run_id, write_whole
 from cartpole_core.runs.store import host_id, pid_alive
 from cartpole_core.studies.objectives import OBJECTIVES
 from cartpole_core.studies.space import Dimension, check_space
@@ -236,16 +236,7 @@ def create_study(home: Path, spec: StudySpec) -> Path:
 
 def write_spec(folder: Path, spec: StudySpec) -> None:
     """Replace ``study.json`` whole: a reader sees the old spec or the new one, never a part."""
-    path = folder / SPEC_FILE
-    partial = path.with_name(f".{SPEC_FILE}.{secrets.token_hex(4)}.tmp")
-    try:
-        with partial.open("w", encoding="utf-8") as file:
-            json.dump(spec.to_dict(), file, indent=1)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_whole(folder / SPEC_FILE, json.dumps(spec.to_dict(), indent=1))
 
 
 def load_spec(home: Path, study_id: str) -> StudySpec:
