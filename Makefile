@@ -45,6 +45,8 @@ bench: $(VENV)/.installed-dev chromium
 	$(BIN)/python bench/live_page.py
 	$(BIN)/python bench/live_cost.py
 	$(BIN)/python bench/cli_latency.py
+	$(BIN)/python bench/study.py
+	$(BIN)/python bench/ray_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

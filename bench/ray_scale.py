@@ -9,7 +9,7 @@ Rows: the local pool (``LocalExecutor``, 2 workers, one warm, as the dashboard's
 same runs (seeds 0 … runs-1; PPO `fast` runs its whole 25 000-step budget), so each does the same work; the local
 pool's batches alternate with the Ray row's, so a machine that gets busier slows both alike. A Ray row starts
 after a warm-up run per node (its workers have imported torch, as in a dashboard that has trained before); the
-local pool starts a new worker process per run, as it does. Latency: one run launched on an idle pool or cluster,
+local pool's workers stay for the next run, as they do. Latency: one run launched on an idle pool or cluster,
 pumped as the dashboard's scheduler pumps (every 0.2 s); the local pool's after its warm worker is ready.
 """
 
@@ -42,9 +42,10 @@ PUMP_S = 0.2  # as the dashboard's Scheduler
 
 class LoopbackCluster:
     """A Ray cluster of one-CPU nodes on this machine, on loopback, each started as a user starts one (``ray start``)
-    with its own temp folder under ``root``. Stopped by pid — its processes are found by that folder — never by
-    ``ray stop``, which stops every Ray process of the user on the machine. ``health_check_s``: how soon a dead node
-    is noticed (Ray's default is ~15 s)."""
+    with its own temp folder under ``root``. Stopped by pid — its processes are found by that folder, and a survivor
+    is an error — then ``ray stop`` as well, as this machine's rules ask of every test cluster (it would also stop
+    another cluster of the user's here: run one at a time). ``health_check_s``: how soon a dead node is noticed
+    (Ray's default is ~15 s)."""
 
     def __init__(self, health_check_s: int = 5):
         self.root = Path(tempfile.mkdtemp(prefix="cpl-ray-", dir="/tmp"))  # short: Ray's socket paths < 108 chars
@@ -95,6 +96,8 @@ class LoopbackCluster:
         while processes_of(self.root) and time.monotonic() < deadline:
             time.sleep(0.1)
         left = processes_of(self.root)
+        subprocess.run([str(Path(sys.executable).with_name("ray")), "stop"], env=self.env, capture_output=True,
+                       timeout=120, check=False)
         if left:
             raise RuntimeError(f"Ray processes outlived the cluster in {self.root}: {sorted(left)}")
         shutil.rmtree(self.root, ignore_errors=True)

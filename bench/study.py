@@ -109,15 +109,15 @@ def _timed(function: Callable[..., Any], durations: list[float]) -> Callable[...
 @contextlib.contextmanager
 def timed_calls(timings: dict[str, list[float]]) -> Iterator[None]:
     """While inside, every ``StudyController.pump``, ``Study.ask``, ``Study.tell``, journal write (Optuna's
-    ``JournalFileBackend.append_logs``: lock, append, fsync) and ``LocalExecutor.submit`` (a run started by this
-    process's workers) appends its duration to ``timings[name]``."""
+    journal file's ``append_logs``: lock, append) and ``LocalExecutor.submit`` (a run started by this process's
+    workers) appends its duration to ``timings[name]``."""
     from optuna import Study
-    from optuna.storages.journal import JournalFileBackend
 
     from cartpole_core.jobs.local import LocalExecutor
     from cartpole_core.studies.controller import StudyController
+    from cartpole_core.studies.storage import journal_file_class
 
-    patched = [(StudyController, "pump"), (Study, "ask"), (Study, "tell"), (JournalFileBackend, "append_logs"),
+    patched = [(StudyController, "pump"), (Study, "ask"), (Study, "tell"), (journal_file_class(), "append_logs"),
                (LocalExecutor, "submit")]
     originals = [getattr(owner, name) for owner, name in patched]
     for (owner, name), original in zip(patched, originals):
@@ -465,7 +465,8 @@ def build_page_study(home: Path, args: argparse.Namespace, dimensions: Sequence[
     """A study of ``page_trials + 1`` trials with ``page_trials`` told and the last in flight (its runs done, not yet
     told): the controller that holds its lease is returned. Its runs train here, between the timed pumps."""
     from cartpole_core.jobs.execution import execute_stored_run
-    from cartpole_core.studies.controller import INTERRUPTED, StudyController, default_parallel
+    from cartpole_core.studies.api import default_parallel
+    from cartpole_core.studies.controller import INTERRUPTED, StudyController
 
     base = preset_config("ppo", "fast", total_env_steps=PAGE_BUDGET, stop_on_solve=True)
     spec = storage.StudySpec(
@@ -561,7 +562,8 @@ def apptest_times(home: Path, study_id: str, repeats: int) -> list[float]:
     from streamlit.testing.v1 import AppTest
 
     from cartpole_core.jobs.scheduler import Scheduler
-    from dashboard import handles, studies
+    from cartpole_core.studies.driver import StudyDriver
+    from dashboard import handles
 
     streamlit.logger.set_log_level("error")
     os.environ["CARTPOLE_LAB_HOME"] = str(home)
@@ -579,13 +581,13 @@ def apptest_times(home: Path, study_id: str, repeats: int) -> list[float]:
         seconds.append(time.perf_counter() - started)
     import threading
 
-    threads = [thread for thread in threading.enumerate() if isinstance(thread, (Scheduler, studies.StudyDriver))]
+    threads = [thread for thread in threading.enumerate() if isinstance(thread, (Scheduler, StudyDriver))]
     for thread in threads:
         thread.stop()
     for thread in threads:
         thread.join(timeout=10)
     handles.scheduler.clear()
-    studies.driver.clear()
+    handles.study_driver.clear()
     return seconds
 
 

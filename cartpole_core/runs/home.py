@@ -58,3 +58,17 @@ def ensure_data_home(home: Path, writable: bool = True) -> Path:
 def new_run_id(algo: str) -> str:
     """Sortable, unique and readable: ``ppo-20261123-204501-3fa2c1``."""
     return f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file beside it and a rename: a reader (or a crash) sees the old file or the
+    new one, never a part."""
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with partial.open("w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from cartpole_core.config.models import (
     config_from_json,
 )
 from cartpole_core.config.presets import PRESETS, config_from_values, preset_config, unknown_preset
+from cartpole_core.runs.home import write_whole
 
 PRESETS_DIR = "presets"
 PRESET_FORMAT = "cartpole-lab-preset"
@@ -135,7 +135,7 @@ def save_preset(home: str | os.PathLike, algo: str, name: str, config: TrainConf
             "config": json.loads(preset.config_json)}
     folder = _folder(home, algo)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_whole(folder / f"{name}.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    write_whole(folder / f"{name}.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     return preset
 
 
@@ -148,19 +148,6 @@ def _text(value: Any, what: str, limit: int) -> str:
     if any(ord(char) < 32 or ord(char) == 127 for char in value):
         raise PresetError(f"a preset's {what} must be one line, without control characters")
     return value
-
-
-def _write_whole(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file and a rename: a crash leaves the old file or the new one."""
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with partial.open("w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def delete_preset(home: str | os.PathLike, algo: str, name: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from cartpole_core.config.limits import QUEUED_MAX, SEED_MAX, SEEDS_PER_LAUNCH_MAX, check_name, check_seed
 from cartpole_core.config.models import ALGORITHMS, TrainConfig, config_from_dict, config_from_json
-from cartpole_core.runs.home import new_run_id
+from cartpole_core.runs.home import new_run_id, write_whole
 from cartpole_core.runs.store import host_id, pid_alive
 from cartpole_core.studies.objectives import OBJECTIVES
 from cartpole_core.studies.space import Dimension, check_space
@@ -235,16 +236,7 @@ def create_study(home: Path, spec: StudySpec) -> Path:
 
 def write_spec(folder: Path, spec: StudySpec) -> None:
     """Replace ``study.json`` whole: a reader sees the old spec or the new one, never a part."""
-    path = folder / SPEC_FILE
-    partial = path.with_name(f".{SPEC_FILE}.{secrets.token_hex(4)}.tmp")
-    try:
-        with partial.open("w", encoding="utf-8") as file:
-            json.dump(spec.to_dict(), file, indent=1)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_whole(folder / SPEC_FILE, json.dumps(spec.to_dict(), indent=1))
 
 
 def load_spec(home: Path, study_id: str) -> StudySpec:
@@ -297,22 +289,29 @@ def delete_study(home: Path, study_id: str) -> None:
         raise
 
 
-def _journal_backend(path: str) -> Any:
-    """Optuna's journal file, appended without an fsync per record. Optuna syncs every record to the disk: ~15 a
-    trial (ask, parameters, reports, tell), each 8–10 ms while workers write their runs — most of the controller's
-    time. Without it a record is in the OS's cache when the append returns, so a killed controller (even ``kill
-    -9``) loses nothing; only a crash of the OS can cut the journal's tail, and ``repair_journal`` drops a torn last
-    line. The lease keeps to one writer; Optuna's file lock stays for the appends."""
+@functools.cache
+def journal_file_class() -> type:
+    """Optuna's journal file, appended with one ``write`` to a file opened for appending — without Optuna's file
+    lock and fsync per record. Optuna syncs every record to the disk (~15 a trial: ask, parameters, reports, tell;
+    8–10 ms each while workers write their runs) under a lock made of symlinks (more writes to the folder): most of
+    the controller's time. The lease already keeps a study to one writer, and readers take no lock (Optuna's reader
+    leaves a line it sees half-written for its next read). A record is in the OS's cache when the append returns, so
+    a killed controller (even ``kill -9``) loses nothing; only a crash of the OS can cut the journal's tail, and
+    ``repair_journal`` drops a torn last line. (A class made on first use: Optuna is imported only where a journal
+    is opened.)"""
     from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal._file import get_lock_file  # the lock Optuna's own append takes
 
-    class UnsyncedJournalFile(JournalFileBackend):
+    class AppendOnlyJournalFile(JournalFileBackend):
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
-            text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
-            with get_lock_file(self._lock), open(self._file_path, "ab") as file:
-                file.write(text.encode("utf-8"))
+            data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
+            descriptor = os.open(self._file_path, os.O_WRONLY | os.O_APPEND)
+            try:
+                while data:
+                    data = data[os.write(descriptor, data):]
+            finally:
+                os.close(descriptor)
 
-    return UnsyncedJournalFile(path)
+    return AppendOnlyJournalFile
 
 
 def open_journal(folder: Path) -> JournalStorage:
@@ -321,7 +320,7 @@ def open_journal(folder: Path) -> JournalStorage:
 
     path = folder / JOURNAL_FILE
     try:
-        return JournalStorage(_journal_backend(str(path)))
+        return JournalStorage(journal_file_class()(str(path)))
     except (ValueError, KeyError, TypeError) as err:  # a line that is not one of Optuna's journal records
         raise StudyError(f"{path} is damaged ({' '.join(str(err).split())[:200]}); the study's trials cannot be "
                          f"read. Its runs are still in the run store (tag {study_tag(folder.name)})",
