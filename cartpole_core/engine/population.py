@@ -18,27 +18,10 @@ import numpy as np
 import torch
 
 from cartpole_core.config.models import TrainConfig
+from cartpole_core.config.population import SHAPE_FIELDS, population_key  # noqa: F401  (re-exported)
 from cartpole_core.engine.observers import RunObserver
 from cartpole_core.engine.run import Run
-from cartpole_core.records import Event
-
-# The fields that fix a tensor's shape or the loop's rhythm: members of one population must agree on them.
-SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
-    "ppo": ("hidden_sizes", "activation", "shared_network", "n_envs", "rollout_steps", "minibatch_size", "epochs",
-            "max_episode_steps"),
-    "dqn": ("hidden_sizes", "activation", "n_envs", "buffer_size", "batch_size", "train_freq", "gradient_steps",
-            "learning_starts", "max_episode_steps"),
-    "qlearning": ("bins", "n_envs", "max_episode_steps"),
-}
-
-
-def population_key(config: TrainConfig) -> tuple[Any, ...]:
-    """Configs with equal keys can train as one population: the algorithm and its shape fields."""
-    return (config.algo, *(_hashable(getattr(config, name)) for name in SHAPE_FIELDS[config.algo]))
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+from cartpole_core.records import Event, RunResult
 
 
 def check_population(configs: Sequence[TrainConfig], seeds: Sequence[int]) -> None:
@@ -98,6 +81,9 @@ class MemberGuard(RunObserver):
 
     def should_stop(self) -> bool:
         return bool(self._call("should_stop"))
+
+    def on_finished(self, result: RunResult) -> None:
+        self._call("on_finished", result)
 
 
 class PopulationEpisodes:

@@ -29,7 +29,7 @@ def train(config: TrainConfig, seed: int = 0, observer: RunObserver | None = Non
 
 def train_population(configs: Sequence[TrainConfig], seeds: Sequence[int],
                      observers: Sequence[RunObserver | None] | None = None,
-                     checkpoint_every_steps: int | None = None) -> list[MemberOutcome]:
+                     checkpoint_every_steps: int | Sequence[int | None] | None = None) -> list[MemberOutcome]:
     """Train one member per (config, seed), each with its own ``Run`` and observer: member k's events, checkpoints
     and result are those of the run trained alone. Returns member k's ``(agent, result)`` or ``MemberFailed``, in
     order; a member that fails (diverges, or its observer raises) leaves, the others go on.
@@ -46,16 +46,18 @@ def train_population(configs: Sequence[TrainConfig], seeds: Sequence[int],
         raise ValueError(f"a population needs one observer (or None) per member: got {len(observers)} observers "
                          f"for {len(configs)} members")
     check_population(configs, seeds)
+    every = (list(checkpoint_every_steps) if isinstance(checkpoint_every_steps, Sequence)
+             else [checkpoint_every_steps] * len(configs))  # periodic checkpoints: one interval, or one per member
     algo = configs[0].algo
     if algo in POPULATION_LOOPS:
-        runs = [Run(config, seed, MemberGuard(observer or RunObserver()), checkpoint_every_steps)
-                for config, seed, observer in zip(configs, seeds, observers)]
+        runs = [Run(config, seed, MemberGuard(observer or RunObserver()), interval)
+                for config, seed, observer, interval in zip(configs, seeds, observers, every)]
         return POPULATION_LOOPS[algo](list(configs), runs)
     outcomes: list[MemberOutcome] = []
-    for config, seed, observer in zip(configs, seeds, observers):
+    for config, seed, observer, interval in zip(configs, seeds, observers, every):
         try:
             seed_everything(seed)
-            run = Run(config, seed, observer, checkpoint_every_steps)
+            run = Run(config, seed, observer, interval)
             agent = ALGORITHM_LOOPS[algo](config, run)
             outcomes.append((agent, run.finish(agent)))
         except Exception as err:  # this member's failure; the next members still train
