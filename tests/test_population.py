@@ -118,7 +118,7 @@ def test_members_leave_on_their_own_and_the_others_train_to_their_budgets():
     (_, short), (_, stopped), (_, full) = outcomes
     assert (short.status, stopped.status, full.status) == ("completed", "stopped", "completed")
     assert 300 <= short.env_steps < 300 + 64 and 1000 <= full.env_steps < 1000 + 64
-    assert stopped.env_steps == updates[0].env_steps < 64
+    assert stopped.env_steps == updates[-1].env_steps < 5000  # at the update it was asked after (every 20 ms)
     for log, result in zip(logs, (short, stopped, full)):  # each ends with its own final evaluation
         final = [e for e in log.events if isinstance(e, Evaluated)][-1]
         assert final.env_steps == result.env_steps and final.mean_return == result.final_eval_mean

@@ -271,7 +271,7 @@ def _evaluate_together(net: StackedActorCritic, members: Sequence[_Member]) -> n
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return torch.softmax(policies(torch.from_numpy(obs))[0], dim=-1).argmax(dim=-1).numpy()
+            return torch.softmax(policies.logits(torch.from_numpy(obs)), dim=-1).argmax(dim=-1).numpy()
 
     return evaluate_population_returns(act, len(members))
 
@@ -341,10 +341,11 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
         terminated_buf = np.zeros((steps, size * n), dtype=bool)
         truncated_buf = np.zeros((steps, size * n), dtype=bool)
         real_buf = np.zeros((steps, size * n), dtype=bool)
+        policies = net.select()  # the weights do not change during the rollout: laid out for acting
         for t in range(steps):
             obs_buf[t] = obs
             with torch.no_grad():
-                logits, values = net(torch.from_numpy(obs_buf[t]).view(size, n, OBS_DIM))
+                logits, values = policies(torch.from_numpy(obs_buf[t]).view(size, n, OBS_DIM))
             uniform = np.concatenate([member.run.rng.random(n) for member in live])  # each member's own stream
             actions, log_probs = _sample(logits.reshape(-1, N_ACTIONS), uniform)
             obs, reward, terminated, truncated, _ = env.step(actions)
@@ -358,7 +359,7 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
 
         # ---- advantages: GAE over the rollout, bootstrapped from the value of the observation after it
         with torch.no_grad():
-            last_values = net(torch.from_numpy(obs).view(size, n, OBS_DIM))[1].numpy().reshape(-1)
+            last_values = policies(torch.from_numpy(obs).view(size, n, OBS_DIM))[1].numpy().reshape(-1)
         per_env = [member.config for member in live for _ in range(n)]
         advantages, returns = compute_gae(
             rewards_buf, values_buf, terminated_buf, truncated_buf, last_values, np.array([c.gamma for c in per_env]),
