@@ -171,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
 
     def quartiles(steps: Sequence[float]) -> str:
-        q1, q2, q3 = np.percentile(np.array(steps, dtype=float), [25, 50, 75], method="lower")
-        return f"{_steps(q2)} ({_steps(q1)}–{_steps(q3)})"
+        q1, q3 = np.percentile(np.array(steps, dtype=float), [25, 75], method="lower")
+        return f"{_steps(statistics.median(steps))} ({_steps(q1)}–{_steps(q3)})"
 
     print(table(["PPO fast", "seeds solved", "median steps to solve (IQR)", "wall (s)"], [
         [f"{label}", f"{m['solved']}/{args.seeds}", quartiles(m["steps_to_solve"]), f"{m['wall_s']:.1f}"]

@@ -279,9 +279,11 @@ def _evaluate_together(net: StackedActorCritic, members: Sequence[_Member]) -> n
 Outcome = tuple[PPOAgent, RunResult] | MemberFailed
 
 
-def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
+def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
+          on_member_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
     """Train a population (shape fields equal, see ``engine.population.population_key``); member k's outcome, in
-    order: its final agent and result, or its failure. Each member's ``Run`` is finished when it leaves."""
+    order: its final agent and result, or its failure. Each member's ``Run`` is finished when it leaves, and
+    ``on_member_done(k, outcome)`` told then."""
     first = configs[0]
     n, steps = first.n_envs, first.rollout_steps
     models = []
@@ -309,14 +311,13 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
                 final_returns = _evaluate_together(net, last_unevaluated)
             for member, returns in zip(last_unevaluated, final_returns):
                 member.run.evaluate(member.agent, returns)
-        for member in finished:
-            result = member.run.finish(member.agent)
+        for member in finished + failed:
+            result = member.run.finish(member.agent) if member in finished else None
             member.agent.detach()
-            outcomes[members.index(member)] = (member.agent, result) if member.error is None else \
-                MemberFailed.of(member.error)
-        for member in failed:
-            member.agent.detach()
-            outcomes[members.index(member)] = MemberFailed.of(member.error)
+            k = members.index(member)
+            outcomes[k] = (member.agent, result) if member.error is None else MemberFailed.of(member.error)
+            if on_member_done is not None:
+                on_member_done(k, outcomes[k])
         if failed or finished:
             live = [member for member in live if member not in failed and member not in finished]
             if not live:
