@@ -38,14 +38,15 @@ def test_stacked_adam_is_torch_adam_for_one_member():
     start = torch.randn(50)
     reference = torch.nn.Parameter(start.clone())
     adam = torch.optim.Adam([reference], lr=3e-3)
-    flat = start.clone()[:, None]
-    stacked = StackedAdam(flat.shape)
+    flat = start.clone()
+    whose = torch.zeros(50, dtype=torch.long)
+    stacked = StackedAdam(whose)
     for _ in range(20):
         grad = torch.randn(50)
         reference.grad = grad.clone()
         adam.step()
-        stacked.step(flat, grad[:, None], torch.tensor([[3e-3]]))
-    torch.testing.assert_close(flat[:, 0], reference.detach(), rtol=1e-5, atol=1e-7)
+        stacked.step(flat, grad, torch.full((50,), 3e-3), whose)
+    torch.testing.assert_close(flat, reference.detach(), rtol=1e-5, atol=1e-7)
 
 
 def _members(configs, seeds):
@@ -66,15 +67,16 @@ def _rollout(seed, size=64, real_fraction=0.9):
 
 
 def _update(configs, models, rollouts, seeds):
-    """One ``ppo.update`` of these members together; their new weights (P, N) and metrics (N, 5)."""
+    """One ``ppo.update`` of these members together; each one's new weights as a vector, shape (N, P), and
+    metrics (N, 5)."""
     net = StackedActorCritic.stack(models, list(configs[0].hidden_sizes), configs[0].activation)
     data = {key: np.concatenate([rollout[key] for rollout in rollouts]) for key in rollouts[0]}
     batch = ppo.minibatches(configs, [torch.Generator().manual_seed(s) for s in seeds], **data)
-    lrs = torch.tensor([c.learning_rate.start for c in configs])
-    critic = torch.tensor([c.critic_learning_rate for c in configs])
-    learning_rates = torch.where(net.critic_rows[:, None], critic[None], lrs[None])
-    metrics = ppo.update(configs, net, StackedAdam(net.flat.shape), learning_rates, batch)
-    return net.flat, metrics
+    rates = torch.tensor([[c.learning_rate.start, c.critic_learning_rate] for c in configs])
+    learning_rates = net.per_weight(rates[:, :net.segments])
+    metrics = ppo.update(configs, net, StackedAdam(net.member_index), learning_rates, batch)
+    weights = [torch.cat([t.reshape(-1) for t in net.member_state(k).values()]) for k in range(len(configs))]
+    return torch.stack(weights), metrics
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -88,10 +90,10 @@ def test_one_batched_update_of_two_members_equals_their_lone_updates(shared):
     for k in range(2):
         alone, alone_metrics = _update(configs[k:k + 1], _members(configs, [5, 6])[k:k + 1], rollouts[k:k + 1],
                                        [[7, 8][k]])
-        torch.testing.assert_close(together[:, k], alone[:, 0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(together[k], alone[0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(metrics[k], alone_metrics[0], rtol=1e-4, atol=1e-6)
-    assert not torch.allclose(together[:, 0], _update(configs, _members(configs, [5, 6]), rollouts[::-1],
-                                                      [7, 8])[0][:, 0])  # the data does matter
+    assert not torch.allclose(together[0], _update(configs, _members(configs, [5, 6]), rollouts[::-1],
+                                                   [7, 8])[0][0])  # the data does matter
 
 
 def test_a_member_with_huge_advantages_does_not_move_another_members_update():
@@ -100,8 +102,8 @@ def test_a_member_with_huge_advantages_does_not_move_another_members_update():
     huge = {**rollouts[1], "advantages": rollouts[1]["advantages"] * 1000, "returns": rollouts[1]["returns"] * 1000}
     calm, _ = _update(configs, _members(configs, [5, 6]), rollouts, [7, 8])
     stormy, _ = _update(configs, _members(configs, [5, 6]), [rollouts[0], huge], [7, 8])
-    assert torch.equal(calm[:, 0], stormy[:, 0])  # per-member normalization, clipping and Adam: no coupling
-    assert not torch.allclose(calm[:, 1], stormy[:, 1])
+    assert torch.equal(calm[0], stormy[0])  # per-member normalization, clipping and Adam: no coupling
+    assert not torch.allclose(calm[1], stormy[1])
 
 
 # ------------------------------------------------------------------------------------------------ the loop

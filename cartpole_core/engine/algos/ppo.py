@@ -164,7 +164,7 @@ def minibatches(configs: Sequence[PPOConfig], shuffles: Sequence[torch.Generator
 def update(configs: Sequence[PPOConfig], net: StackedActorCritic, optimizer: StackedAdam,
            learning_rates: torch.Tensor, batch: Minibatches) -> np.ndarray:
     """Clipped-surrogate steps over one update's minibatches for every member at once; each member's mean of each
-    metric, shape (N, len(METRICS)). ``learning_rates``: (P, N), each member's rate for each weight row."""
+    metric, shape (N, len(METRICS)). ``learning_rates``: each member's rate for each of its weights, as ``net.flat``."""
     clip = _column(configs, lambda c: c.clip_range)[:, None]
     ent_coef = _column(configs, lambda c: c.ent_coef)
     value_coef = _column(configs, lambda c: c.vf_coef if c.shared_network else 1.0)  # separate critic: own lr
@@ -188,10 +188,8 @@ def update(configs: Sequence[PPOConfig], net: StackedActorCritic, optimizer: Sta
 
         net.grad.zero_()
         loss.backward()
-        for start, stop in net.segments:  # separate networks: each clipped on its own, as in the seed
-            grads = net.grad[start:stop]
-            grads.mul_((max_grad_norm / (torch.linalg.vector_norm(grads, dim=0) + 1e-6)).clamp(max=1.0))
-        optimizer.step(net.flat, net.grad, learning_rates, batch.active[step])
+        net.clip_grad_norms_(max_grad_norm)  # separate networks: each clipped on its own, as in the seed
+        optimizer.step(net.flat, net.grad, learning_rates, net.member_index, batch.active[step])
 
         with torch.no_grad():
             approx_kl = (((ratio - 1.0) - log_ratio) * batch.weights[step]).sum(dim=1)  # k3 estimate of KL(old‖new)
@@ -293,7 +291,7 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
     net = StackedActorCritic.stack(models, list(first.hidden_sizes), first.activation)
     members = [_Member(config, run, model, net, row)
                for row, (config, run, model) in enumerate(zip(configs, runs, models))]
-    optimizer = StackedAdam(net.flat.shape)
+    optimizer = StackedAdam(net.member_index)
     env = PopulationCartPole([run.seed for run in runs], n, max_episode_steps=first.max_episode_steps)
     obs, _ = env.reset()
     episodes = PopulationEpisodes(list(runs), n)
@@ -323,8 +321,8 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
             if not live:
                 break
             rows = [member.row for member in live]
+            optimizer.keep(rows, net.take)
             net.keep(rows)
-            optimizer.keep(rows)
             env.keep(rows)
             episodes.keep(rows)
             obs = obs.reshape(-1, n, OBS_DIM)[rows].reshape(-1, OBS_DIM)
@@ -375,8 +373,7 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
                             _by_member(advantages, size, np.float32), member_returns)
         critic_lrs = [lr if c.shared_network else lr * c.critic_learning_rate / c.learning_rate.start
                       for lr, c in zip(lrs, live_configs)]
-        learning_rates = torch.where(net.critic_rows[:, None], torch.tensor(critic_lrs)[None],
-                                     torch.tensor(lrs)[None])
+        learning_rates = net.per_weight(torch.tensor([lrs, critic_lrs]).T[:, :net.segments])
         metrics = update(live_configs, net, optimizer, learning_rates, batch)
         for member, row_metrics, lr in zip(live, metrics, lrs):
             member.agent.stale = True
