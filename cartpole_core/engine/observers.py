@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cartpole_core.records import Event, RunResult
+from cartpole_core.records import Event
 
 
 class RunObserver:
@@ -31,10 +31,6 @@ class RunObserver:
         status "stopped"."""
         return False
 
-    def on_finished(self, result: RunResult) -> None:
-        """The run ended with this result, after its final checkpoint. A member of a population ends when it
-        leaves the batch, before the others."""
-
 
 class Observers(RunObserver):
     """Several observers as one: each sees every event and checkpoint, in order; the run stops if any asks."""
@@ -52,10 +48,6 @@ class Observers(RunObserver):
 
     def should_stop(self) -> bool:
         return any([observer.should_stop() for observer in self.observers])  # every one is asked (they may poll)
-
-    def on_finished(self, result: RunResult) -> None:
-        for observer in self.observers:
-            observer.on_finished(result)
 
 
 class EventLog(RunObserver):

@@ -10,7 +10,7 @@ are taken in. Members must share every field that gives a tensor its shape (``po
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from cartpole_core.config.models import TrainConfig
 from cartpole_core.config.population import SHAPE_FIELDS, population_key  # noqa: F401  (re-exported)
 from cartpole_core.engine.observers import RunObserver
 from cartpole_core.engine.run import Run
-from cartpole_core.records import Event, RunResult
+from cartpole_core.records import Event
 
 
 def check_population(configs: Sequence[TrainConfig], seeds: Sequence[int]) -> None:
@@ -82,9 +82,6 @@ class MemberGuard(RunObserver):
     def should_stop(self) -> bool:
         return bool(self._call("should_stop"))
 
-    def on_finished(self, result: RunResult) -> None:
-        self._call("on_finished", result)
-
 
 class PopulationEpisodes:
     """``run.EpisodeTracker`` for a population stepped as one vector env: slots ``[k·n_envs, (k+1)·n_envs)`` are
@@ -120,30 +117,30 @@ class PopulationEpisodes:
 
 
 class StackedAdam:
-    """Adam over weights stacked as a (P, N) tensor, one column per member, each with its own step count and its
-    own learning rate for every row (a member's actor and critic rows may differ). For one member it is
-    ``torch.optim.Adam`` (same formula, float rounding aside).
+    """Adam over the weights of N members held in one tensor (``member_index`` says whose each weight is), each
+    member with its own step count and a learning rate per weight (a member's actor and critic may differ). For
+    one member it is ``torch.optim.Adam`` (same formula, float rounding aside).
 
     ``step(..., active)``: a member not active this step keeps its weights, moments and step count — a member
     whose rollout had fewer minibatches than another's sits out the extra steps.
     """
 
-    def __init__(self, shape: torch.Size, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, member_index: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.beta1, self.beta2 = betas
         self.eps = eps
-        self.exp_avg = torch.zeros(shape)
-        self.exp_avg_sq = torch.zeros(shape)
-        self.steps = torch.zeros(shape[1], dtype=torch.float64)
+        self.exp_avg = torch.zeros(member_index.shape)
+        self.exp_avg_sq = torch.zeros(member_index.shape)
+        self.steps = torch.zeros(int(member_index.max()) + 1 if len(member_index) else 0, dtype=torch.float64)
 
     @torch.no_grad()
     def step(self, params: torch.Tensor, grads: torch.Tensor, learning_rates: torch.Tensor,
-             active: torch.Tensor | None = None) -> None:
-        """``learning_rates``: (P, N), or anything that broadcasts to it (e.g. (1, N))."""
+             member_index: torch.Tensor, active: torch.Tensor | None = None) -> None:
+        """``learning_rates``: one per weight, shaped as ``params``."""
         if active is not None and bool(active.all()):
             active = None
         if active is not None:
-            resting = ~active
-            kept = self.exp_avg[:, resting].clone(), self.exp_avg_sq[:, resting].clone()
+            resting = ~active[member_index]
+            kept = self.exp_avg[resting], self.exp_avg_sq[resting]
             self.steps += active
         else:
             self.steps += 1
@@ -151,15 +148,20 @@ class StackedAdam:
         self.exp_avg_sq.mul_(self.beta2).addcmul_(grads, grads, value=1 - self.beta2)
         bias_correction1 = 1 - self.beta1 ** self.steps
         bias_correction2_sqrt = (1 - self.beta2 ** self.steps).sqrt()
-        step_sizes = learning_rates / bias_correction1.float()
-        if active is not None:
-            step_sizes = torch.where(active, step_sizes, 0.0)
-        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt.float()).add_(self.eps)
+        if active is None and bool((self.steps == self.steps[0]).all()):  # the usual case: one step count for all
+            step_sizes = learning_rates / float(bias_correction1[0])
+            denom = (self.exp_avg_sq.sqrt() / float(bias_correction2_sqrt[0])).add_(self.eps)
+        else:
+            step_sizes = learning_rates / bias_correction1.float().clamp(min=1e-12)[member_index]
+            if active is not None:
+                step_sizes[resting] = 0.0
+            denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt.float().clamp(min=1e-12)[member_index]).add_(
+                self.eps)
         params.sub_(self.exp_avg / denom * step_sizes)
         if active is not None:
-            self.exp_avg[:, resting], self.exp_avg_sq[:, resting] = kept
+            self.exp_avg[resting], self.exp_avg_sq[resting] = kept
 
-    def keep(self, members: list[int]) -> None:
-        """Only these members' state (in this order) stays."""
-        self.exp_avg, self.exp_avg_sq = self.exp_avg[:, members].contiguous(), self.exp_avg_sq[:, members].contiguous()
+    def keep(self, members: list[int], take: Callable[[torch.Tensor, list[int]], torch.Tensor]) -> None:
+        """Only these members' state (in this order) stays; ``take`` picks their weights' entries."""
+        self.exp_avg, self.exp_avg_sq = take(self.exp_avg, members), take(self.exp_avg_sq, members)
         self.steps = self.steps[members]

@@ -142,7 +142,7 @@ class Run:
         if last is None or last.env_steps != self.env_steps:
             last = self.evaluate(agent)
         self.observer.on_checkpoint(agent, "final", self.env_steps)
-        result = RunResult(
+        return RunResult(
             algo=self.config.algo, seed=self.seed, status="stopped" if self.stopped else "completed",
             env_steps=self.env_steps, episodes=self.episodes, train_seconds=seconds,
             solved=self.solved_at is not None,
@@ -151,8 +151,6 @@ class Run:
             final_eval_mean=last.mean_return, final_eval_std=last.std_return, best_eval_mean=self.best_eval_mean,
             env_steps_per_s=self.env_steps / seconds if seconds > 0 else 0.0,
         )
-        self.observer.on_finished(result)
-        return result
 
 
 class EpisodeTracker:

@@ -85,11 +85,12 @@ def execute_population(sinks: Sequence[RunSink], config_jsons: Sequence[str], se
     """
     from cartpole_core.config.models import config_from_json
     from cartpole_core.engine.population import MemberFailed
-    from cartpole_core.engine.train import train_population
+    from cartpole_core.engine.train import MemberOutcome, train_population
 
     observers = list(observers) if observers is not None else [None] * len(sinks)
-    writers = [_FinishingWriter(sink) for sink in sinks]
+    writers = [SinkWriter(sink) for sink in sinks]
     results: list[RunResult | None] = [None] * len(sinks)
+    ended: set[int] = set()
     members, configs = [], []
     for index, (sink, config_json) in enumerate(zip(sinks, config_jsons)):
         try:
@@ -99,40 +100,34 @@ def execute_population(sinks: Sequence[RunSink], config_jsons: Sequence[str], se
             continue
         members.append(index)
         sink.started()
-    if not members:
-        return results
-    try:
-        outcomes = train_population(
-            configs, [seeds[index] for index in members],
-            [Observers([writers[index], observers[index]]) for index in members],
-            checkpoint_every_steps=[max(1, config.total_env_steps // CHECKPOINTS_PER_RUN) for config in configs])
-    except Exception as err:  # report, don't lose: every member's data flushed so far stays
-        for index in members:
-            if not writers[index].ended:
-                _fail(writers[index], err)
-        return results
-    for index, outcome in zip(members, outcomes):
+
+    def member_done(member: int, outcome: MemberOutcome) -> None:
+        """Told as the member leaves the batch: its run is finished (or failed) in the store at once."""
+        index = members[member]
         if isinstance(outcome, MemberFailed):
             _fail(writers[index], outcome.error)
         else:
             results[index] = outcome[1]
-            if not writers[index].ended:  # a loop that returned without finishing the run: finish it now
-                writers[index].on_finished(outcome[1])
+            writers[index].flush()
+            sinks[index].finished(outcome[1])
+        ended.add(index)
+
+    if not members:
+        return results
+    try:
+        train_population(configs, [seeds[index] for index in members],
+                         [Observers([writers[index], observers[index]]) for index in members],
+                         checkpoint_every_steps=[max(1, config.total_env_steps // CHECKPOINTS_PER_RUN)
+                                                 for config in configs],
+                         on_member_done=member_done)
+    except Exception as err:  # report, don't lose: every member's data flushed so far stays
+        for index in members:
+            if index not in ended:
+                _fail(writers[index], err)
     return results
 
 
-class _FinishingWriter(SinkWriter):
-    """The store writer of one member: flushes and tells the sink ``finished`` the moment its run ends."""
-
-    ended = False
-
-    def on_finished(self, result: RunResult) -> None:
-        self.flush()
-        self.sink.finished(result)
-        self.ended = True
-
-
-def _fail(writer: _FinishingWriter, err: BaseException) -> None:
+def _fail(writer: SinkWriter, err: BaseException) -> None:
     """Tell the sink why the run failed (a diverged loss: "diverged at step N"; else the exception's last line),
     after everything buffered before it."""
     try:
@@ -141,7 +136,6 @@ def _fail(writer: _FinishingWriter, err: BaseException) -> None:
         reason = str(err) if isinstance(err, FloatingPointError) else \
             traceback.format_exception_only(type(err), err)[-1].strip()
         writer.sink.failed(reason)
-        writer.ended = True
 
 
 def execute_stored_runs(store: RunStore, run_ids: Sequence[str]) -> list[RunResult | None]:

@@ -164,7 +164,7 @@ def minibatches(configs: Sequence[PPOConfig], shuffles: Sequence[torch.Generator
 def update(configs: Sequence[PPOConfig], net: StackedActorCritic, optimizer: StackedAdam,
            learning_rates: torch.Tensor, batch: Minibatches) -> np.ndarray:
     """Clipped-surrogate steps over one update's minibatches for every member at once; each member's mean of each
-    metric, shape (N, len(METRICS)). ``learning_rates``: (P, N), each member's rate for each weight row."""
+    metric, shape (N, len(METRICS)). ``learning_rates``: each member's rate for each of its weights, as ``net.flat``."""
     clip = _column(configs, lambda c: c.clip_range)[:, None]
     ent_coef = _column(configs, lambda c: c.ent_coef)
     value_coef = _column(configs, lambda c: c.vf_coef if c.shared_network else 1.0)  # separate critic: own lr
@@ -188,10 +188,8 @@ def update(configs: Sequence[PPOConfig], net: StackedActorCritic, optimizer: Sta
 
         net.grad.zero_()
         loss.backward()
-        for start, stop in net.segments:  # separate networks: each clipped on its own, as in the seed
-            grads = net.grad[start:stop]
-            grads.mul_((max_grad_norm / (torch.linalg.vector_norm(grads, dim=0) + 1e-6)).clamp(max=1.0))
-        optimizer.step(net.flat, net.grad, learning_rates, batch.active[step])
+        net.clip_grad_norms_(max_grad_norm)  # separate networks: each clipped on its own, as in the seed
+        optimizer.step(net.flat, net.grad, learning_rates, net.member_index, batch.active[step])
 
         with torch.no_grad():
             approx_kl = (((ratio - 1.0) - log_ratio) * batch.weights[step]).sum(dim=1)  # k3 estimate of KL(old‖new)
@@ -271,7 +269,7 @@ def _evaluate_together(net: StackedActorCritic, members: Sequence[_Member]) -> n
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return torch.softmax(policies(torch.from_numpy(obs))[0], dim=-1).argmax(dim=-1).numpy()
+            return torch.softmax(policies.logits(torch.from_numpy(obs)), dim=-1).argmax(dim=-1).numpy()
 
     return evaluate_population_returns(act, len(members))
 
@@ -279,9 +277,11 @@ def _evaluate_together(net: StackedActorCritic, members: Sequence[_Member]) -> n
 Outcome = tuple[PPOAgent, RunResult] | MemberFailed
 
 
-def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
+def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
+          on_member_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
     """Train a population (shape fields equal, see ``engine.population.population_key``); member k's outcome, in
-    order: its final agent and result, or its failure. Each member's ``Run`` is finished when it leaves."""
+    order: its final agent and result, or its failure. Each member's ``Run`` is finished when it leaves, and
+    ``on_member_done(k, outcome)`` told then."""
     first = configs[0]
     n, steps = first.n_envs, first.rollout_steps
     models = []
@@ -291,7 +291,7 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
     net = StackedActorCritic.stack(models, list(first.hidden_sizes), first.activation)
     members = [_Member(config, run, model, net, row)
                for row, (config, run, model) in enumerate(zip(configs, runs, models))]
-    optimizer = StackedAdam(net.flat.shape)
+    optimizer = StackedAdam(net.member_index)
     env = PopulationCartPole([run.seed for run in runs], n, max_episode_steps=first.max_episode_steps)
     obs, _ = env.reset()
     episodes = PopulationEpisodes(list(runs), n)
@@ -309,21 +309,20 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
                 final_returns = _evaluate_together(net, last_unevaluated)
             for member, returns in zip(last_unevaluated, final_returns):
                 member.run.evaluate(member.agent, returns)
-        for member in finished:
-            result = member.run.finish(member.agent)
+        for member in finished + failed:
+            result = member.run.finish(member.agent) if member in finished else None
             member.agent.detach()
-            outcomes[members.index(member)] = (member.agent, result) if member.error is None else \
-                MemberFailed.of(member.error)
-        for member in failed:
-            member.agent.detach()
-            outcomes[members.index(member)] = MemberFailed.of(member.error)
+            k = members.index(member)
+            outcomes[k] = (member.agent, result) if member.error is None else MemberFailed.of(member.error)
+            if on_member_done is not None:
+                on_member_done(k, outcomes[k])
         if failed or finished:
             live = [member for member in live if member not in failed and member not in finished]
             if not live:
                 break
             rows = [member.row for member in live]
+            optimizer.keep(rows, net.take)
             net.keep(rows)
-            optimizer.keep(rows)
             env.keep(rows)
             episodes.keep(rows)
             obs = obs.reshape(-1, n, OBS_DIM)[rows].reshape(-1, OBS_DIM)
@@ -341,10 +340,11 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
         terminated_buf = np.zeros((steps, size * n), dtype=bool)
         truncated_buf = np.zeros((steps, size * n), dtype=bool)
         real_buf = np.zeros((steps, size * n), dtype=bool)
+        policies = net.select()  # the weights do not change during the rollout: laid out for acting
         for t in range(steps):
             obs_buf[t] = obs
             with torch.no_grad():
-                logits, values = net(torch.from_numpy(obs_buf[t]).view(size, n, OBS_DIM))
+                logits, values = policies(torch.from_numpy(obs_buf[t]).view(size, n, OBS_DIM))
             uniform = np.concatenate([member.run.rng.random(n) for member in live])  # each member's own stream
             actions, log_probs = _sample(logits.reshape(-1, N_ACTIONS), uniform)
             obs, reward, terminated, truncated, _ = env.step(actions)
@@ -358,7 +358,7 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
 
         # ---- advantages: GAE over the rollout, bootstrapped from the value of the observation after it
         with torch.no_grad():
-            last_values = net(torch.from_numpy(obs).view(size, n, OBS_DIM))[1].numpy().reshape(-1)
+            last_values = policies(torch.from_numpy(obs).view(size, n, OBS_DIM))[1].numpy().reshape(-1)
         per_env = [member.config for member in live for _ in range(n)]
         advantages, returns = compute_gae(
             rewards_buf, values_buf, terminated_buf, truncated_buf, last_values, np.array([c.gamma for c in per_env]),
@@ -373,8 +373,7 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run]) -> list[Outcome]:
                             _by_member(advantages, size, np.float32), member_returns)
         critic_lrs = [lr if c.shared_network else lr * c.critic_learning_rate / c.learning_rate.start
                       for lr, c in zip(lrs, live_configs)]
-        learning_rates = torch.where(net.critic_rows[:, None], torch.tensor(critic_lrs)[None],
-                                     torch.tensor(lrs)[None])
+        learning_rates = net.per_weight(torch.tensor([lrs, critic_lrs]).T[:, :net.segments])
         metrics = update(live_configs, net, optimizer, learning_rates, batch)
         for member, row_metrics, lr in zip(live, metrics, lrs):
             member.agent.stale = True
