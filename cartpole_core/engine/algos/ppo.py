@@ -95,7 +95,6 @@ def _explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
     return float(1.0 - (returns - values).var() / var_returns) if var_returns > 0 else float("nan")
 
 
-
 def _column(configs: Sequence[PPOConfig], value: Callable[[PPOConfig], float | None],
             missing: float = math.inf) -> torch.Tensor:
     """One value per member, shape (N,) (``missing`` where a member's is None)."""
@@ -230,7 +229,8 @@ class _MemberAgent(PPOAgent):
 
 
 class _Member:
-    """One member's state in the population loop; ``row`` is its column in the stack, which moves as others leave."""
+    """One member's state in the population loop; ``row`` is its place on the member axis, which moves as others
+    leave."""
 
     def __init__(self, config: PPOConfig, run: Run, model: ActorCritic, net: StackedActorCritic, row: int):
         self.config, self.run, self.row = config, run, row
