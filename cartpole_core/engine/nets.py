@@ -110,6 +110,8 @@ class StackedActorCritic:
                        for name, (n_in, n_out) in self.layout.items() for part in ("weight", "bias")]
         self.sizes = [rows * cols for _, (rows, cols), _ in self.blocks]
         self.segments = 1 if shared else 2
+        self.segment_sizes = [sum(size for (_, _, segment), size in zip(self.blocks, self.sizes) if segment == s)
+                              for s in range(self.segments)]  # one member's weights per segment
         self._set_flat(flat, members)
 
     def _set_flat(self, flat: torch.Tensor, members: int) -> None:
@@ -163,12 +165,17 @@ class StackedActorCritic:
     def clip_grad_norms_(self, max_norms: torch.Tensor) -> None:
         """Scale each member's gradient of each segment to norm ≤ ``max_norms[k]`` (inf: never), as
         ``nn.utils.clip_grad_norm_`` does for one network: by max_norm / (norm + 1e-6) when that is below 1."""
+        if self.members == 1:  # a lone run's segments are contiguous (blocks go by segment): one piece each
+            pieces = [(piece.view(1, -1), segment) for segment, piece in enumerate(self.grad.split(self.segment_sizes))]
+        else:
+            pieces = [(block.view(self.members, -1), segment)
+                      for block, (_, _, segment) in zip(self.grad_blocks, self.blocks)]
         squares = torch.zeros(self.segments, self.members)
-        for block, (_, _, segment) in zip(self.grad_blocks, self.blocks):
-            squares[segment] += block.view(self.members, -1).square().sum(dim=1)
+        for piece, segment in pieces:
+            squares[segment] += piece.square().sum(dim=1)
         scales = (max_norms / (squares.sqrt() + 1e-6)).clamp(max=1.0)
-        for block, (_, _, segment) in zip(self.grad_blocks, self.blocks):
-            block.view(self.members, -1).mul_(scales[segment, :, None])
+        for piece, segment in pieces:
+            piece.mul_(scales[segment, :, None])
 
     def select(self, members: list[int] | None = None) -> StackedActorCritic:
         """A copy of some members' networks (all by default) for acting, not training: each member's weight matrix

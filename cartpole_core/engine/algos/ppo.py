@@ -56,8 +56,10 @@ METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 
 
 def compute_gae(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-                last_values: np.ndarray, gamma: float, lam: float, bootstrap: bool) -> tuple[np.ndarray, np.ndarray]:
-    """GAE(γ, λ) advantages and value targets (returns) for a rollout of shape (T, …), one column per env.
+                last_values: np.ndarray, gamma: float | np.ndarray, lam: float | np.ndarray,
+                bootstrap: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GAE(γ, λ) advantages and value targets (returns) for a rollout of shape (T, …), one column per env;
+    ``gamma``, ``lam`` and ``bootstrap`` are one value or one per column (a population's members differ).
 
     ``values[t]`` is V(s_t); ``last_values`` is V of the observation after the last step. An episode ends at a
     termination (the pole fell: no future value, ever), at a truncation (time limit) and at the rollout's end.
@@ -93,7 +95,6 @@ def _explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
     """1 − Var(R − V) / Var(R): 1 is a perfect critic, 0 no better than a constant, nan on constant returns."""
     var_returns = returns.var()
     return float(1.0 - (returns - values).var() / var_returns) if var_returns > 0 else float("nan")
-
 
 
 def _column(configs: Sequence[PPOConfig], value: Callable[[PPOConfig], float | None],
@@ -230,7 +231,8 @@ class _MemberAgent(PPOAgent):
 
 
 class _Member:
-    """One member's state in the population loop; ``row`` is its column in the stack, which moves as others leave."""
+    """One member's state in the population loop; ``row`` is its place on the member axis, which moves as others
+    leave."""
 
     def __init__(self, config: PPOConfig, run: Run, model: ActorCritic, net: StackedActorCritic, row: int):
         self.config, self.run, self.row = config, run, row
@@ -383,9 +385,9 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
             if not np.isfinite(row_metrics).all():
                 member.failure = FloatingPointError(f"diverged at step {member.run.env_steps}")
                 continue
-            member.run.log_update(**dict(zip(METRICS, row_metrics.tolist())), learning_rate=lr,
-                                  explained_variance=_explained_variance(member_values[member.row][mine],
-                                                                         member_returns[member.row][mine]))
+            explained_variance = _explained_variance(member_values[member.row][mine], member_returns[member.row][mine])
+            member.run.log_update(**dict(zip(METRICS, row_metrics.tolist())), explained_variance=explained_variance,
+                                  learning_rate=lr)
 
         # ---- evaluations: the members due evaluated together, then each member's own checkpoints
         going_on = [member for member in live if member.error is None]
