@@ -16,10 +16,12 @@ start costs, and the page's own CPU (server process, Chromium).
 
 Held-out check: "solved" in training means a greedy mean return ≥ 475 over 20 evaluation episodes, all drawn from
 one vectorized reset at ``engine.evaluate.EVAL_SEED`` (1,000,003), every evaluation the same 20. The best
-configuration, and the `fast` preset for reference, train again on seeds 1000–1004 (the study's runs used
-0 … seeds-1), each with the study's stop-on-solve and over its whole budget; every final agent then plays 100
-held-out episodes: CartPole-v1 on episode seeds 2,000,000–2,000,099 (``reset(seed=s)``: the episode the Replay page
-shows for seed s), seeds no training or evaluation reset used. Held-out solved: mean ≥ 475 over those 100.
+configuration (the study's best after its confirmation: the best trials re-run on fresh seeds, the command's
+default), and the `fast` preset for reference, train again on seeds 1000–1004 (the study's runs used 0 … seeds-1
+and its confirmation the seeds after them), each with the study's stop-on-solve and over its whole budget; every
+final agent then plays 100 held-out episodes: CartPole-v1 on episode seeds 2,000,000–2,000,099 (``reset(seed=s)``:
+the episode the Replay page shows for seed s), seeds no training or evaluation reset used. Held-out solved: mean
+≥ 475 over those 100.
 
 ``page`` (T3, T2 at scale): a study with the same search space and seeds but a 512-step budget, its runs trained in
 this process between the controller's pumps (so the pumps are timed apart from training), and the final
@@ -355,6 +357,12 @@ def study_rows(outcome: StudyOutcome, held_out_best: HeldOut | None) -> list[lis
     else:
         rows.append([f"best trial ({summary['objective']}, IQM of its seeds)",
                      f"#{best['trial']}: {best['objective']:,.0f} — {_params(best['params'])}", ""])
+        confirmation = best.get("confirmation")
+        if confirmation is not None:
+            seeds = confirmation["seeds"]
+            rows.append([f"its confirmation (the best {outcome.spec.confirm_trials} trials re-run on fresh seeds "
+                         f"{seeds[0]}–{seeds[-1]}): seeds solved · IQM over all its seeds",
+                         f"{confirmation['held']}/{len(seeds)} · {confirmation['objective']:,.0f}", ""])
     if held_out_best is not None:
         solved = held_out_best.held_out_solved
         rows.append(["best configuration on 5 fresh seeds, held-out episodes solved (as the study trained it)",

@@ -277,7 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_study_parser(commands: argparse._SubParsersAction) -> None:
     from cartpole_core.studies.objectives import OBJECTIVES
-    from cartpole_core.studies.storage import PRUNERS, SAMPLERS, TRIALS_MAX
+    from cartpole_core.studies.storage import (
+        CONFIRM_SEEDS,
+        CONFIRM_TRIALS,
+        CONFIRM_TRIALS_MAX,
+        PRUNERS,
+        SAMPLERS,
+        TRIALS_MAX,
+    )
 
     study = commands.add_parser("study", help="hyperparameter studies: run, list, show, stop, resume, delete")
     study_commands = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
@@ -301,6 +308,12 @@ def _add_study_parser(commands: argparse._SubParsersAction) -> None:
                      help="what the search optimizes, over each trial's seeds by their interquartile mean "
                           "(default steps_to_solve). " + " ".join(f"{name}: {objective.definition}"
                                                                    for name, objective in OBJECTIVES.items()))
+    run.add_argument("--confirm-trials", default=str(CONFIRM_TRIALS),
+                     help=f"once the trials ended, re-run the best this many on fresh seeds before naming the best, 0 "
+                          f"to {CONFIRM_TRIALS_MAX} (default {CONFIRM_TRIALS}; 0: name the best trial as it is)")
+    run.add_argument("--confirm-seeds", default=str(CONFIRM_SEEDS),
+                     help=f"fresh seeds per confirmed trial, 1 to {SEEDS_PER_LAUNCH_MAX} (default {CONFIRM_SEEDS}): "
+                          f"the seeds after the trials'; the best is the one that held on the most of them")
     run.add_argument("--name", help="a name for the study (default: the preset and the varied fields)")
     run.add_argument("--seed", default="0", help=f"the first run seed of every trial and the sampler's seed, 0 to "
                                                  f"{SEED_MAX:,} (default 0)")
@@ -934,11 +947,14 @@ def _study_run(args: argparse.Namespace) -> int:
     trials = _int_in(args.trials, "--trials", 1, storage.TRIALS_MAX)
     seeds = _int_in(args.seeds, "--seeds", 1, SEEDS_PER_LAUNCH_MAX)
     seed = _seed(args.seed, "--seed")
+    confirm_trials = _int_in(args.confirm_trials, "--confirm-trials", 0, storage.CONFIRM_TRIALS_MAX)
+    confirm_seeds = _int_in(args.confirm_seeds, "--confirm-seeds", 1, SEEDS_PER_LAUNCH_MAX)
     cpus = _connect(_ray_address(args))
     try:
         spec = api.new_spec(args.algo, vary, base=base, preset=args.preset, trials=trials, seeds=seeds,
                             sampler=args.sampler, pruner=args.pruner, objective=args.objective, name=_name(args),
-                            seed=seed, parallel=_parallel(args, seeds), cpus=cpus)
+                            seed=seed, parallel=_parallel(args, seeds), cpus=cpus, confirm_trials=confirm_trials,
+                            confirm_seeds=confirm_seeds)
     except SpaceError:
         raise
     except ValueError as err:  # e.g. seeds past SEED_MAX, a name too long for the trials' run names
@@ -988,8 +1004,14 @@ def _drive_study(args: argparse.Namespace, store: RunStore, study_id: str, paral
         if not args.json:
             print(_trial_line(trial, summary), file=sys.stderr)
 
+    def on_confirming(spec: Any) -> None:
+        if not args.json:
+            seeds = spec.confirm_run_seeds
+            print(f"confirming the best {spec.confirm_trials} trial(s) on fresh seeds {seeds[0]}–{seeds[-1]}",
+                  file=sys.stderr)
+
     with CtrlC() as ctrl_c:
-        summary = api.drive(store, study_id, parallel=parallel, on_trial=on_trial,
+        summary = api.drive(store, study_id, parallel=parallel, on_trial=on_trial, on_confirming=on_confirming,
                             should_stop=lambda: ctrl_c.pressed, ray_address=_ray_address(args))
     print(json.dumps(summary) if args.json else _study_text(summary))
     return 0
@@ -1023,8 +1045,15 @@ def _study_text(summary: dict[str, Any]) -> str:
     else:
         params = ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
                            for name, value in best["params"].items())
-        lines += [f"best: trial {best['trial']}, {summary['objective']} {best['objective']:,.6g} (IQM of "
-                  f"{len(best['run_ids'])} seed(s)): {params}", f"checkpoint: {best['checkpoint']}"]
+        lines.append(f"best: trial {best['trial']}, {summary['objective']} {best['objective']:,.6g} (IQM of "
+                     f"{len(best['run_ids'])} seed(s)): {params}")
+        confirmation = best.get("confirmation")
+        if confirmation is not None:
+            seeds = confirmation["seeds"]
+            lines.append(f"confirmed on fresh seeds {seeds[0]}–{seeds[-1]}: {confirmation['held']}/{len(seeds)} "
+                         f"held; {summary['objective']} {confirmation['objective']:,.6g} (IQM of all "
+                         f"{len(best['run_ids']) + len(seeds)} seeds)")
+        lines.append(f"checkpoint: {best['checkpoint']}")
     return "\n".join(lines)
 
 

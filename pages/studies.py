@@ -119,25 +119,34 @@ def new_study_form(home) -> None:
     st.caption(f"**{OBJECTIVES[objective].title}.** {OBJECTIVES[objective].definition} · {SAMPLER_HELP[sampler]} · "
                f"Pruner {pruner}: {PRUNER_HELP[pruner]}")
 
-    counts = st.columns([1, 1, 3, 2], vertical_alignment="bottom")
+    counts = st.columns([1, 1, 1, 1, 3, 2], vertical_alignment="bottom")
     trials = counts[0].number_input("Trials", 1, storage.TRIALS_MAX, 20, key="study_trials")
     seeds = counts[1].number_input("Seeds per trial", 1, SEEDS_PER_LAUNCH_MAX, 3, key="study_seeds",
                                    help="Every trial runs on the same seeds; its value is the IQM across them.")
+    confirm_trials = counts[2].number_input(
+        "Confirm the best", 0, storage.CONFIRM_TRIALS_MAX, storage.CONFIRM_TRIALS, key="study_confirm_trials",
+        help="Once every trial ended, re-run this many of the best on fresh seeds before naming the study's best: "
+             "the best of a few seeds is an optimistic pick. 0: name the best trial as it is.")
+    confirm_seeds = counts[3].number_input(
+        "on fresh seeds", 1, SEEDS_PER_LAUNCH_MAX, storage.CONFIRM_SEEDS, key="study_confirm_seeds",
+        disabled=confirm_trials == 0, help="Seeds no trial trained on. The best is the confirmed trial that solved "
+                                           "on the most of them, then the best over all its seeds.")
     suggested = f"{algo}/{preset}: {', '.join(fields)}"[:100] if fields else f"{algo}/{preset}"
-    name = counts[2].text_input("Name", key="study_name", max_chars=NAME_MAX, placeholder=suggested).strip()
+    name = counts[4].text_input("Name", key="study_name", max_chars=NAME_MAX, placeholder=suggested).strip()
+    confirm_runs = f" + {confirm_trials * confirm_seeds} to confirm the best" if confirm_trials else ""
 
     if sampler == "grid" and dimensions and not problems:
         try:
             space.grid(dimensions, storage.GRID_POINTS)
             size = space.grid_size(dimensions, storage.GRID_POINTS)
             trials = min(trials, size)
-            st.caption(f"Grid: {size} configuration(s) × {seeds} seed(s) = **{size * seeds} runs** "
+            st.caption(f"Grid: {size} configuration(s) × {seeds} seed(s) = **{size * seeds} runs**{confirm_runs} "
                        f"({trials} trial(s) planned).")
         except SpaceError as err:
             problems["grid"] = str(err)
     elif dimensions:
-        st.caption(f"{trials} trial(s) × {seeds} seed(s): at most **{trials * seeds} runs** (pruned trials stop "
-                   f"early).")
+        st.caption(f"{trials} trial(s) × {seeds} seed(s): at most **{trials * seeds} runs**{confirm_runs} (pruned "
+                   f"trials stop early).")
 
     spec = None
     try:
@@ -148,6 +157,7 @@ def new_study_form(home) -> None:
         try:
             spec = new_spec(algo, dimensions, base=base, preset=preset, trials=trials, seeds=seeds, sampler=sampler,
                             pruner=pruner, objective=objective, name=name or suggested,
+                            confirm_trials=confirm_trials, confirm_seeds=confirm_seeds,
                             cpus=handles.scheduler(str(home)).cpus)  # the cluster's, when runs train on Ray
         except ValueError as err:  # e.g. a name too long for the trials' run names
             problems["study"] = str(err)
@@ -156,7 +166,7 @@ def new_study_form(home) -> None:
             st.error(plain(problems[key]), icon=":material/block:")
     if not fields:
         st.info("Pick at least one field to vary.", icon=":material/science:")
-    launch = counts[3].button("Launch study", type="primary", icon=":material/science:", width="stretch",
+    launch = counts[5].button("Launch study", type="primary", icon=":material/science:", width="stretch",
                               disabled=spec is None or bool(problems))
     if launch and spec is not None and not problems:
         storage.create_study(home, spec)
@@ -197,7 +207,7 @@ def study_panel(study_id: str, drawn_status: str) -> None:
                f"{spec.seeds} seed(s) a trial · varies {', '.join(f'`{dim.to_text()}`' for dim in spec.dimensions)}")
     best = summary["best"]
     metrics = st.columns([1, 1, 2, 1, 2], vertical_alignment="bottom")
-    metrics[0].metric("Status", view.status)
+    metrics[0].metric("Status", "confirming" if view.status == "running" and summary["confirming"] else view.status)
     metrics[1].metric("Trials", f"{summary['trials']} / {summary['trials_planned']}")
     metrics[2].metric(f"Best: {objective.title}", "—" if best is None else f"{best['objective']:,.4g}",
                       help=objective.definition)
@@ -229,6 +239,7 @@ def study_panel(study_id: str, drawn_status: str) -> None:
             save_best_as_preset(store.home, spec, best)
         st.markdown("Best parameters: " + ", ".join(f"`{field}={fmt_value(value)}`"
                                                      for field, value in best["params"].items()))
+        st.caption(confirmation_text(spec, summary, objective.title))
 
     rows = view.rows
     completed = [row for row in rows if row["value"] is not None]
@@ -254,6 +265,7 @@ def study_panel(study_id: str, drawn_status: str) -> None:
                            if row["run_values"] and best_values else None),
         **{dim.field: _shown(row["params"].get(dim.field)) for dim in spec.dimensions},
         "runs": studies.runs_link(spec, row["run_ids"]) if row["run_ids"] else None,
+        **({"solved on fresh seeds": _confirmation_cell(spec, row["confirmation"])} if spec.confirm_trials else {}),
         "note": row["reason"] or "",
     } for row in rows])
     st.container(key="study_trial_table").dataframe(table, hide_index=True, column_config={
@@ -266,7 +278,11 @@ def study_panel(study_id: str, drawn_status: str) -> None:
                  "trial's, over all pairs of seeds (ties count half). 50 %: as good as the best; near 0: clearly "
                  "worse."),
         "runs": st.column_config.LinkColumn("runs", display_text="open runs",
-                                            help="The trial's runs, selected in Runs & compare")})
+                                            help="The trial's runs, selected in Runs & compare"),
+        "solved on fresh seeds": st.column_config.TextColumn(
+            help=f"The best {spec.confirm_trials} trial(s), re-run on {spec.confirm_seeds} seed(s) no trial trained "
+                 "on once every trial ended: on how many the configuration solved (for the final-return objective: "
+                 "ended solved).")})
     st.caption(f"{objective.title}: {objective.definition} Statistics as in Agarwal et al. (2021), across each "
                f"trial's {spec.seeds} seed(s).")
 
@@ -298,6 +314,31 @@ def study_panel(study_id: str, drawn_status: str) -> None:
                             key=f"contour.{study_id}")
             st.caption("Points: completed trials. The surface between them is interpolated (inverse-distance "
                        "weighting): a sketch of the landscape, exact only at the points.")
+
+
+def confirmation_text(spec: storage.StudySpec, summary: dict, title: str) -> str:
+    """What stands behind the best: its trial's seeds only, the confirmation under way, or the confirmation."""
+    best, confirmation = summary["best"], summary["best"]["confirmation"]
+    if confirmation is not None:
+        seeds = confirmation["seeds"]
+        return (f"Confirmed: re-run on fresh seeds {seeds[0]}–{seeds[-1]}, it solved on **{confirmation['held']} of "
+                f"{len(seeds)}**; {title.lower()} over all {len(best['run_ids']) + len(seeds)} seeds (IQM): "
+                f"{confirmation['objective']:,.4g}.")
+    if not spec.confirm_trials:
+        return f"The best trial on its {spec.seeds} seed(s); this study confirms nothing on fresh seeds."
+    if summary["confirming"]:
+        return (f"Confirming: the best {spec.confirm_trials} trial(s) are re-running on {spec.confirm_seeds} fresh "
+                "seeds; the study's best is named once they end.")
+    return (f"The best so far on its {spec.seeds} seed(s). Once every trial ended, the best {spec.confirm_trials} "
+            f"are re-run on {spec.confirm_seeds} fresh seeds before the study names its best.")
+
+
+def _confirmation_cell(spec: storage.StudySpec, confirmation: dict | None) -> str:
+    if confirmation is None:
+        return ""
+    if confirmation["run_values"] is None:
+        return "running…"
+    return f"{confirmation['held']}/{spec.confirm_seeds}"
 
 
 def save_best_as_preset(home, spec: storage.StudySpec, best: dict) -> None:

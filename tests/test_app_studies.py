@@ -13,13 +13,14 @@ from cartpole_core.studies.controller import StudyController
 PAGE = "pages/studies.py"
 
 
-def finished_study(home, trials=3, seeds=2):
+def finished_study(home, trials=3, seeds=2, confirm_trials=0, confirm_seeds=0):
     """A tiny Q-learning study, driven to the end here: its runs trained in this process as they are queued."""
     dims = [space.parse_vary("qlearning", text) for text in ("gamma=0.9:0.999", "learning_rate.start=0.1:1.0:log")]
     base = preset_config("qlearning", "fast", total_env_steps=3000)
     spec = storage.StudySpec(study_id=storage.new_study_id("qlearning"), name="tiny study", algo="qlearning",
                              preset="fast", base_config=base.to_json(), dimensions=tuple(dims), sampler="random",
-                             pruner="none", objective="final", trials=trials, seeds=seeds, seed=0, parallel=1)
+                             pruner="none", objective="final", trials=trials, seeds=seeds, seed=0, parallel=1,
+                             confirm_trials=confirm_trials, confirm_seeds=confirm_seeds)
     storage.create_study(home, spec)
     store = RunStore(home)
     deadline = time.monotonic() + 60
@@ -62,11 +63,13 @@ def test_launch_creates_the_study_and_opens_its_view(home):
     test.selectbox(key="study_algo").set_value("qlearning").run()
     test.multiselect(key="study_vary.qlearning").set_value(["gamma"]).run()
     test.selectbox(key="study_sampler").set_value("grid").run()
-    assert any("Grid: 3 configuration(s) × 3 seed(s) = **9 runs**" in caption.value for caption in test.caption)
+    assert any("Grid: 3 configuration(s) × 3 seed(s) = **9 runs** + 15 to confirm the best" in caption.value
+               for caption in test.caption)
     next(button for button in test.button if button.label == "Launch study").click().run()
     assert not test.exception
     (spec,), _ = storage.list_studies(home)
     assert (spec.algo, spec.sampler, spec.trials, spec.seeds) == ("qlearning", "grid", 3, 3)
+    assert (spec.confirm_trials, spec.confirm_seeds) == (3, 5)  # the defaults: the best 3 re-run on 5 fresh seeds
     assert test.query_params["study"] == spec.study_id
     storage.request_stop(storage.study_dir(home, spec.study_id))  # the page's driver stops it, cancelling its runs
 
@@ -85,6 +88,17 @@ def test_a_finished_study_shows_every_trial_and_its_parallel_coordinates(home):
     assert [axis["label"] for axis in axes[:2]] == ["gamma", "learning_rate.start (log)"]
     assert len(axes[2]["values"]) == 3  # one line per completed trial
     assert any(link.label.startswith("Open the best trial") for link in test.get("page_link"))
+
+
+def test_a_confirmed_study_names_its_best_with_the_fresh_seeds_it_solved_on(home):
+    spec = finished_study(home, confirm_trials=2, confirm_seeds=2)
+    test = app(PAGE, study=spec.study_id)
+    assert not test.exception and not test.error
+    table = test.dataframe[0].value
+    cells = sorted(cell for cell in table["solved on fresh seeds"] if cell)
+    assert len(cells) == 2 and all(cell in ("0/2", "1/2", "2/2") for cell in cells)  # the two best trials
+    confirmed = next(caption.value for caption in test.caption if caption.value.startswith("Confirmed:"))
+    assert "fresh seeds 2–3" in confirmed and "over all 4 seeds" in confirmed
 
 
 def test_a_train_share_link_sets_the_studys_base(home):

@@ -50,7 +50,8 @@ def test_a_study_killed_with_kill_9_and_resumed_has_exactly_its_trials_and_a_bes
         cli = subprocess.Popen([sys.executable, "-m", "cartpole_core", "study", "run", "--algo", "qlearning",
                                 "--vary", "gamma=0.9:1", "--vary", "learning_rate.start=0.1:1:log",
                                 "--set", "total_env_steps=40000", "--trials", "6", "--seeds", "2", "--parallel", "2",
-                                "--json", "--home", str(home)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+                                "--confirm-trials", "0", "--json", "--home", str(home)],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 120
         folder, trials = trials_so_far(home)
@@ -110,6 +111,8 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
     ([], "a study must vary at least one field"),
     (["--vary", "no_such_field=1:2"], "unknown field 'no_such_field' for qlearning"),
     (["--vary", "total_env_steps=1000:2000"], "total_env_steps is the same for every trial"),
+    (["--vary", "gamma", "--confirm-trials", "11"], "--confirm-trials must be an integer from 0 to 10, got 11"),
+    (["--vary", "gamma", "--confirm-seeds", "0"], "--confirm-seeds must be an integer from 1 to 16, got 0"),
     (["--vary", "gamma=0.99:0.9"], "the low end must be below the high end"),
     (["--vary", "gamma=0.9:1", "--vary", "gamma=0.95:1"], "gamma is varied twice"),
     (["--vary", "gamma=0.9:1", "--trials", "0"], "--trials must be an integer from 1 to 1,000, got 0"),

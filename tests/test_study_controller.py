@@ -1,19 +1,22 @@
 """The study controller over real runs (tabular Q-learning, tiny budgets), its spec files and its lease."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
 
+import optuna
 import pytest
+from optuna.distributions import FloatDistribution
 from optuna.pruners import MedianPruner
-from optuna.trial import TrialState
+from optuna.trial import TrialState, create_trial
 
 from cartpole_core.config.presets import preset_config
 from cartpole_core.jobs.dispatch import Dispatcher
 from cartpole_core.runs.store import RunStore
 from cartpole_core.studies import space, storage
-from cartpole_core.studies.controller import INTERRUPTED, StudyController
+from cartpole_core.studies.controller import CONFIRMATIONS, INTERRUPTED, StudyController, confirmed_best
 from cartpole_core.studies.storage import Lease, StudyError, StudySpec
 
 GOOD = {"bins": "1-1-6-12", "learning_rate.start": 1.0, "learning_rate.end": 0.01}  # the fast preset: solves
@@ -21,13 +24,15 @@ ONE_STATE = {**GOOD, "bins": "1-1-1-1"}  # one table row: the same action always
 END_ABOVE_START = {**GOOD, "learning_rate.start": 0.05, "learning_rate.end": 0.1}  # a log-decay cannot rise
 
 
-def new_study(home, *, trials, seeds, parallel=1, budget=1_000_000, stop_on_solve=True, pruner="median"):
+def new_study(home, *, trials, seeds, parallel=1, budget=1_000_000, stop_on_solve=True, pruner="median",
+              confirm_trials=0, confirm_seeds=0):
     base = preset_config("qlearning", "fast", total_env_steps=budget, stop_on_solve=stop_on_solve)
     dims = [space.parse_vary("qlearning", text) for text in
             ("bins=1-1-1-1,1-1-6-12", "learning_rate.start=0.05:1", "learning_rate.end=0:0.1")]
     spec = StudySpec(study_id=storage.new_study_id("qlearning"), name="test study", algo="qlearning", preset="fast",
                      base_config=base.to_json(), dimensions=tuple(dims), sampler="tpe", pruner=pruner,
-                     objective="steps_to_solve", trials=trials, seeds=seeds, seed=0, parallel=parallel)
+                     objective="steps_to_solve", trials=trials, seeds=seeds, seed=0, parallel=parallel,
+                     confirm_trials=confirm_trials, confirm_seeds=confirm_seeds)
     storage.create_study(home, spec)
     return spec
 
@@ -77,6 +82,62 @@ def test_pruning_cancels_a_bad_trials_runs_and_keeps_their_data_and_a_rejected_c
     assert summary["trials"] == 3 and summary["trials_pruned"] == 1 and summary["trials_failed"] == 1
     assert summary["best"]["trial"] == 0 and summary["best"]["params"] == GOOD
     assert storage.load_spec(store.home, spec.study_id).status == "completed"
+
+
+def test_the_best_trials_are_confirmed_on_fresh_seeds_and_a_stop_in_between_queues_the_confirmation_again(dispatcher):
+    store = dispatcher.store
+    spec = new_study(store.home, trials=2, seeds=1, budget=60_000, pruner="none", confirm_trials=2, confirm_seeds=2)
+    study = storage.load_optuna_study(storage.study_dir(store.home, spec.study_id))
+    for params in (GOOD, ONE_STATE):
+        study.enqueue_trial(params)
+    with StudyController.open(store, spec.study_id) as controller:
+        deadline = time.monotonic() + 90
+        while not controller.confirming:
+            assert time.monotonic() < deadline, "the confirmation did not start"
+            dispatcher.pump()
+            controller.pump()
+            time.sleep(0.05)
+        assert controller.summary()["confirming"] and controller.summary()["best"]["confirmation"] is None
+        controller.stop()  # the confirmation's runs are cancelled; the study is not completed
+    first = [run for run in store.list_runs(tag=spec.tag) if "confirm:0" in run["tags"]]
+    assert first and all(run["status"] == "cancelled" for run in first)
+    assert storage.load_spec(store.home, spec.study_id).status == "stopped"
+
+    with StudyController.open(store, spec.study_id) as resumed:
+        drive(dispatcher, resumed)
+        summary = resumed.summary()
+    assert storage.load_spec(store.home, spec.study_id).status == "completed"
+    best = summary["best"]
+    assert best["params"] == GOOD and best["confirmation"]["seeds"] == [1, 2] and best["confirmation"]["held"] == 2
+    confirmations = resumed.study.user_attrs[CONFIRMATIONS]
+    assert confirmations[str(best["trial"])]["run_ids"] == best["confirmation"]["run_ids"]
+    assert max(confirmations.values(), key=lambda entry: entry["held"]) is confirmations[str(best["trial"])]
+    for number, entry in confirmations.items():
+        runs = [store.get_run(run_id) for run_id in entry["run_ids"]]
+        assert [run["seed"] for run in runs] == [1, 2] and all(run["status"] == "completed" for run in runs)
+        assert all(sorted(run["tags"]) == sorted([spec.tag, f"confirm:{number}"]) for run in runs)
+    assert {entry["held"] for entry in confirmations.values()} == {0, 2}  # the one-state table never solves
+
+
+def test_the_confirmed_best_is_the_candidate_that_held_on_the_most_fresh_seeds_then_the_best_over_all_seeds(tmp_path):
+    spec = dataclasses.replace(new_study(tmp_path, trials=3, seeds=3), confirm_trials=2, confirm_seeds=5)
+    study = optuna.create_study(direction="minimize")
+    distributions = {"gamma": FloatDistribution(0.9, 1.0)}
+    for value, gamma in ((1000.0, 0.91), (2000.0, 0.92), (500.0, 0.93)):  # trial 2 is the best before confirmation
+        study.add_trial(create_trial(value=value, params={"gamma": gamma}, distributions=distributions,
+                                     user_attrs={"run_values": [value] * 3}))
+    assert confirmed_best(spec, study) is None  # no confirmation yet: the summary names the best trial as it is
+    study.set_user_attr(CONFIRMATIONS, {
+        "2": {"run_ids": list("abcde"), "run_values": [400.0, 400.0, 400.0, 2e6, 2e6], "held": 3},
+        "0": {"run_ids": list("fghij"), "run_values": [1200.0] * 5, "held": 5},
+    })
+    best, confirmation = confirmed_best(spec, study)
+    assert best.number == 0 and confirmation["held"] == 5 and confirmation["seeds"] == [3, 4, 5, 6, 7]
+    assert confirmation["objective"] == pytest.approx(1150.0)  # IQM of 1000 × 3, 1200 × 5: mean of 1000, 1200 × 3
+
+    study.set_user_attr(CONFIRMATIONS, {**study.user_attrs[CONFIRMATIONS],
+                                        "2": {"run_ids": list("abcde"), "run_values": [600.0] * 5, "held": 5}})
+    assert confirmed_best(spec, study)[0].number == 2  # both held on every fresh seed: the better over all seeds
 
 
 def test_a_stop_cancels_the_trials_in_flight_and_a_resume_runs_their_configurations_again(dispatcher):

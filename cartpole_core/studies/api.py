@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cartpole_core.config.limits import SEEDS_PER_LAUNCH_MAX, check_seed
+from cartpole_core.config.limits import SEEDS_PER_LAUNCH_MAX
 from cartpole_core.config.models import TrainConfig
 from cartpole_core.config.presets import preset_config
 from cartpole_core.runs.home import data_home, ensure_data_home
@@ -40,11 +40,14 @@ OnTrial = Callable[[Any, dict[str, Any]], None]  # (the trial just told, an optu
 def new_spec(algo: str, vary: Sequence[str | Dimension], *, base: TrainConfig | None = None, preset: str = "fast",
              trials: int = 20, seeds: int = 3, sampler: str = "tpe", pruner: str = "median",
              objective: str = "steps_to_solve", name: str | None = None, seed: int = 0,
-             parallel: int | None = None, cpus: int | None = None) -> storage.StudySpec:
+             parallel: int | None = None, cpus: int | None = None, confirm_trials: int = storage.CONFIRM_TRIALS,
+             confirm_seeds: int = storage.CONFIRM_SEEDS) -> storage.StudySpec:
     """A checked study spec: ``vary`` in the CLI's ``--vary`` syntax (``FIELD=LOW:HIGH[:log]``, ``FIELD=a,b,c`` or
     ``FIELD`` for its typical range) or as ``Dimension``s; ``base`` the config every trial starts from (default:
     ``preset``'s). A grid runs each of its points once: ``trials`` is cut to the grid's size. Without ``parallel``,
-    trials in flight fill ``cpus`` (those of the Ray cluster the runs train on; default: this machine's)."""
+    trials in flight fill ``cpus`` (those of the Ray cluster the runs train on; default: this machine's). Once the
+    trials ended, the best ``confirm_trials`` are re-run on ``confirm_seeds`` fresh seeds before the study names its
+    best (0: name the best trial as it is)."""
     base = base if base is not None else preset_config(algo, preset)
     dims = space.check_space(algo, [dim if isinstance(dim, Dimension) else space.parse_vary(algo, dim)
                                     for dim in vary])
@@ -54,7 +57,10 @@ def new_spec(algo: str, vary: Sequence[str | Dimension], *, base: TrainConfig | 
             raise ValueError(f"{label} {value!r:.40} is unknown; allowed: {', '.join(allowed)}")
     _check_count("trials", trials, storage.TRIALS_MAX)
     _check_count("seeds", seeds, SEEDS_PER_LAUNCH_MAX)
-    check_seed(seed)
+    storage.check_seeds(seeds, seed)
+    if confirm_trials == 0:
+        confirm_seeds = 0
+    storage.check_confirmation(confirm_trials, confirm_seeds, seed, seeds)
     if sampler == "grid":
         space.grid(dims, storage.GRID_POINTS)  # SpaceError for a grid past space.GRID_MAX points
         trials = min(trials, space.grid_size(dims, storage.GRID_POINTS))
@@ -64,7 +70,8 @@ def new_spec(algo: str, vary: Sequence[str | Dimension], *, base: TrainConfig | 
     spec = storage.StudySpec(
         study_id=storage.new_study_id(algo), name=name or _clip(suggested, STUDY_NAME_MAX), algo=algo, preset=preset,
         base_config=base.to_json(), dimensions=tuple(dims), sampler=sampler, pruner=pruner, objective=objective,
-        trials=trials, seeds=seeds, seed=seed, parallel=parallel)
+        trials=trials, seeds=seeds, seed=seed, parallel=parallel, confirm_trials=min(confirm_trials, trials),
+        confirm_seeds=confirm_seeds)
     storage.check_spec(spec)
     return spec
 
@@ -79,10 +86,12 @@ def default_parallel(seeds: int, cpus: int | None = None) -> int:
 
 
 def drive(store: RunStore, study_id: str, *, parallel: int | None = None, on_trial: OnTrial | None = None,
-          should_stop: Callable[[], bool] | None = None, ray_address: str | None = None) -> dict[str, Any]:
+          should_stop: Callable[[], bool] | None = None, ray_address: str | None = None,
+          on_confirming: Callable[[storage.StudySpec], None] | None = None) -> dict[str, Any]:
     """Train the study's runs in local worker processes (or on the Ray cluster at ``ray_address``) and drive its
     controller until the study is completed or stopped (``should_stop()`` true, or a stop request from elsewhere);
-    cancelled runs are let finish their writes. Returns the summary with the study's ``status``. StudyError "busy"
+    cancelled runs are let finish their writes. ``on_confirming(spec)`` is called once when the best trials start
+    their confirmation. Returns the summary with the study's ``status``. StudyError "busy"
     while another controller drives it; RayConnectError when the cluster cannot be used."""
     from cartpole_core.jobs.dispatch import Dispatcher
     from cartpole_core.jobs.executor import CANCEL_GRACE_S
@@ -91,6 +100,7 @@ def drive(store: RunStore, study_id: str, *, parallel: int | None = None, on_tri
     dispatcher = Dispatcher.local(store.home) if ray_address is None else Dispatcher.ray(store.home, ray_address)
     try:
         with StudyController.open(store, study_id, parallel=parallel) as controller:
+            confirming = False
             while not controller.done:
                 if should_stop is not None and should_stop():
                     controller.stop()
@@ -99,6 +109,10 @@ def drive(store: RunStore, study_id: str, *, parallel: int | None = None, on_tri
                 for trial in controller.pump():
                     if on_trial is not None:
                         on_trial(trial, controller.summary())
+                if controller.confirming and not confirming:
+                    confirming = True
+                    if on_confirming is not None:
+                        on_confirming(controller.spec)
                 time.sleep(PUMP_INTERVAL_S)
             deadline = time.monotonic() + CANCEL_GRACE_S + 5
             while dispatcher.executor.active and time.monotonic() < deadline:  # cancelled runs end (a stop)

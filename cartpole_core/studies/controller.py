@@ -17,6 +17,14 @@ runs cancelled or interrupted by someone else, the controller gone before its ru
 the user attribute ``interrupted`` (the reason), does not count, and its parameters are enqueued again, so that
 configuration still runs (a grid loses no point).
 
+Confirmation: the best of a few seeds per trial is an optimistic pick (a configuration whose seeds were lucky wins).
+So once every trial has ended, the best ``confirm_trials`` are each re-run on ``confirm_seeds`` fresh seeds (the
+seeds after the trials', the same for each) before the study completes, and the study's best is the candidate whose
+confirmation held on the most fresh seeds (solved; for the ``final`` objective, solved at the end), then the best
+objective over all its seeds (``confirmed_best``). The confirmation lives in the study's user attribute
+``confirmations`` (trial number → run ids, their values and how many held), its runs tagged ``confirm:<n>``; runs
+cut short from outside (a stop) are queued again on resume.
+
 Resuming (``open``): the journal's RUNNING trials are matched to their runs by the study tag, in one scan: runs
 still active are followed again, runs all ended are told from the store at the first pump, no runs at all is an
 interrupted trial as above. No trial is duplicated and none is lost.
@@ -38,11 +46,20 @@ from cartpole_core.config.limits import QUEUED_MAX
 from cartpole_core.config.models import ConfigError
 from cartpole_core.jobs.queue import QueueFullError, cancel_run, submit
 from cartpole_core.runs.store import ACTIVE_STATUSES, RunStore
+from cartpole_core.stats import iqm
 from cartpole_core.studies import space, storage
-from cartpole_core.studies.objectives import OBJECTIVES, intermediate_value, report_steps, run_value, trial_value
+from cartpole_core.studies.objectives import (
+    OBJECTIVES,
+    intermediate_value,
+    report_steps,
+    run_holds,
+    run_value,
+    trial_value,
+)
 from cartpole_core.studies.storage import Lease, StudySpec
 
 INTERRUPTED = "interrupted"  # the user attribute (its reason) of a trial that does not count
+CONFIRMATIONS = "confirmations"  # the study's user attribute: {trial number: {"run_ids", "run_values", "held"}}
 MEDIAN_STARTUP_TRIALS = 5  # the median pruner prunes once this many trials have ended (Optuna's and RL Zoo's default)
 HALVING_REDUCTION = 3  # successive halving keeps the best third at each rung
 
@@ -109,6 +126,11 @@ class StudyController:
         return self.stopped or self.spec.status == "completed"
 
     @property
+    def confirming(self) -> bool:
+        """Every trial ended and the best ones are being re-run on fresh seeds."""
+        return bool(self.study.user_attrs.get(CONFIRMATIONS)) and not self.done
+
+    @property
     def in_flight(self) -> list[int]:
         """The numbers of the trials whose runs are queued or training."""
         return list(self._followed)
@@ -128,7 +150,7 @@ class StudyController:
             while len(self._followed) < self.parallel and self._remaining() > 0:
                 if self.store.count_runs("queued") + self.spec.seeds > QUEUED_MAX or not self._start_trial():
                     break  # the queue is full (other runs wait): ask again next round
-            if not self._followed and self._remaining() == 0:
+            if not self._followed and self._remaining() == 0 and self._confirm():
                 self.spec = storage.set_status(self.store.home, self.spec.study_id, "completed")
         told, self._told = self._told, []
         return told
@@ -141,6 +163,9 @@ class StudyController:
                 self._cancel_runs(followed.run_ids)
                 self._interrupt(followed.trial, "the study was stopped")
         self._followed.clear()
+        for entry in self.study.user_attrs.get(CONFIRMATIONS, {}).values():
+            if entry["run_values"] is None:  # queued again on resume
+                self._cancel_runs(entry["run_ids"])
         self.spec = storage.set_status(self.store.home, self.spec.study_id, "stopped")
         storage.clear_stop(self.folder)
         self.stopped = True
@@ -246,6 +271,40 @@ class StudyController:
             return
         self._tell(trial, TrialState.COMPLETE, trial_value(self.spec.objective, values))
 
+    def _confirm(self) -> bool:
+        """One round of the confirmation: queue the candidates' runs (again, if a stop cut them short), record the
+        values of those whose runs all ended; True once every candidate is confirmed (at once if none is)."""
+        confirmations = dict(self.study.user_attrs.get(CONFIRMATIONS, {}))
+        changed, done = False, True
+        for trial in confirmation_candidates(self.spec, self.study):
+            entry = confirmations.get(str(trial.number))
+            if entry is not None and entry["run_values"] is not None:
+                continue
+            done = False
+            runs = [self.store.get_run(run_id) for run_id in entry["run_ids"]] if entry is not None else []
+            if entry is None or any(run is None or run["status"] in ("cancelled", "interrupted") for run in runs):
+                if self.store.count_runs("queued") + self.spec.confirm_seeds > QUEUED_MAX:
+                    break  # the queue is full: next round
+                try:
+                    _, run_ids = submit(self.store, space.apply(self._base, trial.params),
+                                        self.spec.confirm_run_seeds, preset=self.spec.preset,
+                                        name=storage.confirm_name(self.spec.name, trial.number),
+                                        tags=(self.spec.tag, storage.confirm_tag(trial.number)))
+                except QueueFullError:
+                    break
+                confirmations[str(trial.number)] = {"run_ids": run_ids, "run_values": None, "held": None}
+                changed = True
+            elif all(run["status"] not in ACTIVE_STATUSES for run in runs):
+                evaluations = [self.store.evaluations(run["id"], -1) for run in runs]
+                values = [_ended_run_value(self.spec.objective, run, rows) for run, rows in zip(runs, evaluations)]
+                held = sum(run["status"] == "completed" and run_holds(self.spec.objective, run, rows)
+                           for run, rows in zip(runs, evaluations))
+                confirmations[str(trial.number)] = {**entry, "run_values": values, "held": held}
+                changed = True
+        if changed:
+            self.study.set_user_attr(CONFIRMATIONS, confirmations)
+        return done
+
     def _interrupt(self, trial: Trial, reason: str) -> None:
         trial.set_user_attr(INTERRUPTED, reason)
         self._tell(trial, TrialState.FAIL)
@@ -266,6 +325,47 @@ class StudyController:
 
 def _counts(trial: FrozenTrial) -> bool:
     return trial.state.is_finished() and INTERRUPTED not in trial.user_attrs
+
+
+def _ended_run_value(objective: str, run: dict[str, Any], evaluations: list[dict[str, Any]]) -> float | None:
+    """A confirmation run's objective value; None for a run that failed (it did not hold either)."""
+    if run["status"] != "completed":
+        return None
+    value = run_value(objective, run, evaluations)
+    return value if math.isfinite(value) else None
+
+
+def confirmation_candidates(spec: StudySpec, study: Study) -> list[FrozenTrial]:
+    """The ``confirm_trials`` best completed trials, best first (ties: the earlier trial)."""
+    sign = 1 if OBJECTIVES[spec.objective].direction == "minimize" else -1
+    completed = [trial for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if _counts(trial)]
+    return sorted(completed, key=lambda trial: (sign * trial.value, trial.number))[:spec.confirm_trials]
+
+
+def confirmed_best(spec: StudySpec, study: Study) -> tuple[FrozenTrial, dict[str, Any]] | None:
+    """The study's best after its confirmation, and that confirmation — or None while it is not complete (or the
+    study confirms nothing). The candidate held on the most fresh seeds wins; then the objective's IQM over all its
+    seeds, the trial's and the fresh ones."""
+    confirmations = study.user_attrs.get(CONFIRMATIONS, {})
+    candidates = confirmation_candidates(spec, study)
+    if not candidates or any(confirmations.get(str(trial.number), {}).get("run_values") is None
+                             for trial in candidates):
+        return None
+    sign = 1 if OBJECTIVES[spec.objective].direction == "minimize" else -1
+
+    def rank(trial: FrozenTrial) -> tuple[int, float, int]:
+        entry = confirmations[str(trial.number)]
+        return -entry["held"], sign * _all_seeds_value(trial, entry), trial.number
+
+    best = min(candidates, key=rank)
+    entry = confirmations[str(best.number)]
+    return best, {**entry, "seeds": spec.confirm_run_seeds, "objective": _all_seeds_value(best, entry)}
+
+
+def _all_seeds_value(trial: FrozenTrial, entry: dict[str, Any]) -> float:
+    values = [value for value in [*trial.user_attrs.get("run_values", []), *entry["run_values"]] if value is not None]
+    return iqm(values) if values else math.nan
 
 
 def _trial_number(tags: list[str]) -> int | None:
@@ -310,7 +410,11 @@ def display_status(spec: StudySpec, holder: dict[str, Any] | None) -> str:
 
 def summarize(store: RunStore | None, spec: StudySpec, study: Study) -> dict[str, Any]:
     """The study in numbers, and its best trial: its parameters, objective value (the IQM across seeds), runs, and
-    the final checkpoint of its best seed (None while no trial completed). ``store`` None: no checkpoint."""
+    the final checkpoint of its best seed (None while no trial completed). ``store`` None: no checkpoint.
+
+    Once the confirmation is done the best is ``confirmed_best`` and ``best["confirmation"]`` says on which fresh
+    seeds, how many held and the objective over all its seeds; before, the best trial so far, with confirmation None
+    (``confirming`` is true while the best trials are being confirmed)."""
     trials = [trial for trial in study.get_trials(deepcopy=False) if _counts(trial)]
     states = [trial.state for trial in trials]
     summary = {"study_id": spec.study_id, "name": spec.name, "algo": spec.algo, "objective": spec.objective,
@@ -319,11 +423,17 @@ def summarize(store: RunStore | None, spec: StudySpec, study: Study) -> dict[str
                "trials_pruned": states.count(TrialState.PRUNED), "trials_failed": states.count(TrialState.FAIL),
                "best": None}
     completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    confirmed = confirmed_best(spec, study) if spec.confirm_trials else None
+    summary["confirming"] = bool(completed and spec.confirm_trials and confirmed is None
+                                 and len(trials) >= spec.trials)
     if completed:
-        best = study.best_trial
+        best, confirmation = confirmed if confirmed is not None else (study.best_trial, None)
         run_ids = best.user_attrs.get("run_ids", [])
         summary["best"] = {"trial": best.number, "params": best.params, "objective": best.value,
-                           "run_ids": run_ids, "checkpoint": _best_checkpoint(store, spec, best)}
+                           "run_ids": run_ids, "checkpoint": _best_checkpoint(store, spec, best),
+                           "confirmation": None if confirmation is None else {
+                               "seeds": confirmation["seeds"], "run_ids": confirmation["run_ids"],
+                               "held": confirmation["held"], "objective": confirmation["objective"]}}
     return summary
 
 
@@ -340,8 +450,10 @@ def _best_checkpoint(store: RunStore | None, spec: StudySpec, trial: FrozenTrial
 def trial_rows(study: Study) -> list[dict[str, Any]]:
     """One row per trial asked so far: number, state ("complete", "pruned", "fail", "running" or "interrupted"),
     value (of a completed trial), params, runs and their values (of a completed trial, in seed order), why it did
-    not complete, and its last intermediate value."""
+    not complete, its last intermediate value, and its confirmation (None unless it is a candidate; ``run_values``
+    None while its runs train)."""
     rows = []
+    confirmations = study.user_attrs.get(CONFIRMATIONS, {})
     for trial in study.get_trials(deepcopy=False):
         if trial.state == TrialState.WAITING:
             continue
@@ -353,5 +465,6 @@ def trial_rows(study: Study) -> list[dict[str, Any]]:
                      "value": trial.value if trial.state == TrialState.COMPLETE else None, "params": trial.params,
                      "run_ids": attrs.get("run_ids", []), "run_values": attrs.get("run_values", []),
                      "reason": attrs.get(INTERRUPTED) or attrs.get("error") or pruned,
-                     "last_step": trial.last_step, "last_intermediate": last})
+                     "last_step": trial.last_step, "last_intermediate": last,
+                     "confirmation": confirmations.get(str(trial.number))})
     return rows

@@ -67,6 +67,14 @@ def run_value(objective: str | Objective, run: dict[str, Any], evaluations: Sequ
     return _RUN_VALUES[_objective(objective).name](run, evaluations)
 
 
+def run_holds(objective: str | Objective, run: dict[str, Any], evaluations: Sequence[dict[str, Any]]) -> bool:
+    """Whether an ended run reached what a study on ``objective`` is after: it solved — for ``final``, its last
+    evaluation is a solved one. A confirmation counts the fresh seeds that hold."""
+    if _objective(objective).name == "final":
+        return bool(evaluations) and bool(max(evaluations, key=lambda row: row["env_steps"])["solved"])
+    return bool(run["solved"])
+
+
 def trial_value(objective: str | Objective, values: Sequence[float]) -> float:
     """A trial's value: the interquartile mean of its runs' values (one per seed)."""
     _objective(objective)

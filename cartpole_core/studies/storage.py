@@ -9,7 +9,8 @@
   whose process died on this host, or whose heartbeat is older than ``LEASE_STALE_AFTER_S``, may be taken over.
 - ``stop``: a stop request (``study stop``) for the controller that holds the lease.
 
-A trial's runs are ordinary runs of the run store, tagged ``study:<study_id>`` and ``trial:<n>``; deleting a study
+A trial's runs are ordinary runs of the run store, tagged ``study:<study_id>`` and ``trial:<n>``; a confirmation's
+runs (the best trials re-run on fresh seeds) are tagged ``study:<study_id>`` and ``confirm:<n>``. Deleting a study
 removes these files only.
 
 Import-light: Optuna is imported only where the journal is opened.
@@ -53,6 +54,8 @@ PRUNERS = ("none", "median", "halving")
 GRID_POINTS = 3  # values per range in a grid study (every choice of a categorical field)
 STATUSES = ("running", "stopped", "completed")  # "running" with no live lease is shown as "interrupted"
 TRIALS_MAX = 1000  # trials in one study; each is a group of runs
+CONFIRM_TRIALS, CONFIRM_SEEDS = 3, 5  # by default the best 3 trials are re-run on 5 fresh seeds each
+CONFIRM_TRIALS_MAX = 10
 LEASE_STALE_AFTER_S = 30.0  # as a run's heartbeat (runs.store.STALE_AFTER_S)
 LEASE_RENEW_S = 5.0
 _STUDY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -86,6 +89,16 @@ class StudySpec:
     parallel: int  # trials in flight at once
     created_at: float = field(default_factory=time.time)
     status: str = "running"
+    # The best trials re-run on fresh seeds before the study names its best (new studies: CONFIRM_TRIALS on
+    # CONFIRM_SEEDS; 0 for a study written before confirmations existed).
+    confirm_trials: int = 0
+    confirm_seeds: int = 0
+
+    @property
+    def confirm_run_seeds(self) -> list[int]:
+        """Seeds no trial trained on, the same for every trial confirmed: those after the trials' seeds."""
+        first = self.seed + self.seeds
+        return list(range(first, first + self.confirm_seeds))
 
     @property
     def tag(self) -> str:
@@ -114,10 +127,10 @@ class StudySpec:
         if data.get("version") != SPEC_VERSION:
             raise ValueError(f"it has version {data.get('version')!r}; this CartPole Lab reads version {SPEC_VERSION}")
         names = [spec_field.name for spec_field in fields(cls)]
-        missing = [name for name in names if name not in data]
+        missing = [name for name in names if name not in data and name not in ADDED_LATER]
         if missing:
             raise ValueError(f"it lacks {', '.join(missing)}")
-        values = {name: data[name] for name in names}
+        values = {name: data[name] for name in names if name in data}
         if not isinstance(values["base_config"], dict) or not isinstance(values["dimensions"], list):
             raise ValueError("base_config must be an object and dimensions a list")
         values["base_config"] = config_from_dict(values["base_config"]).to_json()
@@ -127,11 +140,15 @@ class StudySpec:
         return spec
 
 
+ADDED_LATER = ("confirm_trials", "confirm_seeds")  # a spec written before them lacks them: their defaults apply
+
+
 def check_spec(spec: StudySpec) -> None:
     """ValueError (LimitError, SpaceError, ConfigError among them) for a spec outside what a study allows."""
     for name, kind in (("study_id", str), ("name", str), ("algo", str), ("preset", str), ("sampler", str),
                        ("pruner", str), ("objective", str), ("status", str), ("trials", int), ("seeds", int),
-                       ("seed", int), ("parallel", int), ("created_at", (int, float))):
+                       ("seed", int), ("parallel", int), ("created_at", (int, float)),
+                       ("confirm_trials", int), ("confirm_seeds", int)):
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, kind):
             raise ValueError(f"{name} must be {'text' if kind is str else 'a number'}, got {value!r:.40}")
@@ -148,7 +165,8 @@ def check_spec(spec: StudySpec) -> None:
     check_trials(spec.trials)
     check_seeds(spec.seeds, spec.seed)
     check_parallel(spec.parallel, spec.seeds)
-    check_name(trial_run_name(spec.name, spec.trials, SEED_MAX))  # the longest run name the study will give
+    check_confirmation(spec.confirm_trials, spec.confirm_seeds, spec.seed, spec.seeds)
+    check_name(f"{confirm_name(spec.name, spec.trials)} · seed {SEED_MAX}")  # the longest run name it will give
 
 
 def check_trials(trials: int) -> int:
@@ -165,6 +183,21 @@ def check_seeds(seeds: int, seed: int) -> None:
     if seed + seeds - 1 > SEED_MAX:
         raise ValueError(f"a trial's seeds run from seed ({seed:,}) to seed + seeds - 1, at most {SEED_MAX:,}: "
                          f"the seed must be at most {SEED_MAX - seeds + 1:,}")
+
+
+def check_confirmation(trials: int, seeds: int, seed: int, trial_seeds: int) -> None:
+    """The best ``trials`` re-run on ``seeds`` fresh seeds each, those after the trials' (0 and 0: no confirmation)."""
+    for name, value in (("trials to confirm", trials), ("confirmation seeds", seeds)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number, got {value!r:.40}")
+    if not 0 <= trials <= CONFIRM_TRIALS_MAX:
+        raise ValueError(f"trials to confirm must be from 0 to {CONFIRM_TRIALS_MAX}, got {trials:,}")
+    if not (0 if trials == 0 else 1) <= seeds <= SEEDS_PER_LAUNCH_MAX:
+        raise ValueError(f"confirmation seeds must be from 1 to {SEEDS_PER_LAUNCH_MAX} (0 only with no trial to "
+                         f"confirm), got {seeds:,}")
+    if seed + trial_seeds + seeds - 1 > SEED_MAX:
+        raise ValueError(f"the confirmation's {seeds} seed(s) follow the trials' {trial_seeds}, up to {SEED_MAX:,}: "
+                         f"the seed must be at most {SEED_MAX - trial_seeds - seeds + 1:,}")
 
 
 def parallel_max(seeds: int) -> int:
@@ -194,6 +227,15 @@ def trial_run_name(study_name: str, number: int, seed: int) -> str:
 
 def trial_name(study_name: str, number: int) -> str:
     return f"{study_name} · trial {number}"
+
+
+def confirm_tag(number: int) -> str:
+    """The tag of a trial's confirmation runs (they have no ``trial:<n>`` tag: they are not the trial's seeds)."""
+    return f"confirm:{number}"
+
+
+def confirm_name(study_name: str, number: int) -> str:
+    return f"{study_name} · trial {number} confirmed"
 
 
 def new_study_id(algo: str) -> str:
