@@ -55,6 +55,7 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 RAY_POLL_S = 0.05  # `train --executor ray`: how often the driver takes in what its run sent
+GROUP_POLL_S = 0.1  # `train --seeds`: how often the dispatcher starts runs and the progress bar moves
 MAX_NESTING = 8  # brackets deep in a --set value; config fields need two at most
 REPAIR_HINT = ("run `python -m cartpole_core runs check` to see what is damaged, or `python -m cartpole_core runs "
                "salvage --to NEW_HOME` to copy what is readable into a new data home")
@@ -152,6 +153,25 @@ def _seed(text: str, flag: str) -> int:
         raise BadInput(str(err)) from None
 
 
+def _seed_list(text: str) -> list[int]:
+    """``--seeds``: ranges and single seeds, comma-separated (``0-7``, ``0,3,5``, ``0-3,10``), each in check_seed's
+    range, no repeats, at most SEEDS_PER_LAUNCH_MAX."""
+    allowed = (f"--seeds takes seeds and ranges like 0-7 or 0,3,5 (0 to {SEED_MAX:,}, at most "
+               f"{SEEDS_PER_LAUNCH_MAX}, none twice)")
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not re.fullmatch(r"[0-9]{1,10}", low) or (dash and not re.fullmatch(r"[0-9]{1,10}", high)):
+            raise BadInput(f"{allowed}, got {_shown(text)}")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first or last > SEED_MAX or len(seeds) + last - first + 1 > SEEDS_PER_LAUNCH_MAX:
+            raise BadInput(f"{allowed}, got {_shown(text)}")
+        seeds += range(first, last + 1)
+    if len(set(seeds)) != len(seeds):
+        raise BadInput(f"{allowed}, got {_shown(text)}")
+    return seeds
+
+
 def _float_arg(text: str) -> float:
     try:
         return float(text)
@@ -178,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                        help="override a config field, e.g. --set learning_rate.start=3e-4 --set hidden_sizes=64,64")
     train.add_argument("--seed", default="0", help=f"training seed, 0 to {SEED_MAX:,} (default 0)")
-    train.add_argument("--json", action="store_true", help="no progress bar; print one JSON result line")
+    train.add_argument("--seeds", help=f"train a group instead, one run per seed: 0-7, 0,3,5 or 0-3,10; at most "
+                                       f"{SEEDS_PER_LAUNCH_MAX} (PPO runs of one group train batched as populations, "
+                                       "one per core)")
+    train.add_argument("--json", action="store_true", help="no progress bar; print one JSON result line (a line "
+                                                           "per run, in seed order, with --seeds)")
     train.add_argument("--name", help="a name for the run, at most 200 characters (default: what differs from the "
                                       "preset, e.g. 'dqn/fast lr=5e-3 · seed 0')")
     train.add_argument("--tag", action="append", default=[], help="tag the run (repeatable; at most 20 tags of 50 "
@@ -493,6 +517,7 @@ def _name(args: argparse.Namespace) -> str | None:
 def cmd_train(args: argparse.Namespace) -> int:
     config = _config(args)
     seed = _seed(args.seed, "--seed")
+    seeds = _seed_list(args.seeds) if args.seeds is not None else None
     name = _name(args)
     try:
         tags = check_tags([_text(tag, "--tag") for tag in args.tag])
@@ -501,6 +526,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     address = _ray_address(args)
     _connect(address)  # an unreachable cluster: one line, before anything is written
     store = _open_store(args.home)
+    if seeds is not None:
+        return _train_group(args, store, config, seeds, name, tags, address)
 
     from cartpole_core.runs.compare import default_name
 
@@ -530,6 +557,72 @@ def cmd_train(args: argparse.Namespace) -> int:
                "checkpoint": str(final[-1]["path"]) if final else None}
     print(json.dumps(summary) if args.json else _human_summary(summary))
     return 0
+
+
+def _train_group(args: argparse.Namespace, store: RunStore, config: TrainConfig, seeds: list[int], name: str | None,
+                 tags: tuple[str, ...], address: str | None) -> int:
+    """``train --seeds``: the runs queued as one group and trained here by a dispatcher (local workers, one per core,
+    a PPO group's runs batched as populations; or the Ray cluster), a progress bar over all their steps; then a line
+    per run, in seed order. Ctrl-C cancels them (their data stays). Exit 1 if a run failed."""
+    import time
+
+    from cartpole_core.jobs.dispatch import Dispatcher
+    from cartpole_core.jobs.queue import submit
+    from cartpole_core.runs.compare import default_name
+
+    # Queued before a dispatcher exists here, so the whole group is planned at once (the dashboard's scheduler, if
+    # one is up on this home, may train some of them: they are ordinary queued runs).
+    try:
+        _, run_ids = submit(store, config, seeds, preset=args.preset,
+                            name=name or default_name(config, args.preset, _preset_config(args)), tags=tags)
+    except LimitError as err:  # e.g. the queue is full
+        raise BadInput(str(err)) from None
+    dispatcher = Dispatcher.local(store.home) if address is None else Dispatcher.ray(store.home, address)
+    total = config.total_env_steps * len(run_ids)
+    progress = None if args.json else ProgressBar(total, f"{config.algo}/{args.preset} seeds {args.seeds}")
+    try:
+        with CtrlC() as ctrl_c:
+            cancelled = False
+            while dispatcher.executor.active or any(store.get_run(run_id)["status"] in ACTIVE_STATUSES
+                                                    for run_id in run_ids):
+                if ctrl_c.pressed and not cancelled:
+                    for run_id in run_ids:
+                        dispatcher.cancel(run_id)
+                    cancelled = True
+                dispatcher.pump()
+                if progress is not None:
+                    progress.bar.update(sum(store.get_run(run_id)["env_steps"] for run_id in run_ids) - progress.bar.n)
+                time.sleep(GROUP_POLL_S)
+    finally:
+        if progress is not None:
+            progress.close()
+        dispatcher.shutdown()
+        dispatcher.store.close()
+    failed = False
+    for run_id in run_ids:
+        line = _run_line(store, store.get_run(run_id), args.preset)
+        failed = failed or line["status"] == "failed"
+        print(json.dumps(line) if args.json else
+              (f"error: run {run_id} failed: {line['error']}" if line["status"] == "failed" else _human_summary(line)))
+    return EXIT_FAILED if failed else 0
+
+
+def _run_line(store: RunStore, run: dict[str, Any], preset: str) -> dict[str, Any]:
+    """A finished run of a group as ``train --json`` prints a run: the same fields as a single run's line."""
+    if run["status"] == "failed":
+        return {"run_id": run["id"], "algo": run["algo"], "seed": run["seed"], "status": "failed",
+                "error": run["error"]}
+    evaluations = store.evaluations(run["id"])
+    solved = bool(run["solved"]) and run["steps_to_solve"] is not None
+    final = store.artifacts(run["id"], "final")
+    return {"run_id": run["id"], "preset": preset, "algo": run["algo"], "seed": run["seed"], "status": run["status"],
+            "env_steps": run["env_steps"], "episodes": run["episodes"], "train_seconds": run["train_seconds"],
+            "solved": solved, "time_to_solve_s": run["time_to_solve_s"] if solved else None,
+            "steps_to_solve": run["steps_to_solve"] if solved else None, "final_eval_mean": run["final_eval"],
+            "final_eval_std": evaluations[-1]["std_return"] if evaluations else None,
+            "best_eval_mean": run["best_eval"],
+            "env_steps_per_s": run["env_steps"] / run["train_seconds"] if run["train_seconds"] else 0.0,
+            "checkpoint": str(final[-1]["path"]) if final else None}
 
 
 def _train_here(store: RunStore, run_id: str, config: TrainConfig, seed: int,

@@ -47,6 +47,10 @@ def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess:
     (["train", "--algo", "qlearning", "--seed", str(2**63)], "--seed must be an integer from 0 to 2,147,483,647"),
     (["train", "--algo", "qlearning", "--set", "gamma=true"], "gamma (True) is not allowed: must be a number"),
     (["train", "--algo", "qlearning", "--seed", "abc"], "--seed"),
+    (["train", "--algo", "ppo", "--seeds", "3-1"], "--seeds takes seeds and ranges like 0-7 or 0,3,5"),
+    (["train", "--algo", "ppo", "--seeds", "0-16"], "at most 16, none twice), got '0-16'"),
+    (["train", "--algo", "ppo", "--seeds", "1,2,1"], "none twice), got '1,2,1'"),
+    (["train", "--algo", "ppo", "--seeds", "x"], "--seeds takes seeds"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, named):
     home = tmp_path / "home"
@@ -81,6 +85,19 @@ def test_train_json_prints_result_line_and_checkpoint_loads(tmp_path):
     obs, _ = gym.make("CartPole-v1").reset(seed=0)
     assert agent.act(obs) in (0, 1)
     assert agent.config.total_env_steps == 20000
+
+
+def test_train_seeds_trains_a_group_and_prints_a_line_per_run_in_seed_order_like_a_single_runs(tmp_path):
+    single = run_cli("train", "--algo", "ppo", "--seed", "5", "--json", "--set", "total_env_steps=1024", home=tmp_path)
+    group = run_cli("train", "--algo", "ppo", "--seeds", "2,0-1", "--json", "--set", "total_env_steps=1024",
+                    home=tmp_path)
+    assert single.returncode == 0 == group.returncode, group.stderr
+    lines = [json.loads(line) for line in group.stdout.strip().splitlines()]
+    assert [line["seed"] for line in lines] == [2, 0, 1]
+    assert all(set(line) == set(json.loads(single.stdout)) for line in lines)  # the same fields as one run's
+    assert all(line["status"] == "completed" and line["env_steps"] >= 1024 for line in lines)
+    assert all(load_agent(line["checkpoint"]).config.total_env_steps == 1024 for line in lines)
+    assert len({line["run_id"] for line in lines}) == 3
 
 
 def test_train_without_json_shows_progress_and_summary(tmp_path):

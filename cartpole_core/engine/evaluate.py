@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from gymnasium.utils.seeding import np_random
 
 from cartpole_core.engine.envs import MAX_EPISODE_STEPS, SOLVED_RETURN, make_vec_env
 
@@ -34,3 +35,25 @@ def evaluate_returns(policy: BatchPolicy, episodes: int = EVAL_EPISODES, seed: i
 
 def is_solved(mean_return: float) -> bool:
     return mean_return >= SOLVED_RETURN
+
+
+def evaluate_population_returns(policy: BatchPolicy, members: int, episodes: int = EVAL_EPISODES,
+                                seed: int = EVAL_SEED) -> np.ndarray:
+    """``evaluate_returns`` for several members at once, shape (members, episodes): every member plays the start
+    states of ``evaluate_returns(…, seed)``; ``policy`` maps a (members, episodes, 4) batch to (members, episodes)
+    actions."""
+    env = make_vec_env(members * episodes)
+    env.reset(seed=seed)
+    cartpole = env.unwrapped
+    starts = np_random(seed)[0].uniform(cartpole.low, cartpole.high, size=(4, episodes))  # as reset(seed=seed) draws
+    cartpole.state = np.tile(starts, members)
+    obs = cartpole.state.T.astype(np.float32)
+    returns = np.zeros(members * episodes)
+    running = np.ones(members * episodes, dtype=bool)
+    while running.any():
+        actions = policy(obs.reshape(members, episodes, -1))
+        obs, reward, terminated, truncated, _ = env.step(np.asarray(actions, dtype=np.int64).reshape(-1))
+        returns += reward * running
+        running &= ~(terminated | truncated)
+    env.close()
+    return returns.reshape(members, episodes)

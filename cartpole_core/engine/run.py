@@ -92,11 +92,22 @@ class Run:
             self.config.max_episodes is not None and self.episodes >= self.config.max_episodes)
         return self.stopped or budget_spent or (self.config.stop_on_solve and self.solved_at is not None)
 
-    def after_step(self, agent: Agent) -> None:
-        """Run the periodic evaluation and checkpoint when due; call once per loop iteration."""
+    @property
+    def evaluation_due(self) -> bool:
+        """The periodic evaluation is due: ``after_step`` runs it (a population evaluates its due members together
+        and hands each its returns)."""
+        return self.env_steps >= self._next_eval
+
+    def exclude_time(self, seconds: float) -> None:
+        """Keep ``seconds`` off the training clock: time this run did not train (its population evaluating)."""
+        self._paused_s += seconds
+
+    def after_step(self, agent: Agent, eval_returns: np.ndarray | None = None) -> None:
+        """Run the periodic evaluation and checkpoint when due; call once per loop iteration. ``eval_returns``: the
+        greedy returns of this step's evaluation, if already computed (see ``evaluate``)."""
         if self.env_steps >= self._next_eval:
             self._next_eval = (self.env_steps // self.config.eval_every_steps + 1) * self.config.eval_every_steps
-            self.evaluate(agent)
+            self.evaluate(agent, eval_returns)
         if self._checkpoint_every and self.env_steps >= self._next_checkpoint:
             self._next_checkpoint = (self.env_steps // self._checkpoint_every + 1) * self._checkpoint_every
             self._paused(lambda: self.observer.on_checkpoint(agent, "periodic", self.env_steps))
@@ -108,8 +119,11 @@ class Run:
         finally:
             self._paused_s += time.perf_counter() - started
 
-    def evaluate(self, agent: Agent) -> Evaluated:
-        returns = self._paused(lambda: evaluate_returns(agent.act_batch))
+    def evaluate(self, agent: Agent, returns: np.ndarray | None = None) -> Evaluated:
+        """Evaluate greedily; ``returns``, when given, are that evaluation's returns computed outside (a population
+        evaluates its members together, off every member's clock)."""
+        if returns is None:
+            returns = self._paused(lambda: evaluate_returns(agent.act_batch))
         mean = float(returns.mean())
         event = Evaluated(self.env_steps, self.episodes, mean, float(returns.std()), is_solved(mean),
                           self.train_seconds)

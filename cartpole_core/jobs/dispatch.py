@@ -3,7 +3,9 @@
 One ``Dispatcher.pump()`` is one round, the same for every executor (``jobs.executor``): reap what ended, mark runs
 whose process died elsewhere ``interrupted`` (a CLI ``train`` killed with ``kill -9``, a crashed dashboard's
 workers: ``RunStore.mark_interrupted``, by pid on this host, by heartbeat otherwise), enforce the cancels requested
-for running runs, and claim queued runs, oldest first, up to the executor's capacity. Whichever lab process is up
+for running runs, and claim queued runs, oldest first, up to the executor's capacity — on an executor that batches
+(local workers), as populations: runs that may train together share one worker (``config.population``), and spare
+workers split the largest populations so every core trains. Whichever lab process is up
 pumps: the dashboard's ``Scheduler`` thread five times a second, the CLI and tests through ``wait``.
 
 Import-light: no torch, Gymnasium or scikit-learn (workers import those).
@@ -14,7 +16,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cartpole_core.config.models import TrainConfig
+from cartpole_core.config.models import TrainConfig, config_from_json
+from cartpole_core.config.population import plan_populations
 from cartpole_core.jobs.executor import Executor
 from cartpole_core.jobs.local import LocalExecutor
 from cartpole_core.jobs.queue import cancel_run, submit
@@ -63,9 +66,15 @@ class Dispatcher:
         free = self.executor.capacity()
         if free > 0:
             queued = sorted(self.store.list_runs(status="queued"), key=lambda run: run["created_at"])
-            for run in queued[:free]:
-                if self.store.claim(run["id"]):  # another lab process may have taken (or cancelled) it
-                    self.executor.submit(run["id"])
+            if self.executor.batches:
+                plan = plan_populations([(run["id"], _config(run["config_json"])) for run in queued], free)
+            else:
+                plan = [[run["id"]] for run in queued[:free]]
+            for run_ids in plan:
+                # Another lab process may have taken (or cancelled) some of them.
+                claimed = [run_id for run_id in run_ids if self.store.claim(run_id)]
+                if claimed:
+                    self.executor.submit_population(claimed)
 
     def submit(self, config: TrainConfig, seeds: list[int], *, preset: str | None = None, name: str | None = None,
                tags: tuple[str, ...] = ()) -> tuple[str, list[str]]:
@@ -93,3 +102,11 @@ class Dispatcher:
 
     def shutdown(self) -> None:
         self.executor.shutdown()
+
+
+def _config(config_json: str) -> TrainConfig | None:
+    """A queued run's config; None if it cannot be read (the run then trains alone, and fails saying why)."""
+    try:
+        return config_from_json(config_json)
+    except ValueError:
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 from cartpole_core.engine.observers import Observers, RunObserver
@@ -70,26 +71,78 @@ def execute_run(sink: RunSink, config_json: str, seed: int, *,
     None when the run failed — the sink is told why (a diverged loss: "diverged at step N"; anything else: the
     exception's last line), after everything buffered before it.
     """
-    from cartpole_core.config.models import config_from_json
-    from cartpole_core.engine.train import train
+    return execute_population([sink], [config_json], [seed], observers=[observer])[0]
 
-    writer = SinkWriter(sink)
-    try:
-        config = config_from_json(config_json)
-        sink.started()
-        _, result = train(config, seed=seed, observer=Observers([writer, observer]),
-                          checkpoint_every_steps=max(1, config.total_env_steps // CHECKPOINTS_PER_RUN))
-        writer.flush()
-        sink.finished(result)
-        return result
-    except Exception as err:  # report, don't lose: the data flushed so far stays
+
+def execute_population(sinks: Sequence[RunSink], config_jsons: Sequence[str], seeds: Sequence[int], *,
+                       observers: Sequence[RunObserver | None] | None = None) -> list[RunResult | None]:
+    """Train several runs in this process as one population (``engine.train.train_population``: their shapes must
+    agree, ``config.population.population_key``), each written through its own sink as if it trained alone.
+
+    A member's sink hears ``finished`` when the member leaves the batch (its budget, its solve, a cancel), not when
+    the last member does. Returns each run's result, or None for a run that failed: a config that cannot be read or
+    a member that diverged fails alone; an error of the whole population fails every member still in it.
+    """
+    from cartpole_core.config.models import config_from_json
+    from cartpole_core.engine.population import MemberFailed
+    from cartpole_core.engine.train import MemberOutcome, train_population
+
+    observers = list(observers) if observers is not None else [None] * len(sinks)
+    writers = [SinkWriter(sink) for sink in sinks]
+    results: list[RunResult | None] = [None] * len(sinks)
+    ended: set[int] = set()
+    members, configs = [], []
+    for index, (sink, config_json) in enumerate(zip(sinks, config_jsons)):
         try:
-            writer.flush()
-        finally:
-            reason = str(err) if isinstance(err, FloatingPointError) else \
-                traceback.format_exception_only(type(err), err)[-1].strip()
-            sink.failed(reason)
-        return None
+            configs.append(config_from_json(config_json))
+        except Exception as err:  # this run's config only: the others train
+            _fail(writers[index], err)
+            continue
+        members.append(index)
+        sink.started()
+
+    def member_done(member: int, outcome: MemberOutcome) -> None:
+        """Told as the member leaves the batch: its run is finished (or failed) in the store at once."""
+        index = members[member]
+        if isinstance(outcome, MemberFailed):
+            _fail(writers[index], outcome.error)
+        else:
+            results[index] = outcome[1]
+            writers[index].flush()
+            sinks[index].finished(outcome[1])
+        ended.add(index)
+
+    if not members:
+        return results
+    try:
+        train_population(configs, [seeds[index] for index in members],
+                         [Observers([writers[index], observers[index]]) for index in members],
+                         checkpoint_every_steps=[max(1, config.total_env_steps // CHECKPOINTS_PER_RUN)
+                                                 for config in configs],
+                         on_member_done=member_done)
+    except Exception as err:  # report, don't lose: every member's data flushed so far stays
+        for index in members:
+            if index not in ended:
+                _fail(writers[index], err)
+    return results
+
+
+def _fail(writer: SinkWriter, err: BaseException) -> None:
+    """Tell the sink why the run failed (a diverged loss: "diverged at step N"; else the exception's last line),
+    after everything buffered before it."""
+    try:
+        writer.flush()
+    finally:
+        reason = str(err) if isinstance(err, FloatingPointError) else \
+            traceback.format_exception_only(type(err), err)[-1].strip()
+        writer.sink.failed(reason)
+
+
+def execute_stored_runs(store: RunStore, run_ids: Sequence[str]) -> list[RunResult | None]:
+    """Train runs of the store in this process, into the store, as one population (a worker's job)."""
+    runs = [store.get_run(run_id) for run_id in run_ids]
+    return execute_population([StoreSink(store, run_id) for run_id in run_ids], [run["config_json"] for run in runs],
+                              [run["seed"] for run in runs])
 
 
 def execute_stored_run(store: RunStore, run_id: str, *, observer: RunObserver | None = None) -> RunResult | None:

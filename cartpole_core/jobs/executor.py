@@ -21,6 +21,14 @@ class Executor(ABC):
     def submit(self, run_id: str) -> None:
         """Start training a run that the caller has claimed (status ``running``) in the store."""
 
+    batches = False  # trains several runs as one population in one process (``submit_population``)
+
+    def submit_population(self, run_ids: list[str]) -> None:
+        """Start claimed runs that may train as one population (``config.population.plan_populations``); an
+        executor that does not batch starts each on its own."""
+        for run_id in run_ids:
+            self.submit(run_id)
+
     @abstractmethod
     def poll(self) -> None:
         """Reap the runs that ended. A run that ended without recording its outcome (its process died) is
@@ -35,7 +43,7 @@ class Executor(ABC):
 
     @abstractmethod
     def capacity(self) -> int:
-        """How many more runs it can take now."""
+        """How many more runs (or populations, when it ``batches``) it can take now."""
 
     @property
     @abstractmethod

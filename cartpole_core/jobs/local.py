@@ -1,14 +1,16 @@
-"""The local executor: each run trains in a worker process on this machine.
+"""The local executor: runs train in worker processes on this machine, one run or one population per worker.
 
 Workers are fresh interpreters running the importable module ``cartpole_core.jobs.worker`` — not ``fork`` (the
 parent may hold torch threads and a Streamlit server), and not multiprocessing's ``spawn``, which re-imports the
 parent's ``__main__`` (under Streamlit: the app script) in every child. Each sets ``torch.set_num_threads(1)`` so
-N workers use N cores, and writes its run into the store itself (``execution.execute_stored_run``). A worker that
-finished its run says so on its standard output and stays, idle, for the next run: a study's or a group's runs
+N workers use N cores, and writes its runs into the store itself (``execution.execute_stored_runs``). A worker
+trains one run, or several as one population (``submit_population``: one process, one core, batched). A worker that
+finished says so on its standard output, a line per run, and stays, idle, for the next: a study's or a group's runs
 pay the interpreter's start and torch's import once per worker, not once per run.
 
 Cancel is cooperative first (the run sees the request at its next flush and stops at its next update, data kept,
-status ``cancelled``) and forceful second (terminate after ``CANCEL_GRACE_S``). A worker that dies leaves its run
+status ``cancelled``) and forceful second (terminate after ``CANCEL_GRACE_S``) — for a population only once every
+run still in it is past its grace, so a member's cancel never kills the others. A worker that dies leaves its runs
 ``failed`` with the signal or exit code, at the next ``poll``.
 """
 
@@ -57,17 +59,26 @@ class LocalExecutor(Executor):
         self._idle: list[subprocess.Popen] = []  # workers that finished a run, waiting for the next
         self._finished: queue.SimpleQueue[str] = queue.SimpleQueue()  # run ids the workers said they finished
 
+    batches = True
+
     def submit(self, run_id: str) -> None:
+        self.submit_population([run_id])
+
+    def submit_population(self, run_ids: list[str]) -> None:
+        """Train these claimed runs together in one worker (one core): their shapes must agree
+        (``config.population.population_key``), or every one of them fails with the reason."""
+        line = " ".join(run_ids) + "\n"
         process = self._take_idle() or self._spawn_worker()
         try:
-            process.stdin.write(run_id + "\n")
+            process.stdin.write(line)
             process.stdin.flush()
         except OSError:  # it died idle: a fresh one
             process = self._spawn_worker()
-            process.stdin.write(run_id + "\n")
+            process.stdin.write(line)
             process.stdin.flush()
-        self.store.mark_running(run_id, process.pid)
-        self._workers[run_id] = process
+        for run_id in run_ids:
+            self.store.mark_running(run_id, process.pid)
+            self._workers[run_id] = process
 
     def _take_idle(self) -> subprocess.Popen | None:
         while self._idle:
@@ -82,19 +93,16 @@ class LocalExecutor(Executor):
         finished = set()
         while not self._finished.empty():
             finished.add(self._finished.get())
+        now = time.monotonic()
         for run_id, process in list(self._workers.items()):
-            if run_id in finished and run_id not in self._cancel_deadline and process.poll() is None:
-                del self._workers[run_id]  # it wrote its outcome; the worker waits for the next run
-                self._idle.append(process)
-                continue
             if process.poll() is None:
-                deadline = self._cancel_deadline.get(run_id)
-                if deadline is not None and time.monotonic() > deadline:
-                    process.terminate()  # cooperative stop did not happen in time: forceful
-                elif run_id in finished:  # a cancelled run that stopped in time: its worker may stay
+                if run_id in finished:  # it wrote its outcome (a cancelled one too, in time)
                     del self._workers[run_id]
                     self._cancel_deadline.pop(run_id, None)
-                    self._idle.append(process)
+                    if process not in self._workers.values():
+                        self._idle.append(process)  # all its runs done: it waits for the next
+                elif self._overdue(process, now):
+                    process.terminate()  # the cooperative stop did not happen in time: forceful
                 continue
             run = self.store.get_run(run_id)
             if run and run["status"] in ACTIVE_STATUSES:
@@ -110,12 +118,18 @@ class LocalExecutor(Executor):
                 and (self._standby is None or self._standby.poll() is not None)):
             self._standby = self._spawn_worker()
 
+    def _overdue(self, process: subprocess.Popen, now: float) -> bool:
+        """Every run the worker still trains was asked to cancel, and the grace of each has passed."""
+        deadlines = [self._cancel_deadline.get(run_id) for run_id, owner in self._workers.items() if owner is process]
+        return all(deadline is not None and now > deadline for deadline in deadlines)
+
     def cancel(self, run_id: str) -> None:
         if run_id in self._workers:
             self._cancel_deadline.setdefault(run_id, time.monotonic() + CANCEL_GRACE_S)
 
     def capacity(self) -> int:
-        return max(0, self.max_workers - len(self._workers))
+        """Workers free to take a run or a population."""
+        return max(0, self.max_workers - len({id(process) for process in self._workers.values()}))
 
     @property
     def active(self) -> list[str]:

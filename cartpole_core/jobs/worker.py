@@ -1,6 +1,7 @@
 """A worker process of the local executor: ``python -m cartpole_core.jobs.worker HOME``, then run ids on standard
-input, one per line. It trains each run into the store (``execution.execute_stored_run``), then says so on
-standard output (``DONE`` and the run id) and waits for the next; end of input means "not needed": it exits.
+input, a line at a time: one run, or several separated by spaces — a population, trained together in this process
+(``execution.execute_stored_runs``). It trains them into the store, then says so on standard output (``DONE`` and
+the run id, a line per run) and waits for the next line; end of input means "not needed": it exits.
 
 Everything slow to import (torch, Gymnasium, the algorithms: seconds of CPU, often longer than a `fast` run trains)
 is imported before the first run id is read and once per process, so a worker started in advance (``LocalExecutor``
@@ -15,7 +16,7 @@ import torch
 import torch._dynamo  # noqa: F401  (the first optimizer imports it: seconds)
 
 import cartpole_core.engine.algos  # noqa: F401
-from cartpole_core.jobs.execution import execute_stored_run
+from cartpole_core.jobs.execution import execute_stored_runs
 from cartpole_core.runs.store import RunStore
 
 DONE = "cartpole-lab-worker done"  # the line after each run, with its id (LocalExecutor reads it)
@@ -25,12 +26,12 @@ def main() -> int:
     torch.set_num_threads(1)
     store = None
     for line in sys.stdin:
-        run_id = line.strip()
-        if not run_id:
+        run_ids = line.split()
+        if not run_ids:
             break
         store = store or RunStore(Path(sys.argv[1]), recover=False)
-        execute_stored_run(store, run_id)
-        print(f"{DONE} {run_id}", flush=True)
+        execute_stored_runs(store, run_ids)
+        print("".join(f"{DONE} {run_id}\n" for run_id in run_ids), end="", flush=True)
     return 0
 
 

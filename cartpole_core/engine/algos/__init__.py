@@ -1,4 +1,8 @@
-"""One module per algorithm: ``train(config, run) -> Agent`` (the loop) and ``update`` (its learning step)."""
+"""One module per algorithm: the loop and ``update`` (its learning step).
+
+``ALGORITHM_LOOPS``: ``train(config, run) -> Agent``, one run. ``POPULATION_LOOPS``: ``train(configs, runs) ->
+[(agent, result) | MemberFailed]``, a batched population (a lone run is a population of one).
+"""
 
 from __future__ import annotations
 
@@ -6,4 +10,5 @@ from collections.abc import Callable
 
 from cartpole_core.engine.algos import dqn, ppo, qlearning
 
-ALGORITHM_LOOPS: dict[str, Callable] = {"qlearning": qlearning.train, "dqn": dqn.train, "ppo": ppo.train}
+ALGORITHM_LOOPS: dict[str, Callable] = {"qlearning": qlearning.train, "dqn": dqn.train}
+POPULATION_LOOPS: dict[str, Callable] = {"ppo": ppo.train}

@@ -23,29 +23,43 @@ What we changed and why:
 - separate networks share one Adam optimizer with two parameter groups (actor lr, critic lr) and one backward
   pass of ``policy loss + value loss``; as in the seed each network's gradient is clipped on its own. A shared
   trunk uses ``policy loss + vf_coef · value loss`` with one learning rate;
-- the learning rate follows ``learning_rate`` (e.g. linear to 0 over the budget), the critic's in proportion.
+- the learning rate follows ``learning_rate`` (e.g. linear to 0 over the budget), the critic's in proportion;
+- one loop trains a population: N members (a lone run is a population of one), their networks stacked on a member
+  axis (``StackedActorCritic``: one batched matmul per layer for all), their environments one vector env
+  (``PopulationCartPole``). Member k keeps everything a lone run with seed k has — its initial weights, its
+  environments' resets, its action sampling (``run.rng``), its minibatch shuffles, its own hyperparameters — and
+  its update is its own: the loss is summed over members, never averaged (a mean would divide every member's
+  gradient by N); advantage normalization, gradient clipping and Adam (``StackedAdam``) are per member. A member
+  leaves the batch when it is done or fails, without holding the others back.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from cartpole_core.config.models import PPOConfig
 from cartpole_core.engine.agent import PPOAgent, build_actor_critic
-from cartpole_core.engine.envs import make_vec_env
-from cartpole_core.engine.nets import OBS_DIM
-from cartpole_core.engine.run import EpisodeTracker, Run
+from cartpole_core.engine.envs import PopulationCartPole
+from cartpole_core.engine.evaluate import evaluate_population_returns
+from cartpole_core.engine.nets import N_ACTIONS, OBS_DIM, ActorCritic, StackedActorCritic
+from cartpole_core.engine.population import MemberFailed, MemberGuard, PopulationEpisodes, StackedAdam
+from cartpole_core.engine.run import Run, seed_everything
+from cartpole_core.records import RunResult
 
 METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 
 
 def compute_gae(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-                last_values: np.ndarray, gamma: float, lam: float, bootstrap: bool) -> tuple[np.ndarray, np.ndarray]:
-    """GAE(γ, λ) advantages and value targets (returns) for a rollout of shape (T, …), one column per env.
+                last_values: np.ndarray, gamma: float | np.ndarray, lam: float | np.ndarray,
+                bootstrap: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GAE(γ, λ) advantages and value targets (returns) for a rollout of shape (T, …), one column per env;
+    ``gamma``, ``lam`` and ``bootstrap`` are one value or one per column (a population's members differ).
 
     ``values[t]`` is V(s_t); ``last_values`` is V of the observation after the last step. An episode ends at a
     termination (the pole fell: no future value, ever), at a truncation (time limit) and at the rollout's end.
@@ -83,113 +97,306 @@ def _explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
     return float(1.0 - (returns - values).var() / var_returns) if var_returns > 0 else float("nan")
 
 
-def update(config: PPOConfig, model: nn.Module, networks: list[nn.Module], optimizer: torch.optim.Optimizer,
-           shuffle: torch.Generator, obs: torch.Tensor, actions: torch.Tensor, old_log_probs: torch.Tensor,
-           advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
-    """``epochs`` passes of clipped-surrogate minibatch steps over one rollout; the mean of each metric."""
-    size = len(obs)
-    n_minibatches = math.ceil(size / config.minibatch_size)
-    clip = config.clip_range
-    value_coef = config.vf_coef if config.shared_network else 1.0  # separate critic: its own loss, own lr
-    totals = torch.zeros(len(METRICS))
-    for _ in range(config.epochs):
-        for index in torch.randperm(size, generator=shuffle).tensor_split(n_minibatches):
-            logits, values = model(obs[index])
-            log_probs = torch.log_softmax(logits, dim=-1)
-            new_log_prob = log_probs.gather(1, actions[index, None]).squeeze(1)
-            entropy = -(log_probs.exp() * log_probs).sum(dim=-1).mean()
-            adv = advantages[index]
-            if config.normalize_advantage:
-                adv = (adv - adv.mean()) / (adv.std(correction=0) + 1e-8)
-
-            # The clipped surrogate: the ratio uses the log-probabilities stored when acting (π_old).
-            log_ratio = new_log_prob - old_log_probs[index]
-            ratio = log_ratio.exp()
-            policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - clip, 1.0 + clip)).mean()
-            value_loss = (values - returns[index]).pow(2).mean()
-            loss = policy_loss + value_coef * value_loss - config.ent_coef * entropy
-
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.max_grad_norm is not None:
-                for net in networks:  # separate networks: each clipped on its own, as in the seed
-                    nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm, foreach=True)
-            optimizer.step()
-
-            with torch.no_grad():
-                approx_kl = ((ratio - 1.0) - log_ratio).mean()  # k3 estimator of KL(π_old ‖ π_new)
-                clip_fraction = ((ratio - 1.0).abs() > clip).float().mean()
-                totals += torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction])
-    means = totals / (config.epochs * n_minibatches)
-    return dict(zip(METRICS, means.tolist()))
+def _column(configs: Sequence[PPOConfig], value: Callable[[PPOConfig], float | None],
+            missing: float = math.inf) -> torch.Tensor:
+    """One value per member, shape (N,) (``missing`` where a member's is None)."""
+    return torch.tensor([missing if (v := value(config)) is None else v for config in configs], dtype=torch.float32)
 
 
-def train(config: PPOConfig, run: Run) -> PPOAgent:
-    n, steps = config.n_envs, config.rollout_steps
-    env = make_vec_env(n, max_episode_steps=config.max_episode_steps)
-    model = build_actor_critic(config)
-    agent = PPOAgent(config, model)
-    networks = [model] if config.shared_network else [model.actor, model.critic]
-    optimizer = torch.optim.Adam([{"params": net.parameters()} for net in networks], lr=config.learning_rate.start,
-                                 fused=True)  # one kernel for all parameters: the step is mostly overhead
-    critic_lr_ratio = config.critic_learning_rate / config.learning_rate.start
-    shuffle = torch.Generator().manual_seed(run.seed)
-    rng = run.rng
+@dataclass(frozen=True)
+class Minibatches:
+    """Every gradient step of one update, for every member: K = epochs × (most minibatches of any member) steps,
+    each of shape (N, B, …) with B the largest minibatch. ``weights`` (K, N, B) turn a sum over B into member k's
+    mean over its own minibatch (0 on padding); ``active`` (K, N) says which members take step k — a member whose
+    rollout had fewer real transitions may have fewer minibatches; ``steps`` (N,) counts each member's steps."""
 
-    # Rollout storage, allocated once: slot [t, i] is what env i saw and did at vector step t.
-    obs_buf = np.zeros((steps, n, OBS_DIM), dtype=np.float32)
-    actions_buf = np.zeros((steps, n), dtype=np.int64)
-    log_probs_buf = np.zeros((steps, n), dtype=np.float32)
-    values_buf = np.zeros((steps, n), dtype=np.float32)
-    rewards_buf = np.zeros((steps, n), dtype=np.float32)
-    terminated_buf = np.zeros((steps, n), dtype=bool)
-    truncated_buf = np.zeros((steps, n), dtype=bool)
-    real_buf = np.zeros((steps, n), dtype=bool)
+    obs: torch.Tensor
+    actions: torch.Tensor
+    old_log_probs: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    weights: torch.Tensor
+    active: torch.Tensor
+    steps: torch.Tensor
 
-    obs, _ = env.reset(seed=run.seed)
-    episodes = EpisodeTracker(run, n)
 
-    while not run.done:
-        lr = run.scheduled(config.learning_rate)
-        for group, scale in zip(optimizer.param_groups, (1.0, critic_lr_ratio)):
-            group["lr"] = lr * scale
+def minibatches(configs: Sequence[PPOConfig], shuffles: Sequence[torch.Generator], real: np.ndarray, obs: np.ndarray,
+                actions: np.ndarray, log_probs: np.ndarray, advantages: np.ndarray,
+                returns: np.ndarray) -> Minibatches:
+    """Member k's minibatches exactly as a lone run draws them: each epoch a permutation of its real transitions
+    from its own ``shuffles[k]``, split into ``ceil(size / minibatch_size)`` near-equal chunks; its advantages
+    normalized per minibatch when its config asks. Arrays are member-major: (N, S, …), S = rollout_steps × n_envs."""
+    n_members = len(configs)
+    epochs, minibatch_size = configs[0].epochs, configs[0].minibatch_size
+    sizes = real.sum(axis=1)
+    chunks = [math.ceil(size / minibatch_size) for size in sizes]
+    most_chunks = max(chunks)
+    width = max((math.ceil(size / count) for size, count in zip(sizes, chunks) if count), default=1)
+    index = np.zeros((epochs, most_chunks, n_members, width), dtype=np.int64)
+    valid = np.zeros((epochs, most_chunks, n_members, width), dtype=bool)
+    for member, (size, count) in enumerate(zip(sizes.tolist(), chunks)):
+        if not size:
+            continue
+        slots = np.flatnonzero(real[member])
+        order = np.stack([torch.randperm(size, generator=shuffles[member]).numpy() for _ in range(epochs)])
+        # torch.tensor_split's chunks: the first size % count are one longer.
+        small, longer = divmod(size, count)
+        starts = np.arange(count) * small + np.minimum(np.arange(count), longer)
+        position = np.arange(size)
+        chunk = np.searchsorted(starts, position, side="right") - 1
+        index[:, chunk, member, position - starts[chunk]] = slots[order]
+        valid[:, chunk, member, position - starts[chunk]] = True
+    index = index.reshape(-1, n_members, width)
+    valid = valid.reshape(-1, n_members, width)
+    rows = np.arange(n_members)[None, :, None]
+    counts = valid.sum(axis=2)
+    weights = torch.from_numpy(valid / np.maximum(counts, 1)[..., None]).float()
 
-        # ---- rollout
+    adv = torch.from_numpy(advantages[rows, index])
+    mean = (adv * weights).sum(dim=2, keepdim=True)
+    std = ((adv - mean).pow(2) * weights).sum(dim=2, keepdim=True).sqrt()
+    normalize = torch.tensor([config.normalize_advantage for config in configs])[None, :, None]
+    adv = torch.where(normalize, (adv - mean) / (std + 1e-8), adv)
+    return Minibatches(torch.from_numpy(obs[rows, index]), torch.from_numpy(actions[rows, index]),
+                       torch.from_numpy(log_probs[rows, index]), adv, torch.from_numpy(returns[rows, index]),
+                       weights, torch.from_numpy(counts > 0), torch.tensor(chunks) * epochs)
+
+
+def update(configs: Sequence[PPOConfig], net: StackedActorCritic, optimizer: StackedAdam,
+           learning_rates: torch.Tensor, batch: Minibatches) -> np.ndarray:
+    """Clipped-surrogate steps over one update's minibatches for every member at once; each member's mean of each
+    metric, shape (N, len(METRICS)). ``learning_rates``: each member's rate for each of its weights, as ``net.flat``."""
+    clip = _column(configs, lambda c: c.clip_range)[:, None]
+    ent_coef = _column(configs, lambda c: c.ent_coef)
+    value_coef = _column(configs, lambda c: c.vf_coef if c.shared_network else 1.0)  # separate critic: own lr
+    max_grad_norm = _column(configs, lambda c: c.max_grad_norm)  # None: inf, never clipped
+    totals = torch.zeros(len(METRICS), len(configs))
+    for step in range(len(batch.weights)):
+        logits, values = net(batch.obs[step])
+        log_probs = torch.log_softmax(logits, dim=-1)
+        new_log_prob = log_probs.gather(2, batch.actions[step][..., None]).squeeze(2)
+        entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+        adv = batch.advantages[step]
+
+        # The clipped surrogate: the ratio uses the log-probabilities stored when acting (π_old).
+        log_ratio = new_log_prob - batch.old_log_probs[step]
+        ratio = log_ratio.exp()
+        policy_loss = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1.0 - clip, 1.0 + clip))
+        value_loss = (values - batch.returns[step]).pow(2)
+        # Each member's means over its own minibatch (member axis 0); the loss is their sum, never their mean.
+        means = (torch.stack([policy_loss, value_loss, entropy]) * batch.weights[step]).sum(dim=2)
+        loss = (means[0] + value_coef * means[1] - ent_coef * means[2]).sum()
+
+        net.grad.zero_()
+        loss.backward()
+        net.clip_grad_norms_(max_grad_norm)  # separate networks: each clipped on its own, as in the seed
+        optimizer.step(net.flat, net.grad, learning_rates, net.member_index, batch.active[step])
+
+        with torch.no_grad():
+            approx_kl = (((ratio - 1.0) - log_ratio) * batch.weights[step]).sum(dim=1)  # k3 estimate of KL(old‖new)
+            clip_fraction = (((ratio - 1.0).abs() > clip) * batch.weights[step]).sum(dim=1)
+            totals += torch.cat([means.detach(), approx_kl[None], clip_fraction[None]])
+    return (totals / batch.steps.clamp(min=1)).T.numpy()
+
+
+class _MemberAgent(PPOAgent):
+    """A member's policy: its own ``ActorCritic``, refreshed from the stack when first used after an update."""
+
+    def __init__(self, config: PPOConfig, model: ActorCritic, read_weights: Callable[[], dict[str, torch.Tensor]]):
+        super().__init__(config, model)
+        self.read_weights: Callable[[], dict[str, torch.Tensor]] | None = read_weights
+        self.stale = False
+
+    def _refresh(self) -> None:
+        if self.stale and self.read_weights is not None:
+            self.model.load_state_dict(self.read_weights())
+        self.stale = False
+
+    def _values(self, obs: np.ndarray) -> np.ndarray:
+        self._refresh()
+        return super()._values(obs)
+
+    def state_value(self, obs: np.ndarray) -> np.ndarray:
+        self._refresh()
+        return super().state_value(obs)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        self._refresh()
+        return super().state()
+
+    def detach(self) -> None:
+        """The member left the stack: from now on a plain agent."""
+        self._refresh()
+        self.read_weights = None
+
+
+class _Member:
+    """One member's state in the population loop; ``row`` is its place on the member axis, which moves as others
+    leave."""
+
+    def __init__(self, config: PPOConfig, run: Run, model: ActorCritic, net: StackedActorCritic, row: int):
+        self.config, self.run, self.row = config, run, row
+        self.agent = _MemberAgent(config, model, lambda: net.member_state(self.row))
+        self.shuffle = torch.Generator().manual_seed(run.seed)
+        self.failure: BaseException | None = None
+
+    @property
+    def error(self) -> BaseException | None:
+        """Its divergence, or the first exception its observer raised."""
+        observer = self.run.observer
+        return self.failure or (observer.error if isinstance(observer, MemberGuard) else None)
+
+
+@contextmanager
+def _off_clock(members: Sequence[_Member]) -> Iterator[None]:
+    """Every member's training clock stopped: while one member is evaluated the population trains none of them."""
+    clocks = [member.run.train_seconds for member in members]
+    try:
+        yield
+    finally:
+        for member, seconds in zip(members, clocks):
+            member.run.exclude_time(member.run.train_seconds - seconds)
+
+
+def _by_member(buffer: np.ndarray, members: int, dtype: type | None = None) -> np.ndarray:
+    """(steps, members·n, …) → (members, steps·n, …): member k's slots in a lone run's (step, env) order."""
+    steps = buffer.shape[0]
+    shaped = buffer.reshape(steps, members, -1, *buffer.shape[2:]).swapaxes(0, 1)
+    return np.ascontiguousarray(shaped.reshape(members, -1, *buffer.shape[2:]), dtype=dtype)
+
+
+def _evaluate_together(net: StackedActorCritic, members: Sequence[_Member]) -> np.ndarray:
+    """Greedy returns of these members, shape (M, 20): one batched evaluation, each on ``evaluate_returns``' starts."""
+    policies = net.select([member.row for member in members])
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(policies.logits(torch.from_numpy(obs)), dim=-1).argmax(dim=-1).numpy()
+
+    return evaluate_population_returns(act, len(members))
+
+
+Outcome = tuple[PPOAgent, RunResult] | MemberFailed
+
+
+def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
+          on_member_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
+    """Train a population (shape fields equal, see ``engine.population.population_key``); member k's outcome, in
+    order: its final agent and result, or its failure. Each member's ``Run`` is finished when it leaves, and
+    ``on_member_done(k, outcome)`` told then."""
+    first = configs[0]
+    n, steps = first.n_envs, first.rollout_steps
+    models = []
+    for run, config in zip(runs, configs):
+        seed_everything(run.seed)  # member k's network starts as a lone run's with seed k
+        models.append(build_actor_critic(config))
+    net = StackedActorCritic.stack(models, list(first.hidden_sizes), first.activation)
+    members = [_Member(config, run, model, net, row)
+               for row, (config, run, model) in enumerate(zip(configs, runs, models))]
+    optimizer = StackedAdam(net.member_index)
+    env = PopulationCartPole([run.seed for run in runs], n, max_episode_steps=first.max_episode_steps)
+    obs, _ = env.reset()
+    episodes = PopulationEpisodes(list(runs), n)
+    outcomes: dict[int, Outcome] = {}
+    live = list(members)
+
+    while True:
+        # ---- members that are done (budget, solved with stop_on_solve, stop request) or failed leave the batch
+        failed = [member for member in live if member.error is not None]
+        finished = [member for member in live if member.error is None and member.run.done]
+        last_unevaluated = [member for member in finished
+                            if member.run.last_eval is None or member.run.last_eval.env_steps != member.run.env_steps]
+        if last_unevaluated:
+            with _off_clock(live):
+                final_returns = _evaluate_together(net, last_unevaluated)
+            for member, returns in zip(last_unevaluated, final_returns):
+                member.run.evaluate(member.agent, returns)
+        for member in finished + failed:
+            result = member.run.finish(member.agent) if member in finished else None
+            member.agent.detach()
+            k = members.index(member)
+            outcomes[k] = (member.agent, result) if member.error is None else MemberFailed.of(member.error)
+            if on_member_done is not None:
+                on_member_done(k, outcomes[k])
+        if failed or finished:
+            live = [member for member in live if member not in failed and member not in finished]
+            if not live:
+                break
+            rows = [member.row for member in live]
+            optimizer.keep(rows, net.take)
+            net.keep(rows)
+            env.keep(rows)
+            episodes.keep(rows)
+            obs = obs.reshape(-1, n, OBS_DIM)[rows].reshape(-1, OBS_DIM)
+            for row, member in enumerate(live):
+                member.row = row
+        size = len(live)  # the member axis: size members × n envs
+        lrs = [member.run.scheduled(member.config.learning_rate) for member in live]
+
+        # ---- rollout, every member at once. Slot [t, k·n + i] is what member k's env i saw and did at step t.
+        obs_buf = np.zeros((steps, size * n, OBS_DIM), dtype=np.float32)
+        actions_buf = np.zeros((steps, size * n), dtype=np.int64)
+        log_probs_buf = np.zeros((steps, size * n), dtype=np.float32)
+        values_buf = np.zeros((steps, size * n), dtype=np.float32)
+        rewards_buf = np.zeros((steps, size * n), dtype=np.float32)
+        terminated_buf = np.zeros((steps, size * n), dtype=bool)
+        truncated_buf = np.zeros((steps, size * n), dtype=bool)
+        real_buf = np.zeros((steps, size * n), dtype=bool)
+        policies = net.select()  # the weights do not change during the rollout: laid out for acting
         for t in range(steps):
             obs_buf[t] = obs
             with torch.no_grad():
-                logits, values = model(torch.from_numpy(obs_buf[t]))
-            actions, log_probs = _sample(logits, rng.random(n))
+                logits, values = policies(torch.from_numpy(obs_buf[t]).view(size, n, OBS_DIM))
+            uniform = np.concatenate([member.run.rng.random(n) for member in live])  # each member's own stream
+            actions, log_probs = _sample(logits.reshape(-1, N_ACTIONS), uniform)
             obs, reward, terminated, truncated, _ = env.step(actions)
 
             # NEXT_STEP autoreset: an env whose episode ended last step was only reset now (reward 0, action
             # ignored). That slot is no transition: it is not counted and is masked out of the loss.
-            actions_buf[t], log_probs_buf[t], values_buf[t] = actions, log_probs, values.numpy()
+            actions_buf[t], log_probs_buf[t], values_buf[t] = actions, log_probs, values.numpy().reshape(-1)
             rewards_buf[t], terminated_buf[t], truncated_buf[t] = reward, terminated, truncated
             real_buf[t] = episodes.live
-            episodes.record(reward, terminated, truncated, None, lr)
+            episodes.record(reward, terminated, truncated, lrs)
 
         # ---- advantages: GAE over the rollout, bootstrapped from the value of the observation after it
         with torch.no_grad():
-            last_values = model(torch.from_numpy(obs))[1].numpy()
-        advantages, returns = compute_gae(rewards_buf, values_buf, terminated_buf, truncated_buf, last_values,
-                                          config.gamma, config.gae_lambda, config.bootstrap)
+            last_values = policies(torch.from_numpy(obs).view(size, n, OBS_DIM))[1].numpy().reshape(-1)
+        per_env = [member.config for member in live for _ in range(n)]
+        advantages, returns = compute_gae(
+            rewards_buf, values_buf, terminated_buf, truncated_buf, last_values, np.array([c.gamma for c in per_env]),
+            np.array([c.gae_lambda for c in per_env]), np.array([c.bootstrap for c in per_env]))
 
-        # ---- update: only real transitions, flattened over (step, env)
-        real = real_buf.reshape(-1)
-        if real.any():
-            b_obs = torch.from_numpy(obs_buf.reshape(-1, OBS_DIM)[real])
-            b_actions = torch.from_numpy(actions_buf.reshape(-1)[real])
-            b_log_probs = torch.from_numpy(log_probs_buf.reshape(-1)[real])
-            b_advantages = torch.from_numpy(advantages.reshape(-1)[real])
-            b_returns = torch.from_numpy(returns.reshape(-1)[real])
-            explained_variance = _explained_variance(values_buf.reshape(-1)[real], returns.reshape(-1)[real])
-            metrics = update(config, model, networks, optimizer, shuffle, b_obs, b_actions, b_log_probs,
-                             b_advantages, b_returns)
-            if not all(math.isfinite(value) for value in metrics.values()):
-                raise FloatingPointError(f"diverged at step {run.env_steps}")
-            run.log_update(**metrics, explained_variance=explained_variance, learning_rate=lr)
-        run.after_step(agent)
+        # ---- update: only real transitions, each member's flattened over (step, env)
+        real, member_values = _by_member(real_buf, size), _by_member(values_buf, size)
+        member_returns = _by_member(returns, size, np.float32)
+        live_configs = [member.config for member in live]
+        batch = minibatches(live_configs, [member.shuffle for member in live], real, _by_member(obs_buf, size),
+                            _by_member(actions_buf, size), _by_member(log_probs_buf, size),
+                            _by_member(advantages, size, np.float32), member_returns)
+        critic_lrs = [lr if c.shared_network else lr * c.critic_learning_rate / c.learning_rate.start
+                      for lr, c in zip(lrs, live_configs)]
+        learning_rates = net.per_weight(torch.tensor([lrs, critic_lrs]).T[:, :net.segments])
+        metrics = update(live_configs, net, optimizer, learning_rates, batch)
+        for member, row_metrics, lr in zip(live, metrics, lrs):
+            member.agent.stale = True
+            mine = real[member.row]
+            if not mine.any():
+                continue
+            if not np.isfinite(row_metrics).all():
+                member.failure = FloatingPointError(f"diverged at step {member.run.env_steps}")
+                continue
+            explained_variance = _explained_variance(member_values[member.row][mine], member_returns[member.row][mine])
+            member.run.log_update(**dict(zip(METRICS, row_metrics.tolist())), explained_variance=explained_variance,
+                                  learning_rate=lr)
+
+        # ---- evaluations: the members due evaluated together, then each member's own checkpoints
+        going_on = [member for member in live if member.error is None]
+        due = [member for member in going_on if member.run.evaluation_due]
+        with _off_clock(live):
+            given = dict(zip(map(id, due), _evaluate_together(net, due) if due else []))
+        with _off_clock(live):
+            for member in going_on:
+                member.run.after_step(member.agent, given.get(id(member)))
 
     env.close()
-    return agent
+    return [outcomes[k] for k in range(len(members))]

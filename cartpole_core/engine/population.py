@@ -1,0 +1,167 @@
+"""What a population shares across its members: who may train together, the per-member episode bookkeeping, a
+member's failure, and Adam over weights stacked on a member axis.
+
+A population is N runs trained in one process, member k with its own config, seed and ``Run`` (observer, counters,
+evaluation, checkpoints, result), exactly what the run trained alone produces up to the order floating-point sums
+are taken in. Members must share every field that gives a tensor its shape (``population_key``); every other field
+— learning rates and their schedules, γ, λ, clip range, coefficients, budgets, evaluation, stopping — is per member.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from cartpole_core.config.models import TrainConfig
+from cartpole_core.config.population import SHAPE_FIELDS, population_key  # noqa: F401  (re-exported)
+from cartpole_core.engine.observers import RunObserver
+from cartpole_core.engine.run import Run
+from cartpole_core.records import Event
+
+
+def check_population(configs: Sequence[TrainConfig], seeds: Sequence[int]) -> None:
+    """ValueError naming the first member whose shape fields differ from member 0's, and the fields."""
+    if len(configs) != len(seeds):
+        raise ValueError(f"a population needs one seed per config: got {len(configs)} configs and {len(seeds)} seeds")
+    if not configs:
+        raise ValueError("a population needs at least one member")
+    first = configs[0]
+    for member, config in enumerate(configs[1:], start=1):
+        if config.algo != first.algo:
+            raise ValueError(f"member {member} is {config.algo} but member 0 is {first.algo}: "
+                             "a population trains one algorithm")
+        differing = [name for name in SHAPE_FIELDS[first.algo] if getattr(config, name) != getattr(first, name)]
+        if differing:
+            shown = ", ".join(f"{name} ({getattr(config, name)!r} vs {getattr(first, name)!r})" for name in differing)
+            raise ValueError(f"member {member} cannot train with member 0: {shown} differ; members of a "
+                             f"{first.algo} population must share {', '.join(SHAPE_FIELDS[first.algo])}")
+
+
+@dataclass(frozen=True)
+class MemberFailed:
+    """A member that left the population without a result: ``reason`` as a run's error shows it (e.g. "diverged
+    at step 1234"), and the exception, which ``train`` raises for a population of one."""
+
+    reason: str
+    error: BaseException
+
+    @classmethod
+    def of(cls, error: BaseException) -> MemberFailed:
+        reason = str(error) if isinstance(error, FloatingPointError) else \
+            traceback.format_exception_only(type(error), error)[-1].strip()
+        return cls(reason, error)
+
+
+class MemberGuard(RunObserver):
+    """A member's observer whose first exception is kept, not raised: a member whose store write fails leaves the
+    population with that error; the others go on. After the error it forwards nothing."""
+
+    def __init__(self, observer: RunObserver):
+        self.observer = observer
+        self.error: Exception | None = None
+
+    def _call(self, method: str, *args: Any) -> Any:
+        if self.error is None:
+            try:
+                return getattr(self.observer, method)(*args)
+            except Exception as err:  # kept for the member's failure, raised again by ``train`` for a lone run
+                self.error = err
+        return None
+
+    def on_event(self, event: Event) -> None:
+        self._call("on_event", event)
+
+    def on_checkpoint(self, agent: Any, kind: str, env_steps: int) -> None:
+        self._call("on_checkpoint", agent, kind, env_steps)
+
+    def should_stop(self) -> bool:
+        return bool(self._call("should_stop"))
+
+
+class PopulationEpisodes:
+    """``run.EpisodeTracker`` for a population stepped as one vector env: slots ``[k·n_envs, (k+1)·n_envs)`` are
+    the member whose run is ``runs[k]``. ``live`` marks the slots whose current step is a real transition (not the
+    ``NEXT_STEP`` reset slot) — read it before ``record``."""
+
+    def __init__(self, runs: list[Run], n_envs: int):
+        self.runs, self.n_envs = list(runs), n_envs
+        self.returns = np.zeros(len(runs) * n_envs)
+        self.lengths = np.zeros(len(runs) * n_envs, dtype=np.int64)
+        self.live = np.ones(len(runs) * n_envs, dtype=bool)
+
+    def record(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+               learning_rates: Sequence[float]) -> None:
+        live = self.live
+        for run, steps in zip(self.runs, live.reshape(len(self.runs), self.n_envs).sum(axis=1).tolist()):
+            run.add_steps(steps)
+        self.returns += reward * live
+        self.lengths += live
+        done = terminated | truncated
+        for slot in np.flatnonzero(done):
+            member = slot // self.n_envs
+            self.runs[member].log_episode(self.returns[slot], self.lengths[slot], None, learning_rates[member])
+        self.returns[done] = 0.0
+        self.lengths[done] = 0
+        self.live = ~done
+
+    def keep(self, members: list[int]) -> None:
+        """Only these members (in this order) stay."""
+        slots = (np.asarray(members)[:, None] * self.n_envs + np.arange(self.n_envs)).reshape(-1)
+        self.runs = [self.runs[k] for k in members]
+        self.returns, self.lengths, self.live = self.returns[slots], self.lengths[slots], self.live[slots]
+
+
+class StackedAdam:
+    """Adam over the weights of N members held in one tensor (``member_index`` says whose each weight is), each
+    member with its own step count and a learning rate per weight (a member's actor and critic may differ). For
+    one member it is ``torch.optim.Adam`` (same formula, float rounding aside).
+
+    ``step(..., active)``: a member not active this step keeps its weights, moments and step count — a member
+    whose rollout had fewer minibatches than another's sits out the extra steps.
+    """
+
+    def __init__(self, member_index: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.exp_avg = torch.zeros(member_index.shape)
+        self.exp_avg_sq = torch.zeros(member_index.shape)
+        self.steps = torch.zeros(int(member_index.max()) + 1 if len(member_index) else 0, dtype=torch.float64)
+
+    @torch.no_grad()
+    def step(self, params: torch.Tensor, grads: torch.Tensor, learning_rates: torch.Tensor,
+             member_index: torch.Tensor, active: torch.Tensor | None = None) -> None:
+        """``learning_rates``: one per weight, shaped as ``params``."""
+        if active is not None and bool(active.all()):
+            active = None
+        if active is not None:
+            resting = ~active[member_index]
+            kept = self.exp_avg[resting], self.exp_avg_sq[resting]
+            self.steps += active
+        else:
+            self.steps += 1
+        self.exp_avg.lerp_(grads, 1 - self.beta1)
+        self.exp_avg_sq.mul_(self.beta2).addcmul_(grads, grads, value=1 - self.beta2)
+        bias_correction1 = 1 - self.beta1 ** self.steps
+        bias_correction2_sqrt = (1 - self.beta2 ** self.steps).sqrt()
+        if active is None and bool((self.steps == self.steps[0]).all()):  # the usual case: one step count for all
+            step_sizes = learning_rates / float(bias_correction1[0])
+            denom = (self.exp_avg_sq.sqrt() / float(bias_correction2_sqrt[0])).add_(self.eps)
+        else:
+            step_sizes = learning_rates / bias_correction1.float().clamp(min=1e-12)[member_index]
+            if active is not None:
+                step_sizes[resting] = 0.0
+            denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt.float().clamp(min=1e-12)[member_index]).add_(
+                self.eps)
+        params.sub_(self.exp_avg / denom * step_sizes)
+        if active is not None:
+            self.exp_avg[resting], self.exp_avg_sq[resting] = kept
+
+    def keep(self, members: list[int], take: Callable[[torch.Tensor, list[int]], torch.Tensor]) -> None:
+        """Only these members' state (in this order) stays; ``take`` picks their weights' entries."""
+        self.exp_avg, self.exp_avg_sq = take(self.exp_avg, members), take(self.exp_avg_sq, members)
+        self.steps = self.steps[members]
