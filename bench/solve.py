@@ -154,7 +154,10 @@ def train_in_checkout(root: Path, algo: str, preset: str, seed: int, max_env_ste
                       held_out: bool = False) -> Trained:
     done = subprocess.run([sys.executable, "-c", _TRAIN_IN_CHECKOUT, str(root), algo, preset, str(seed),
                            str(max_env_steps or 0), str(HELD_OUT_MODULE) if held_out else ""],
-                          cwd=root, capture_output=True, text=True, check=True)
+                          cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = done.stderr.strip().splitlines()[-1:] or ["no error output"]
+        raise SystemExit(f"{algo}/{preset} seed {seed} failed in the checkout {root}: {last[0]}")
     trained = json.loads(done.stdout.strip().splitlines()[-1])
     return Trained(RunResult(**trained["result"]), trained["held_out_mean"])
 
