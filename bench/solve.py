@@ -1,12 +1,18 @@
 """Time-to-solve benchmark: how fast each algorithm × preset solves CartPole-v1, over several seeds.
 
     python bench/solve.py [--algos qlearning,dqn,ppo] [--presets fast,...|all] [--seeds 5] [--vs-sb3]
-                          [--reference /path/to/other/checkout] [--markdown]
+                          [--reference /path/to/other/checkout] [--held-out] [--markdown]
 
 Every run trains with ``cartpole_core.train`` on one torch thread, as the lab's workers do. A seed is solved at its
-first greedy evaluation with mean return ≥ 475 over 20 fixed-seed episodes; time-to-solve is training wall-clock up
-to that evaluation, evaluation time excluded. One table row per (implementation, algorithm, preset): seeds solved,
-median / max time- and steps-to-solve, median env steps/s, and the final evaluation after the full budget.
+first greedy evaluation with mean return ≥ 475 over 20 fixed-seed episodes that a second evaluation, on 100 other
+episodes, confirms; time-to-solve is training wall-clock up to that evaluation, evaluation time excluded. One table
+row per (implementation, algorithm, preset): seeds solved, median / max time- and steps-to-solve, median env
+steps/s, and the final evaluation after the full budget.
+
+``--held-out`` (20 seeds unless ``--seeds`` says otherwise) also plays each run's final agent on the 100 held-out
+episodes of ``bench/held_out.py`` (episode seeds 2,000,000–2,000,099, which no evaluation during training uses) and
+adds the seeds whose held-out mean is ≥ 475 and the median / worst held-out mean: an agent stopped at a lucky
+evaluation shows here.
 
 ``--vs-sb3`` adds Stable-Baselines3 PPO and DQN with the RL Zoo's tuned CartPole-v1 hyperparameters, measured by the
 very same bookkeeping (``cartpole_core.engine.run.Run``): the same evaluation, as often as our ``fast`` preset of that
@@ -43,6 +49,7 @@ import gymnasium
 import numpy as np
 import torch
 
+from bench.held_out import held_out_returns
 from cartpole_core.config.models import ALGORITHMS, config_class
 from cartpole_core.config.presets import preset_config, preset_names
 from cartpole_core.engine.agent import Agent
@@ -52,6 +59,7 @@ from cartpole_core.engine.train import train
 from cartpole_core.records import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
+HELD_OUT_MODULE = Path(__file__).resolve().with_name("held_out.py")
 NEVER = float("inf")  # time / steps to solve of a seed that never solved
 
 
@@ -85,25 +93,39 @@ ZOO_CARTPOLE: dict[str, ZooSettings] = {
 
 
 @dataclass(frozen=True)
+class Trained:
+    """One run's summary, and its final agent's mean return over the held-out episodes when that was asked for."""
+
+    result: RunResult
+    held_out_mean: float | None = None
+
+
+@dataclass(frozen=True)
 class Contender:
     """One table row to measure: ``train_one(seed)`` trains a run and reports it."""
 
     impl: str  # "ours" or "SB3"
     algo: str
     preset: str
-    train_one: Callable[[int], RunResult]
+    train_one: Callable[[int], Trained]
 
 
-def train_ours(algo: str, preset: str, seed: int, max_env_steps: int | None = None) -> RunResult:
+def _held_out_mean(agent: Agent, held_out: bool) -> float | None:
+    return float(held_out_returns(agent.act_batch).mean()) if held_out else None
+
+
+def train_ours(algo: str, preset: str, seed: int, max_env_steps: int | None = None, held_out: bool = False) -> Trained:
     config = preset_config(algo, preset)
     if max_env_steps is not None and config.total_env_steps > max_env_steps:
         config = config.with_changes(total_env_steps=max_env_steps)
-    return train(config, seed=seed)[1]
+    agent, result = train(config, seed=seed)
+    return Trained(result, _held_out_mean(agent, held_out))
 
 
-# One run in a fresh interpreter of a checkout: the engine imported from that checkout, which may predate the layering.
+# One run in a fresh interpreter of a checkout: the engine imported from that checkout, which may predate the layering;
+# the held-out check (when a path to bench/held_out.py is given) loaded from this checkout, the same for both.
 _TRAIN_IN_CHECKOUT = """
-import json, sys
+import importlib.util, json, sys
 sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)
@@ -113,18 +135,31 @@ try:
 except ModuleNotFoundError:  # a checkout from before cartpole_core was grouped by layer
     from cartpole_core.presets import preset_config
     from cartpole_core.training import train
-algo, preset, seed, cap = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+algo, preset, seed, cap, held_out = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 config = preset_config(algo, preset)
 if cap and config.total_env_steps > cap:
     config = config.with_changes(total_env_steps=cap)
-print(json.dumps(train(config, seed=seed)[1].to_dict()))
+agent, result = train(config, seed=seed)
+held_out_mean = None
+if held_out:
+    spec = importlib.util.spec_from_file_location("held_out", held_out)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    held_out_mean = float(module.held_out_returns(agent.act_batch).mean())
+print(json.dumps({"result": result.to_dict(), "held_out_mean": held_out_mean}))
 """
 
 
-def train_in_checkout(root: Path, algo: str, preset: str, seed: int, max_env_steps: int | None = None) -> RunResult:
+def train_in_checkout(root: Path, algo: str, preset: str, seed: int, max_env_steps: int | None = None,
+                      held_out: bool = False) -> Trained:
     done = subprocess.run([sys.executable, "-c", _TRAIN_IN_CHECKOUT, str(root), algo, preset, str(seed),
-                           str(max_env_steps or 0)], cwd=root, capture_output=True, text=True, check=True)
-    return RunResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+                           str(max_env_steps or 0), str(HELD_OUT_MODULE) if held_out else ""],
+                          cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = done.stderr.strip().splitlines()[-1:] or ["no error output"]
+        raise SystemExit(f"{algo}/{preset} seed {seed} failed in the checkout {root}: {last[0]}")
+    trained = json.loads(done.stdout.strip().splitlines()[-1])
+    return Trained(RunResult(**trained["result"]), trained["held_out_mean"])
 
 
 class SB3Policy(Agent):
@@ -137,7 +172,7 @@ class SB3Policy(Agent):
         return self.model.predict(obs, deterministic=True)[0]
 
 
-def train_sb3(algo: str, seed: int, n_timesteps: int | None = None) -> RunResult:
+def train_sb3(algo: str, seed: int, n_timesteps: int | None = None, held_out: bool = False) -> Trained:
     """Train SB3 ``algo`` with the zoo's CartPole-v1 settings (budget ``n_timesteps`` if given), measured like ours."""
     from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -163,7 +198,7 @@ def train_sb3(algo: str, seed: int, n_timesteps: int | None = None) -> RunResult
         return True
 
     model.learn(budget, callback=on_step)
-    return run.finish(policy)
+    return Trained(run.finish(policy), _held_out_mean(policy, held_out))
 
 
 # ---------------------------------------------------------------------------------------------------- measure
@@ -176,7 +211,20 @@ class Summary:
     impl: str
     algo: str
     preset: str
-    results: list[RunResult] = field(repr=False)
+    runs: list[Trained] = field(repr=False)
+
+    @property
+    def results(self) -> list[RunResult]:
+        return [run.result for run in self.runs]
+
+    @property
+    def held_out_means(self) -> list[float]:
+        """The held-out mean of each seed, empty when the held-out check was not asked for."""
+        return [run.held_out_mean for run in self.runs if run.held_out_mean is not None]
+
+    @property
+    def held_out_solved(self) -> int:
+        return sum(is_solved(mean) for mean in self.held_out_means)
 
     @property
     def solved(self) -> int:
@@ -217,16 +265,18 @@ class Summary:
 def measure(contenders: Sequence[Contender], seeds: Sequence[int], progress: Callable[[str], None]) -> list[Summary]:
     """Train every contender once per seed, seed by seed in turn (a busy stretch of the machine hits them alike);
     ``progress`` gets one line per finished run."""
-    results: list[list[RunResult]] = [[] for _ in contenders]
+    results: list[list[Trained]] = [[] for _ in contenders]
     for seed in seeds:
         for contender, runs in zip(contenders, results):
             started = time.perf_counter()
-            result = contender.train_one(seed)
-            runs.append(result)
+            trained = contender.train_one(seed)
+            runs.append(trained)
+            result = trained.result
             outcome = (f"solved at {result.time_to_solve_s:.2f} s / {result.steps_to_solve:,} steps" if result.solved
                        else f"not solved in {result.env_steps:,} steps")
+            held_out = "" if trained.held_out_mean is None else f", held-out mean {trained.held_out_mean:.1f}"
             progress(f"{contender.impl} {contender.algo}/{contender.preset} seed {seed}: {outcome}, "
-                     f"final eval {result.final_eval_mean:.1f}, {time.perf_counter() - started:.1f} s wall")
+                     f"final eval {result.final_eval_mean:.1f}{held_out}, {time.perf_counter() - started:.1f} s wall")
     return [Summary(c.impl, c.algo, c.preset, runs) for c, runs in zip(contenders, results)]
 
 
@@ -234,32 +284,43 @@ def measure(contenders: Sequence[Contender], seeds: Sequence[int], progress: Cal
 
 COLUMNS = ("impl", "algo", "preset", "seeds solved", "median time (s)", "max time (s)", "median steps", "max steps",
            "env steps/s", "final eval median", "final eval min", "final all solved")
+HELD_OUT_COLUMNS = ("held out (mean ≥ 475)", "held-out median", "held-out worst")
 LEFT_ALIGNED = 3  # the first three columns are names; the rest are numbers
 LEGEND = ("time / steps: training wall-clock (evaluation excluded) and env steps until the first solved evaluation "
-          "(greedy mean return ≥ 475 over 20 episodes); a seed that never solved counts as never (—).")
+          "(greedy mean return ≥ 475 over 20 episodes, confirmed on 100 other episodes); a seed that never solved "
+          "counts as never (—).")
+HELD_OUT_LEGEND = ("held out: each seed's final agent, greedy, one episode per seed 2,000,000–2,000,099 "
+                   "(reset(seed=s)); the seeds whose mean over the 100 is ≥ 475, and the median / worst mean.")
 
 
 def _number(value: float, spec: str) -> str:
     return "—" if value == NEVER else format(value, spec)
 
 
-def row_cells(summary: Summary) -> list[str]:
-    return [
+def row_cells(summary: Summary, held_out: bool = False) -> list[str]:
+    cells = [
         summary.impl, summary.algo, summary.preset, f"{summary.solved}/{len(summary.results)}",
         _number(summary.median_time_to_solve_s, ".2f"), _number(summary.max_time_to_solve_s, ".2f"),
         _number(summary.median_steps_to_solve, ",.0f"), _number(summary.max_steps_to_solve, ",.0f"),
         f"{summary.median_env_steps_per_s:,.0f}", f"{statistics.median(summary.final_evals):.1f}",
         f"{min(summary.final_evals):.1f}", "yes" if summary.final_all_solved else "no",
     ]
+    if held_out:
+        means = summary.held_out_means
+        cells += [f"{summary.held_out_solved}/{len(means)}", f"{statistics.median(means):.1f}", f"{min(means):.1f}"]
+    return cells
 
 
 def format_table(summaries: Sequence[Summary], markdown: bool) -> str:
-    """Rows as aligned plain text, or as a GitHub markdown table (numbers right-aligned)."""
-    rows = [list(COLUMNS), *(row_cells(s) for s in summaries)]
+    """Rows as aligned plain text, or as a GitHub markdown table (numbers right-aligned); with the held-out
+    columns when every row has held-out means."""
+    held_out = all(s.held_out_means for s in summaries)
+    header = list(COLUMNS) + list(HELD_OUT_COLUMNS if held_out else ())
+    rows = [header, *(row_cells(s, held_out) for s in summaries)]
     if markdown:
-        rule = ["---"] * LEFT_ALIGNED + ["---:"] * (len(COLUMNS) - LEFT_ALIGNED)
+        rule = ["---"] * LEFT_ALIGNED + ["---:"] * (len(header) - LEFT_ALIGNED)
         return "\n".join("| " + " | ".join(cells) + " |" for cells in [rows[0], rule, *rows[1:]])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) if i < LEFT_ALIGNED else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows)
 
@@ -340,7 +401,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[Con
     parser.add_argument("--presets", type=_names, default=["fast"],
                         help="comma-separated preset names, or 'all' for every preset of each algorithm "
                              "(default: fast); presets an algorithm lacks are skipped")
-    parser.add_argument("--seeds", type=_int_at_least(1), default=5, help="train seeds 0..N-1 (default: 5)")
+    parser.add_argument("--seeds", type=_int_at_least(1), default=None,
+                        help="train seeds 0..N-1 (default: 5, or 20 with --held-out)")
+    parser.add_argument("--held-out", action="store_true",
+                        help="also play each run's final agent on 100 held-out episodes (seeds 2,000,000–2,000,099) "
+                             "and show the seeds whose mean stays ≥ 475")
     parser.add_argument("--vs-sb3", action="store_true",
                         help="also train Stable-Baselines3 PPO / DQN (for the selected algos) with the RL Zoo's "
                              "tuned CartPole-v1 settings, and print ours / SB3 median time-to-solve")
@@ -356,6 +421,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[Con
     parser.add_argument("--markdown", action="store_true",
                         help="print a GitHub markdown table (for docs/BENCHMARKS.md)")
     args = parser.parse_args(argv)
+    if args.seeds is None:
+        args.seeds = 20 if args.held_out else 5
     if args.reference is not None and not (args.reference / "cartpole_core").is_dir():
         parser.error(f"--reference: {args.reference} is not a checkout of the lab (no cartpole_core/ in it)")
 
@@ -382,14 +449,16 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[Con
                 preset_config(algo, preset).total_env_steps > args.max_env_steps
             label = f"{preset} (≤{args.max_env_steps:,} steps)" if capped else preset
             if args.reference is None:
-                contenders.append(Contender("ours", algo, label, partial(train_ours, algo, preset,
-                                                                         max_env_steps=args.max_env_steps)))
+                contenders.append(Contender("ours", algo, label, partial(
+                    train_ours, algo, preset, max_env_steps=args.max_env_steps, held_out=args.held_out)))
             else:
                 for impl, root in (("ours", ROOT), ("reference", args.reference.resolve())):
-                    contenders.append(Contender(impl, algo, label, partial(train_in_checkout, root, algo, preset,
-                                                                           max_env_steps=args.max_env_steps)))
+                    contenders.append(Contender(impl, algo, label, partial(
+                        train_in_checkout, root, algo, preset, max_env_steps=args.max_env_steps,
+                        held_out=args.held_out)))
         if args.vs_sb3 and algo in ZOO_CARTPOLE:
-            contenders.append(Contender("SB3", algo, "zoo", partial(train_sb3, algo, n_timesteps=args.sb3_steps)))
+            contenders.append(Contender("SB3", algo, "zoo", partial(train_sb3, algo, n_timesteps=args.sb3_steps,
+                                                                    held_out=args.held_out)))
     if not contenders:
         parser.error("nothing to benchmark: none of the selected algorithms has the requested presets")
     return args, contenders
@@ -416,6 +485,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(summaries, args.markdown))
     print()
     print(bullet + LEGEND)
+    if args.held_out:
+        print(bullet + HELD_OUT_LEGEND)
     for line in sb3_ratios(summaries) + reference_ratios(summaries):
         print(bullet + line)
     return 0

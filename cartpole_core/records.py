@@ -45,7 +45,7 @@ class Evaluated:
     episodes: int
     mean_return: float
     std_return: float
-    solved: bool
+    solved: bool  # mean ≥ 475, and the run's solve confirmed (at this evaluation or before)
     time_s: float
 
 

@@ -201,7 +201,9 @@ def test_episode_events_and_periodic_evaluations():
     assert len(evaluations) in (due, due + 1)  # + the final one, unless the last step was an eval step
     for k, e in enumerate(evaluations[:due], start=1):
         assert k * 2000 <= e.env_steps < k * 2000 + config.n_envs
-        assert e.solved == (e.mean_return >= 475)
+        assert e.solved <= (e.mean_return >= 475)  # a solved-looking evaluation may fail its confirmation
+    first_solved = next((k for k, e in enumerate(evaluations) if e.solved), len(evaluations))
+    assert all(e.solved == (e.mean_return >= 475) for e in evaluations[first_solved:])  # confirmed once per run
     assert evaluations[-1].env_steps == result.env_steps
     assert evaluations[-1].mean_return == result.final_eval_mean
     assert result.best_eval_mean == max(e.mean_return for e in evaluations)

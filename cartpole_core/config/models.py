@@ -167,7 +167,8 @@ class TrainConfig(_Model):
         5000, "Greedy evaluation (20 fixed-seed episodes) every this many env steps", typical=(1000, 20_000),
         log=True, ge=100, le=10_000_000,
     )
-    stop_on_solve: bool = param(False, "End training at the first solved evaluation (mean return ≥ 475)")
+    stop_on_solve: bool = param(False, "End training at the first solved evaluation (mean return ≥ 475 over 20 "
+                                        "episodes, confirmed on 100 others)")
 
     def to_json(self) -> str:
         return json.dumps({"algo": self.algo, **self.model_dump(mode="json")}, sort_keys=True)

@@ -1,6 +1,8 @@
 """Greedy evaluation: K episodes on fixed seeds, stepped together in one vectorized CartPole.
 
-"Solved" everywhere means mean return ≥ 475 over the 20 evaluation episodes.
+"Solved" everywhere means mean return ≥ 475 over the 20 evaluation episodes, confirmed once: the first evaluation
+that reaches it counts only if a second, larger one on other episodes (``CONFIRM_EPISODES`` from ``CONFIRM_SEED``)
+reaches it too. A single lucky 20-episode evaluation is a noisy rule to stop training on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from cartpole_core.engine.envs import MAX_EPISODE_STEPS, SOLVED_RETURN, make_vec
 
 EVAL_EPISODES = 20
 EVAL_SEED = 1_000_003  # far from training seeds, so evaluation episodes are never training episodes
+CONFIRM_EPISODES = 100
+CONFIRM_SEED = 3_000_017  # far from training seeds, from EVAL_SEED and from the held-out checks' 2,000,000 + i
 
 BatchPolicy = Callable[[np.ndarray], np.ndarray]
 
@@ -57,3 +61,8 @@ def evaluate_population_returns(policy: BatchPolicy, members: int, episodes: int
         running &= ~(terminated | truncated)
     env.close()
     return returns.reshape(members, episodes)
+
+
+def confirms_solve(policy: BatchPolicy) -> bool:
+    """The second look at a solved-looking evaluation: mean return ≥ 475 over ``CONFIRM_EPISODES`` other episodes."""
+    return is_solved(float(evaluate_returns(policy, CONFIRM_EPISODES, CONFIRM_SEED).mean()))

@@ -5,7 +5,8 @@ algorithm loops own the learning; this module owns everything around it, so the 
 
 - counting env steps and episodes, and the budget (``total_env_steps``, ``max_episodes``);
 - the training clock, which pauses during evaluation (time-to-solve counts training wall-clock only);
-- periodic greedy evaluation every ``eval_every_steps`` and the final one, "solved" = mean ≥ 475 over 20;
+- periodic greedy evaluation every ``eval_every_steps`` and the final one, "solved" = mean ≥ 475 over 20, the
+  first such evaluation confirmed on 100 other episodes before it counts (``engine.evaluate.confirms_solve``);
 - the stop request, checked by the loops once per update (``run.done``);
 - telling the run's observer (``RunObserver``) about it: ``EpisodeEnded`` / ``Updated`` / ``Evaluated`` events,
   checkpoints (``"periodic"``, ``"best"``, ``"final"``), and asking it whether to stop.
@@ -25,7 +26,7 @@ import torch
 from cartpole_core.config.models import Schedule, TrainConfig
 from cartpole_core.config.schedules import value_at
 from cartpole_core.engine.agent import Agent
-from cartpole_core.engine.evaluate import evaluate_returns, is_solved
+from cartpole_core.engine.evaluate import confirms_solve, evaluate_returns, is_solved
 from cartpole_core.engine.observers import RunObserver
 from cartpole_core.records import EpisodeEnded, Evaluated, RunResult, Updated
 
@@ -44,7 +45,7 @@ class Run:
         self.episodes = 0
         self.updates = 0
         self.stopped = False
-        self.solved_at: tuple[float, int] | None = None  # (train seconds, env steps) at the first solved eval
+        self.solved_at: tuple[float, int] | None = None  # (train seconds, env steps) at the first confirmed solve
         self.last_eval: Evaluated | None = None
         self.best_eval_mean: float | None = None
         self.observer = observer or RunObserver()
@@ -120,13 +121,16 @@ class Run:
             self._paused_s += time.perf_counter() - started
 
     def evaluate(self, agent: Agent, returns: np.ndarray | None = None) -> Evaluated:
-        """Evaluate greedily; ``returns``, when given, are that evaluation's returns computed outside (a population
-        evaluates its members together, off every member's clock)."""
+        """A greedy evaluation, off the clock; ``returns``, when given, are that evaluation's returns computed
+        outside (a population evaluates its members together, off every member's clock). Until the run has solved,
+        one that reaches 475 is solved only if ``confirms_solve`` agrees; if it does not, the event says not solved
+        and training goes on."""
         if returns is None:
             returns = self._paused(lambda: evaluate_returns(agent.act_batch))
         mean = float(returns.mean())
-        event = Evaluated(self.env_steps, self.episodes, mean, float(returns.std()), is_solved(mean),
-                          self.train_seconds)
+        solved = is_solved(mean) and (
+            self.solved_at is not None or bool(self._paused(lambda: confirms_solve(agent.act_batch))))
+        event = Evaluated(self.env_steps, self.episodes, mean, float(returns.std()), solved, self.train_seconds)
         self.last_eval = event
         if event.solved and self.solved_at is None:
             self.solved_at = (event.time_s, event.env_steps)
