@@ -58,6 +58,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.held_out import HELD_OUT_EPISODE_SEEDS, held_out_returns  # noqa: E402
 from bench.live_cost import cpu_seconds  # noqa: E402
 from cartpole_core.config.limits import SEEDS_PER_LAUNCH_MAX  # noqa: E402
 from cartpole_core.config.presets import preset_config  # noqa: E402
@@ -68,7 +69,6 @@ from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, streamlit_process, st
 
 if TYPE_CHECKING:
     from cartpole_core.config.models import TrainConfig
-    from cartpole_core.engine.agent import Agent
     from cartpole_core.records import RunResult
     from cartpole_core.studies.controller import StudyController
 
@@ -77,7 +77,6 @@ TARGET_OVERHEAD_S = 0.050  # T2: controller time per trial
 TARGET_REDRAW_S = 1.0  # T3: the Studies page with 200 trials
 VARY = ("learning_rate.start=3e-4:1e-2:log", "clip_range=0.1:0.3", "ent_coef=0:0.01", "gae_lambda=0.8:1")
 HELD_OUT_TRAIN_SEEDS = range(1000, 1005)
-HELD_OUT_EPISODE_SEEDS = range(2_000_000, 2_000_100)
 PAGE_BUDGET = 512  # env steps per run of the page's study: two PPO updates, a fraction of a second a run
 REFRESHES = 8  # of the running study's panel, timed in the browser
 WARM_WORKER_S = 10  # AppTest starts the dashboard's queue runner, whose warm worker imports torch for seconds
@@ -388,26 +387,6 @@ def training_at_once(runs: list[dict[str, Any]]) -> list[float]:
 # ------------------------------------------------------------------------------------------- held-out check
 
 
-def held_out_returns(agent: Agent, seeds: Sequence[int] = HELD_OUT_EPISODE_SEEDS) -> np.ndarray:
-    """The greedy return of each episode seed: one CartPole-v1 per seed, reset with it (the episode the Replay page
-    shows for that seed), all stepped together, one batched policy call a step."""
-    from cartpole_core.engine.envs import make_env
-
-    envs = [make_env() for _ in seeds]
-    obs = np.stack([env.reset(seed=int(seed))[0] for env, seed in zip(envs, seeds)])
-    returns = np.zeros(len(envs))
-    playing = np.ones(len(envs), dtype=bool)
-    while playing.any():
-        indices = np.flatnonzero(playing)
-        for index, action in zip(indices, agent.act_batch(obs[indices])):
-            obs[index], reward, terminated, truncated, _ = envs[index].step(int(action))
-            returns[index] += reward
-            playing[index] = not (terminated or truncated)
-    for env in envs:
-        env.close()
-    return returns
-
-
 @dataclass(frozen=True)
 class HeldOut:
     """One configuration trained on the held-out training seeds: each run's result and held-out mean return."""
@@ -443,7 +422,7 @@ def held_out(configuration: str, stops: str, config: TrainConfig, progress: Call
     for seed in HELD_OUT_TRAIN_SEEDS:
         agent, result = train(config, seed=seed)
         results.append(result)
-        means.append(float(held_out_returns(agent).mean()))
+        means.append(float(held_out_returns(agent.act_batch).mean()))
         progress(f"held-out {configuration} ({stops}) seed {seed}: {result.env_steps:,} steps, final eval "
                  f"{result.final_eval_mean:.1f}, held-out mean {means[-1]:.1f}")
     return HeldOut(configuration, stops, results, means)
