@@ -510,7 +510,8 @@ def test_a_study_runs_from_a_user_preset(tmp_path):
     save_preset(tmp_path, "qlearning", "short",
                 preset_config("qlearning", "fast", total_env_steps=3000, stop_on_solve=False))
     result = run_cli("study", "run", "--algo", "qlearning", "--preset", "short", "--vary", "gamma=0.9:0.99",
-                     "--trials", "1", "--seeds", "1", "--parallel", "1", "--json", home=tmp_path)
+                     "--trials", "1", "--seeds", "1", "--parallel", "1", "--confirm-trials", "0", "--json",
+                     home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["trials_completed"] == 1
     (run,) = RunStore(tmp_path).list_runs()

@@ -115,10 +115,12 @@ def test_a_message_delivered_twice_is_written_once(tmp_path):
 def test_a_study_on_ray_completes(cluster, tmp_path):
     address = cluster.address
     summary = run_study("qlearning", ["gamma=0.9:0.999"], overrides={"total_env_steps": 20_000}, trials=2, seeds=2,
-                        sampler="random", pruner="none", objective="final", home=tmp_path, ray_address=address)
+                        sampler="random", pruner="none", objective="final", home=tmp_path, ray_address=address,
+                        confirm_trials=1, confirm_seeds=1)
     assert summary["status"] == "completed" and summary["trials_completed"] == 2
     runs = RunStore(tmp_path).list_runs(tag=f"study:{summary['study_id']}")
-    assert len(runs) == 4 and all(run["status"] == "completed" for run in runs)
+    assert len(runs) == 4 + 1 and all(run["status"] == "completed" for run in runs)  # the best confirmed on seed 2
+    assert summary["best"]["confirmation"]["seeds"] == [2]
     assert load_agent(summary["best"]["checkpoint"]).act([0.0, 0.0, 0.05, 0.0]) in (0, 1)
 
 
