@@ -176,9 +176,10 @@ def test_a_population_of_one_trains_the_same_curve_twice_and_a_member_keeps_its_
     lone, pair = curve([TINY], [6]), curve([TINY.with_changes(gamma=0.9), TINY], [5, 6])
     episodes = [[(e.env_steps, e.episode_return) for e in events if isinstance(e, EpisodeEnded)]
                 for events in (lone[0], pair[1])]
-    # The same ε draws and resets as alone: identical until the first greedy action (float sums may then differ).
-    first_greedy = 200
-    assert [e for e in episodes[0] if e[0] < first_greedy] == [e for e in episodes[1] if e[0] < first_greedy]
+    # Its own initial weights, ε draws and resets: the same episodes as alone until learning starts (after it,
+    # batched float sums may differ).
+    before_learning = [[e for e in member if e[0] < TINY.learning_starts] for member in episodes]
+    assert before_learning[0] == before_learning[1] and len(before_learning[0]) > 5
 
 
 def test_each_member_writes_what_a_lone_run_writes(tmp_path):
