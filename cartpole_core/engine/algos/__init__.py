@@ -10,5 +10,5 @@ from collections.abc import Callable
 
 from cartpole_core.engine.algos import dqn, ppo, qlearning
 
-ALGORITHM_LOOPS: dict[str, Callable] = {"qlearning": qlearning.train, "dqn": dqn.train}
-POPULATION_LOOPS: dict[str, Callable] = {"ppo": ppo.train}
+ALGORITHM_LOOPS: dict[str, Callable] = {"qlearning": qlearning.train}
+POPULATION_LOOPS: dict[str, Callable] = {"dqn": dqn.train, "ppo": ppo.train}

@@ -24,9 +24,16 @@ What we changed and why:
   costs about the same at batch 64 or 256 (per-op overhead), so few large-batch steps at a high lr are cheaper;
 - a burst samples all its minibatches with one draw and one fancy index per array (the same rows as batch
   by batch);
-- a burst's gradient steps are one function, ``update`` (networks, optimizer, step count and batches in; each
-  step's loss, mean Q and gradient norm out), like PPO's and Q-learning's ``update``, so that a population
-  stacking its members' weights on one axis can swap in its own.
+- one loop trains a population: N members (a lone run is a population of one), their Q-networks and target
+  networks stacked on a member axis (``StackedMLP``: one batched matmul per layer for all), their environments one
+  vector env (``PopulationCartPole``). Member k keeps everything a lone run with seed k has — its initial weights,
+  its environments' resets, its ε draws and replay sampling (``run.rng``), its own replay buffer and its own
+  hyperparameters (ε and learning-rate schedules, γ, τ and target interval, Double DQN, loss, clipping). Its update
+  is its own: the loss is summed over members, never averaged (a mean would divide every member's gradient by N);
+  gradient clipping and Adam (``StackedAdam``) are per member. ``train_freq`` counts each member's own env steps,
+  so members burst at different vector steps: a burst trains only the members due, gathered out of the stack and
+  written back (training every member at every burst would cost N times the arithmetic). A member leaves the
+  batch when it is done or fails, without holding the others back.
 
 Kept from the seed: ``done`` stored for the bootstrap is ``terminated`` only, so the 500-step time limit
 (truncation) still bootstraps — see ``td_target``.
@@ -35,19 +42,26 @@ Kept from the seed: ``done`` stored for the bootstrap is ``terminated`` only, so
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cartpole_core.config.models import DQNConfig
 from cartpole_core.engine.agent import DQNAgent, build_q_network
-from cartpole_core.engine.envs import make_vec_env
-from cartpole_core.engine.nets import OBS_DIM
-from cartpole_core.engine.run import EpisodeTracker, Run
+from cartpole_core.engine.envs import PopulationCartPole
+from cartpole_core.engine.evaluate import evaluate_population_returns
+from cartpole_core.engine.nets import N_ACTIONS, OBS_DIM
+from cartpole_core.engine.population import MemberFailed, MemberGuard, PopulationEpisodes, StackedAdam
+from cartpole_core.engine.run import Run, seed_everything
+from cartpole_core.engine.stacked import StackedMLP
+from cartpole_core.records import RunResult
 
 LOG_EVERY_GRADIENT_STEPS = 100  # one Updated event per this many gradient steps keeps the UI's event volume low
+DIAGNOSTICS = ("td_loss", "mean_q", "grad_norm")
 
 
 class ReplayBuffer:
@@ -84,29 +98,31 @@ class ReplayBuffer:
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
+    def draw(self, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """``(obs, actions, rewards, next_obs, terminated)`` arrays of ``rows`` rows drawn with replacement.
+
+        One draw and one fancy index per array for a whole burst: numpy's ``integers`` yields the same stream
+        whether drawn at once or batch by batch, so a burst's batches (and the rng after) are those of one
+        ``sample`` per gradient step.
+        """
+        index = rng.integers(0, self.size, rows)
+        return tuple(x[index] for x in (self.obs, self.actions, self.rewards, self.next_obs, self.terminated))
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """``(obs, actions, rewards, next_obs, terminated)`` tensors of ``batch_size`` rows drawn with replacement."""
-        return self.sample_batches(1, batch_size, rng)[0]
-
-    def sample_batches(self, n_batches: int, batch_size: int,
-                       rng: np.random.Generator) -> list[tuple[torch.Tensor, ...]]:
-        """``n_batches`` independent batches, as ``n_batches`` calls of ``sample`` would give them.
-
-        One draw of all rows and one fancy index per array for the whole burst: numpy's ``integers`` yields
-        the same stream whether drawn at once or batch by batch, so the batches (and the rng after) are equal.
-        """
-        rows = rng.integers(0, self.size, n_batches * batch_size)
-        arrays = [torch.from_numpy(x[rows]) for x in (self.obs, self.actions, self.rewards, self.next_obs,
-                                                         self.terminated)]
-        return list(zip(*(a.split(batch_size) for a in arrays), strict=True))
+        return tuple(torch.from_numpy(x) for x in self.draw(batch_size, rng))
 
 
-def td_target(rewards: torch.Tensor, terminated: torch.Tensor, next_obs: torch.Tensor, gamma: float,
-              target_net: nn.Module, online_net: nn.Module | None = None) -> torch.Tensor:
-    """The regression target ``r + γ (1 − terminated) Q_target(s', a')`` for a batch of transitions.
+def td_target(rewards: torch.Tensor, terminated: torch.Tensor, next_obs: torch.Tensor, gamma: float | torch.Tensor,
+              target_net: Callable[[torch.Tensor], torch.Tensor],
+              online_net: Callable[[torch.Tensor], torch.Tensor] | None = None,
+              double: torch.Tensor | None = None) -> torch.Tensor:
+    """The regression target ``r + γ (1 − terminated) Q_target(s', a')`` for a batch of transitions, (B,) — or
+    (N, B) for a population's networks, with ``gamma`` (N, 1).
 
     a' = argmax Q_target(s', ·) for plain DQN. With Double DQN (pass ``online_net``), a' = argmax Q_online(s', ·).
     The online network picks the action and the target network values it, which removes the max's upward bias.
+    ``double`` (N, 1, 1), when given, says which members use Double DQN; the others take the plain target.
 
     ``terminated`` is 1 only when the pole fell or the cart left the track. A transition cut by the time limit
     (truncated) has terminated = 0 and so bootstraps from s'. The episode stopped, but the state still has a
@@ -115,118 +131,324 @@ def td_target(rewards: torch.Tensor, terminated: torch.Tensor, next_obs: torch.T
     with torch.no_grad():
         next_q = target_net(next_obs)
         if online_net is None:
-            next_value = next_q.max(dim=1).values
+            next_value = next_q.max(dim=-1).values
         else:
-            next_action = online_net(next_obs).argmax(dim=1, keepdim=True)
-            next_value = next_q.gather(1, next_action).squeeze(1)
+            next_action = online_net(next_obs).argmax(dim=-1, keepdim=True)
+            if double is not None:
+                next_action = torch.where(double, next_action, next_q.argmax(dim=-1, keepdim=True))
+            next_value = next_q.gather(-1, next_action).squeeze(-1)
         return rewards + gamma * (1.0 - terminated) * next_value
 
 
-def update(config: DQNConfig, q_net: nn.Module, target_net: nn.Module, params: list[torch.Tensor],
-           target_params: list[torch.Tensor], optimizer: torch.optim.Optimizer, gradient_steps_done: int,
-           batches: list[tuple[torch.Tensor, ...]]) -> list[tuple[float, float, float | None]]:
-    """One gradient step on each batch, and the target network's update whenever it is due.
+def _column(configs: Sequence[DQNConfig], value: Callable[[DQNConfig], float | None],
+            missing: float = math.inf) -> torch.Tensor:
+    """One value per member, shape (N,) (``missing`` where a member's is None)."""
+    return torch.tensor([missing if (v := value(config)) is None else v for config in configs], dtype=torch.float32)
 
-    ``params`` / ``target_params`` are the two networks' parameter lists, made once by the caller (listing a
-    module's parameters costs ~6 µs, as much as a small torch call). ``gradient_steps_done`` counts the steps
-    before this burst: the target network follows every ``target_update_interval`` steps. Returns one
-    ``(td_loss, mean_q, grad_norm)`` per step, grad_norm None without clipping; the caller checks for divergence.
+
+def _td_losses(q_taken: torch.Tensor, target: torch.Tensor, configs: Sequence[DQNConfig]) -> torch.Tensor:
+    """Each member's mean TD loss over its batch, (N,): Huber or squared error, as its config says."""
+    kinds = [config.loss for config in configs]
+    if len(set(kinds)) == 1:  # the usual population: one kind, one loss op
+        loss_fn = F.smooth_l1_loss if kinds[0] == "huber" else F.mse_loss
+        return loss_fn(q_taken, target, reduction="none").mean(dim=1)
+    huber = torch.tensor([kind == "huber" for kind in kinds])[:, None]
+    return torch.where(huber, F.smooth_l1_loss(q_taken, target, reduction="none"),
+                       (q_taken - target).square()).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class Batches:
+    """One burst's minibatches for every member: K gradient steps, each of shape (N, B, …). ``active`` (K, N) says
+    which members take step k (a member whose env steps crossed fewer ``train_freq`` boundaries has fewer)."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor
+    active: torch.Tensor
+
+    @classmethod
+    def draw(cls, buffers: Sequence[ReplayBuffer], rngs: Sequence[np.random.Generator], steps: Sequence[int],
+             batch_size: int) -> Batches:
+        """Member k's ``steps[k]`` batches from its own buffer with its own rng, as a lone run draws them."""
+        most = max(steps)
+        fields = [np.zeros((len(buffers), most * batch_size, *x.shape[1:]), dtype=x.dtype)
+                  for x in (buffers[0].obs, buffers[0].actions, buffers[0].rewards, buffers[0].next_obs,
+                            buffers[0].terminated)]
+        for member, (buffer, rng, count) in enumerate(zip(buffers, rngs, steps)):
+            for field, drawn in zip(fields, buffer.draw(count * batch_size, rng)):
+                field[member, :len(drawn)] = drawn
+        by_step = [torch.from_numpy(np.ascontiguousarray(
+            field.reshape(len(buffers), most, batch_size, *field.shape[2:]).swapaxes(0, 1))) for field in fields]
+        return cls(*by_step, torch.arange(most)[:, None] < torch.tensor(steps)[None])
+
+
+def update(configs: Sequence[DQNConfig], net: StackedMLP, target_net: StackedMLP, optimizer: StackedAdam,
+           learning_rates: torch.Tensor, gradient_steps_done: Sequence[int], batches: Batches) -> np.ndarray:
+    """One gradient step per batch for every member at once, and each member's target network update whenever it
+    is due (every ``target_update_interval`` of its own gradient steps, counted from ``gradient_steps_done``).
+
+    ``learning_rates``: each member's rate for each of its weights, as ``net.flat``. Returns each step's
+    ``(td_loss, mean_q, grad_norm)`` per member, shape (K, N, 3): nan where the member sat the step out, and for
+    grad_norm where it does not clip. The caller checks for divergence.
     """
-    loss_fn = F.smooth_l1_loss if config.loss == "huber" else F.mse_loss
-    online_for_double = q_net if config.double_dqn else None
-    diagnostics = []
-    for obs, actions, rewards, next_obs, terminated in batches:
-        target = td_target(rewards, terminated, next_obs, config.gamma, target_net, online_for_double)
-        q_taken = q_net(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
-        loss = loss_fn(q_taken, target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = None
-        if config.max_grad_norm is not None:
-            grad_norm = float(nn.utils.clip_grad_norm_(params, config.max_grad_norm))
-        optimizer.step()
-        gradient_steps_done += 1
+    gamma = _column(configs, lambda c: c.gamma)[:, None]
+    double = torch.tensor([c.double_dqn for c in configs])[:, None, None]
+    online_for_double = net if bool(double.any()) else None
+    max_grad_norms = _column(configs, lambda c: c.max_grad_norm)
+    clipping = torch.tensor([c.max_grad_norm is not None for c in configs])
+    interval = torch.tensor([c.target_update_interval for c in configs])
+    tau = _column(configs, lambda c: c.tau)
+    steps_done = torch.tensor(list(gradient_steps_done))
+    diagnostics = torch.full((len(batches.active), len(configs), len(DIAGNOSTICS)), math.nan)
+    for step, active in enumerate(batches.active):
+        target = td_target(batches.rewards[step], batches.terminated[step], batches.next_obs[step], gamma,
+                           target_net, online_for_double, double)
+        q_taken = net(batches.obs[step]).gather(2, batches.actions[step][..., None]).squeeze(2)
+        losses = _td_losses(q_taken, target, configs)
+        net.grad.zero_()
+        losses.sum().backward()  # the sum over members: each member's gradient is its own loss's
+        grad_norms = net.clip_grad_norms_(max_grad_norms) if bool(clipping.any()) else None
+        optimizer.step(net.flat, net.grad, learning_rates, net.member_index, active)
+        steps_done += active
 
-        if gradient_steps_done % config.target_update_interval == 0:
+        due = active & (steps_done % interval == 0)
+        if bool(due.any()):  # τ = 1: a hard copy; τ < 1: Polyak, θ_target ← θ_target + τ (θ − θ_target)
             with torch.no_grad():
-                if config.tau == 1.0:
-                    torch._foreach_copy_(target_params, params)
-                else:  # Polyak: θ_target ← θ_target + τ (θ − θ_target)
-                    torch._foreach_lerp_(target_params, params, config.tau)
+                target_net.flat.lerp_(net.flat, net.per_weight(torch.where(due, tau, 0.0)))
 
-        diagnostics.append((loss.item(), q_taken.detach().mean().item(), grad_norm))
-    return diagnostics
+        with torch.no_grad():
+            diagnostics[step, :, 0] = losses
+            diagnostics[step, :, 1] = q_taken.mean(dim=1)
+            if grad_norms is not None:
+                diagnostics[step, :, 2] = torch.where(clipping, grad_norms, math.nan)
+            diagnostics[step, ~active] = math.nan
+    return diagnostics.numpy()
 
 
-def train(config: DQNConfig, run: Run) -> DQNAgent:
-    n = config.n_envs
-    env = make_vec_env(n, max_episode_steps=config.max_episode_steps)
-    rng = run.rng
+class _MemberAgent(DQNAgent):
+    """A member's Q-network as a plain ``nets.mlp``, refreshed from the stack when first used after a burst."""
 
-    q_net = build_q_network(config)
-    target_net = build_q_network(config)
-    target_net.load_state_dict(q_net.state_dict())
-    target_net.requires_grad_(False)
-    params = list(q_net.parameters())
-    target_params = list(target_net.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.learning_rate.start, fused=True)  # one kernel, not ~6 per tensor
-    agent = DQNAgent(config, q_net)
-    buffer = ReplayBuffer(config.buffer_size)
-    learning_starts = max(config.learning_starts, config.batch_size)
+    def __init__(self, config: DQNConfig, q_net: torch.nn.Module,
+                 read_weights: Callable[[], dict[str, torch.Tensor]]):
+        super().__init__(config, q_net)
+        self.read_weights: Callable[[], dict[str, torch.Tensor]] | None = read_weights
+        self.stale = False
 
-    obs, _ = env.reset(seed=run.seed)
-    episodes = EpisodeTracker(run, n)
-    gradient_steps_done = 0
-    loss_sum, q_sum, grad_norm_sum, logged_steps = 0.0, 0.0, 0.0, 0
+    def _refresh(self) -> None:
+        if self.stale and self.read_weights is not None:
+            self.q_net.load_state_dict(self.read_weights())
+        self.stale = False
 
-    while not run.done:
-        epsilon = run.scheduled(config.epsilon)
-        lr = run.scheduled(config.learning_rate)
+    def _values(self, obs: np.ndarray) -> np.ndarray:
+        self._refresh()
+        return super()._values(obs)
 
-        # ε-greedy for all envs at once; one forward pass, skipped when every env explores.
-        explore = rng.random(n) < epsilon
-        actions = rng.integers(0, 2, n)
+    def state(self) -> dict[str, torch.Tensor]:
+        self._refresh()
+        return super().state()
+
+    def detach(self) -> None:
+        """The member left the stack: from now on a plain agent."""
+        self._refresh()
+        self.read_weights = None
+
+
+class _Member:
+    """One member's state in the population loop; ``row`` is its place on the member axis, which moves as others
+    leave. It stands in for its run in ``PopulationEpisodes``, so that its episodes are logged with its ε."""
+
+    def __init__(self, config: DQNConfig, run: Run, q_net: torch.nn.Module, net: StackedMLP, row: int):
+        self.config, self.run, self.row = config, run, row
+        self.agent = _MemberAgent(config, q_net, lambda: net.member_state(self.row))
+        self.buffer = ReplayBuffer(config.buffer_size)
+        self.epsilon = 1.0
+        self.gradient_steps_done = 0
+        self.unlogged: list[np.ndarray] = []  # diagnostics of the gradient steps since its last Updated event
+        self.failure: BaseException | None = None
+
+    @property
+    def error(self) -> BaseException | None:
+        """Its divergence, or the first exception its observer raised."""
+        observer = self.run.observer
+        return self.failure or (observer.error if isinstance(observer, MemberGuard) else None)
+
+    def add_steps(self, n: int) -> None:
+        self.run.add_steps(n)
+
+    def log_episode(self, episode_return: float, length: int, epsilon: float | None, learning_rate: float) -> None:
+        self.run.log_episode(episode_return, length, self.epsilon, learning_rate)
+
+    def log_gradient_steps(self, diagnostics: np.ndarray, learning_rate: float) -> None:
+        """One Updated event per ``LOG_EVERY_GRADIENT_STEPS`` gradient steps: their mean diagnostics."""
+        self.unlogged.extend(diagnostics)
+        while len(self.unlogged) >= LOG_EVERY_GRADIENT_STEPS:
+            window = np.mean(self.unlogged[:LOG_EVERY_GRADIENT_STEPS], axis=0)
+            del self.unlogged[:LOG_EVERY_GRADIENT_STEPS]
+            metrics = dict(zip(DIAGNOSTICS, window.tolist()))
+            if self.config.max_grad_norm is None:
+                del metrics["grad_norm"]
+            self.run.log_update(**metrics, epsilon=self.epsilon, learning_rate=learning_rate)
+
+
+@contextmanager
+def _off_clock(members: Sequence[_Member]) -> Iterator[None]:
+    """Every member's training clock stopped: while one member is evaluated the population trains none of them."""
+    clocks = [member.run.train_seconds for member in members]
+    try:
+        yield
+    finally:
+        for member, seconds in zip(members, clocks):
+            member.run.exclude_time(member.run.train_seconds - seconds)
+
+
+def _evaluate_together(net: StackedMLP, members: Sequence[_Member]) -> np.ndarray:
+    """Greedy returns of these members, shape (M, 20): one batched evaluation, each on ``evaluate_returns``' starts."""
+    q_nets = net.select([member.row for member in members])
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return q_nets(torch.from_numpy(obs)).argmax(dim=-1).numpy()
+
+    return evaluate_population_returns(act, len(members))
+
+
+@contextmanager
+def _only(rows: list[int], net: StackedMLP, target_net: StackedMLP,
+          optimizer: StackedAdam) -> Iterator[tuple[StackedMLP, StackedMLP, StackedAdam]]:
+    """These members' networks and Adam state, gathered out of the stack and written back after: a burst trains
+    only the members due."""
+    if len(rows) == net.members:
+        yield net, target_net, optimizer
+        return
+    part = StackedMLP(net.sizes, net.activation, net.take(net.flat, rows), len(rows))
+    part_target = StackedMLP(net.sizes, net.activation, net.take(target_net.flat, rows), len(rows))
+    part_optimizer = StackedAdam(part.member_index)
+    part_optimizer.exp_avg = net.take(optimizer.exp_avg, rows)
+    part_optimizer.exp_avg_sq = net.take(optimizer.exp_avg_sq, rows)
+    part_optimizer.steps = optimizer.steps[rows]
+    yield part, part_target, part_optimizer
+    net.put(net.flat, rows, part.flat)
+    net.put(target_net.flat, rows, part_target.flat)
+    net.put(optimizer.exp_avg, rows, part_optimizer.exp_avg)
+    net.put(optimizer.exp_avg_sq, rows, part_optimizer.exp_avg_sq)
+    optimizer.steps[rows] = part_optimizer.steps
+
+
+Outcome = tuple[DQNAgent, RunResult] | MemberFailed
+
+
+def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
+          on_member_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
+    """Train a population (shape fields equal, see ``engine.population.population_key``); member k's outcome, in
+    order: its final agent and result, or its failure. Each member's ``Run`` is finished when it leaves, and
+    ``on_member_done(k, outcome)`` told then."""
+    first = configs[0]
+    n = first.n_envs
+    q_nets = []
+    for run, config in zip(runs, configs):
+        seed_everything(run.seed)  # member k's network starts as a lone run's with seed k
+        q_nets.append(build_q_network(config))
+    net = StackedMLP.stack(q_nets, [OBS_DIM, *first.hidden_sizes, N_ACTIONS], first.activation)
+    target_net = net.copy()
+    members = [_Member(config, run, q_net, net, row)
+               for row, (config, run, q_net) in enumerate(zip(configs, runs, q_nets))]
+    optimizer = StackedAdam(net.member_index)
+    env = PopulationCartPole([run.seed for run in runs], n, max_episode_steps=first.max_episode_steps)
+    obs, _ = env.reset()
+    episodes = PopulationEpisodes(members, n)  # members stand in for their runs: episodes logged with their ε
+    learning_starts = max(first.learning_starts, first.batch_size)
+    outcomes: dict[int, Outcome] = {}
+    live = list(members)
+
+    while True:
+        # ---- members that are done (budget, solved with stop_on_solve, stop request) or failed leave the batch
+        failed = [member for member in live if member.error is not None]
+        finished = [member for member in live if member.error is None and member.run.done]
+        last_unevaluated = [member for member in finished
+                            if member.run.last_eval is None or member.run.last_eval.env_steps != member.run.env_steps]
+        if last_unevaluated:
+            with _off_clock(live):
+                final_returns = _evaluate_together(net, last_unevaluated)
+            for member, returns in zip(last_unevaluated, final_returns):
+                member.run.evaluate(member.agent, returns)
+        for member in finished + failed:
+            result = member.run.finish(member.agent) if member in finished else None
+            member.agent.detach()
+            k = members.index(member)
+            outcomes[k] = (member.agent, result) if member.error is None else MemberFailed.of(member.error)
+            if on_member_done is not None:
+                on_member_done(k, outcomes[k])
+        if failed or finished:
+            live = [member for member in live if member not in failed and member not in finished]
+            if not live:
+                break
+            rows = [member.row for member in live]
+            optimizer.keep(rows, net.take)
+            target_net.keep(rows)
+            net.keep(rows)
+            env.keep(rows)
+            episodes.keep(rows)
+            obs = obs.reshape(-1, n, OBS_DIM)[rows].reshape(-1, OBS_DIM)
+            for row, member in enumerate(live):
+                member.row = row
+        size = len(live)  # the member axis: size members × n envs; slots [k·n, (k+1)·n) are member k's
+        lrs = [member.run.scheduled(member.config.learning_rate) for member in live]
+
+        # ---- ε-greedy, each member from its own rng; one forward pass for all, skipped when every env explores
+        explore, actions = [], []
+        for member in live:
+            member.epsilon = member.run.scheduled(member.config.epsilon)
+            explore.append(member.run.rng.random(n) < member.epsilon)
+            actions.append(member.run.rng.integers(0, 2, n))
+        explore, actions = np.concatenate(explore), np.concatenate(actions)
         if not explore.all():
             with torch.no_grad():
-                greedy = q_net(torch.from_numpy(obs)).argmax(dim=1).numpy()
+                greedy = net(torch.from_numpy(obs).view(size, n, OBS_DIM)).argmax(dim=2).view(-1).numpy()
             actions = np.where(explore, actions, greedy)
         next_obs, reward, terminated, truncated, _ = env.step(actions)
 
         # NEXT_STEP autoreset: a copy that ended last step was only reset now (reward 0, action ignored), so
         # this is not a transition. On the done step itself, next_obs is the true final observation.
-        live = episodes.live
-        buffer.add(obs[live], actions[live], reward[live], next_obs[live], terminated[live])
-        steps_before = run.env_steps
-        episodes.record(reward, terminated, truncated, epsilon, lr)
+        real = episodes.live.reshape(size, n)
+        for member, mine in zip(live, real):
+            slots = member.row * n + np.flatnonzero(mine)
+            member.buffer.add(obs[slots], actions[slots], reward[slots], next_obs[slots], terminated[slots])
+        steps_before = [member.run.env_steps for member in live]
+        episodes.record(reward, terminated, truncated, lrs)
         obs = next_obs
 
-        # train_freq counts env steps: one vector step of N envs may cross several train_freq boundaries.
-        if run.env_steps >= learning_starts:
-            updates = run.env_steps // config.train_freq - steps_before // config.train_freq
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            n_steps = updates * config.gradient_steps
-            if n_steps:
-                batches = buffer.sample_batches(n_steps, config.batch_size, rng)
-                for loss_value, mean_q, grad_norm in update(config, q_net, target_net, params, target_params,
-                                                            optimizer, gradient_steps_done, batches):
-                    if not math.isfinite(loss_value):
-                        raise FloatingPointError(f"diverged at step {run.env_steps}")
-                    loss_sum += loss_value
-                    q_sum += mean_q
-                    if grad_norm is not None:
-                        grad_norm_sum += grad_norm
-                    logged_steps += 1
-                    if logged_steps == LOG_EVERY_GRADIENT_STEPS:
-                        metrics = {"td_loss": loss_sum / logged_steps, "mean_q": q_sum / logged_steps,
-                                   "epsilon": epsilon, "learning_rate": lr}
-                        if config.max_grad_norm is not None:
-                            metrics["grad_norm"] = grad_norm_sum / logged_steps
-                        run.log_update(**metrics)
-                        loss_sum, q_sum, grad_norm_sum, logged_steps = 0.0, 0.0, 0.0, 0
-                gradient_steps_done += n_steps
+        # ---- bursts: train_freq counts each member's env steps; a vector step may cross several boundaries
+        burst_steps = [(member.run.env_steps // member.config.train_freq - before // member.config.train_freq)
+                       * member.config.gradient_steps if member.run.env_steps >= learning_starts else 0
+                       for member, before in zip(live, steps_before)]
+        rows = [row for row, steps in enumerate(burst_steps) if steps]
+        if rows:
+            bursting = [live[row] for row in rows]
+            batches = Batches.draw([member.buffer for member in bursting], [member.run.rng for member in bursting],
+                                   [burst_steps[row] for row in rows], first.batch_size)
+            with _only(rows, net, target_net, optimizer) as (part, part_target, part_optimizer):
+                diagnostics = update([member.config for member in bursting], part, part_target, part_optimizer,
+                                     part.per_weight(torch.tensor([lrs[row] for row in rows])),
+                                     [member.gradient_steps_done for member in bursting], batches)
+            for member, mine in zip(bursting, diagnostics.swapaxes(0, 1)):
+                steps = burst_steps[member.row]
+                member.gradient_steps_done += steps
+                member.agent.stale = True
+                if not np.isfinite(mine[:steps, :2]).all():
+                    member.failure = FloatingPointError(f"diverged at step {member.run.env_steps}")
+                    continue
+                member.log_gradient_steps(mine[:steps], lrs[member.row])
 
-        run.after_step(agent)
+        # ---- evaluations: the members due evaluated together, then each member's own checkpoints
+        going_on = [member for member in live if member.error is None]
+        due = [member for member in going_on if member.run.evaluation_due]
+        with _off_clock(live):
+            given = dict(zip(map(id, due), _evaluate_together(net, due) if due else []))
+            for member in going_on:
+                member.run.after_step(member.agent, given.get(id(member)))
 
     env.close()
-    return agent
+    return [outcomes[k] for k in range(len(members))]
