@@ -199,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config field, e.g. --set learning_rate.start=3e-4 --set hidden_sizes=64,64")
     train.add_argument("--seed", default="0", help=f"training seed, 0 to {SEED_MAX:,} (default 0)")
     train.add_argument("--seeds", help=f"train a group instead, one run per seed: 0-7, 0,3,5 or 0-3,10; at most "
-                                       f"{SEEDS_PER_LAUNCH_MAX} (PPO runs of one group train batched as populations, "
-                                       "one per core)")
+                                       f"{SEEDS_PER_LAUNCH_MAX} (PPO and DQN runs of one group train batched as "
+                                       "populations, one per core)")
     train.add_argument("--json", action="store_true", help="no progress bar; print one JSON result line (a line "
                                                            "per run, in seed order, with --seeds)")
     train.add_argument("--name", help="a name for the run, at most 200 characters (default: what differs from the "

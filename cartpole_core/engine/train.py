@@ -38,8 +38,8 @@ def train_population(configs: Sequence[TrainConfig], seeds: Sequence[int],
     ``checkpoint_every_steps``: one for all members, or one per member. ``on_member_done(k, outcome)`` is called as
     member k leaves (a store can mark that run finished while the others still train).
 
-    PPO trains every member in one batched loop (their shape fields must agree: ``population_key``; ValueError
-    otherwise). Q-learning and DQN train their members one after another, for now.
+    PPO and DQN train every member in one batched loop (their shape fields must agree: ``population_key``;
+    ValueError otherwise). Q-learning trains its members one after another, for now.
     """
     import torch._dynamo  # noqa: F401  torch.optim imports it on the first optimizer (~3 s): keep it off the clock
 
