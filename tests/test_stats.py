@@ -185,7 +185,7 @@ def test_a_trial_is_worth_the_iqm_of_its_seeds():
 
 
 def test_report_steps_are_tenths_of_the_budget():
-    assert report_steps(preset_config("ppo", "fast")) == list(range(2500, 25_001, 2500))
+    assert report_steps(preset_config("ppo", "fast", total_env_steps=25_000)) == list(range(2500, 25_001, 2500))
     assert report_steps(preset_config("ppo", "fast", total_env_steps=100), points=3) == [33, 67, 100]
 
 
