@@ -10,7 +10,8 @@ are taken in. Members must share every field that gives a tensor its shape (``po
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,3 +166,41 @@ class StackedAdam:
         """Only these members' state (in this order) stays; ``take`` picks their weights' entries."""
         self.exp_avg, self.exp_avg_sq = take(self.exp_avg, members), take(self.exp_avg_sq, members)
         self.steps = self.steps[members]
+
+
+@contextmanager
+def off_clock(members: Sequence[Any]) -> Iterator[None]:
+    """Every member's training clock stopped: while one member is evaluated the population trains none of them."""
+    clocks = [member.run.train_seconds for member in members]
+    try:
+        yield
+    finally:
+        for member, seconds in zip(members, clocks):
+            member.run.exclude_time(member.run.train_seconds - seconds)
+
+
+def release_members(live: list[Any], members: Sequence[Any], outcomes: dict[int, Any],
+                    evaluate_together: Callable[[list[Any]], np.ndarray],
+                    on_member_done: Callable[[int, Any], None] | None) -> list[Any]:
+    """The members that are done (budget, solved with stop_on_solve, stop request) or failed leave the batch: a
+    finished one gets its final evaluation (batched with the others leaving, off every clock) and its result, each
+    outcome goes to ``outcomes[k]`` and ``on_member_done(k, outcome)``. Returns the members still training, in
+    order. A member has ``run``, ``agent`` (with ``detach``) and ``error``."""
+    failed = [member for member in live if member.error is not None]
+    finished = [member for member in live if member.error is None and member.run.done]
+    last_unevaluated = [member for member in finished
+                        if member.run.last_eval is None or member.run.last_eval.env_steps != member.run.env_steps]
+    if last_unevaluated:
+        with off_clock(live):
+            final_returns = evaluate_together(last_unevaluated)
+        for member, returns in zip(last_unevaluated, final_returns):
+            member.run.evaluate(member.agent, returns)
+    for member in finished + failed:
+        result = member.run.finish(member.agent) if member in finished else None
+        member.agent.detach()
+        k = members.index(member)
+        outcomes[k] = (member.agent, result) if member.error is None else MemberFailed.of(member.error)
+        if on_member_done is not None:
+            on_member_done(k, outcomes[k])
+    return [member for member in live if member not in failed and member not in finished]
+

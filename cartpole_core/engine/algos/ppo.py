@@ -36,8 +36,7 @@ What we changed and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +47,14 @@ from cartpole_core.engine.agent import PPOAgent, build_actor_critic
 from cartpole_core.engine.envs import PopulationCartPole
 from cartpole_core.engine.evaluate import evaluate_population_returns
 from cartpole_core.engine.nets import N_ACTIONS, OBS_DIM, ActorCritic, StackedActorCritic
-from cartpole_core.engine.population import MemberFailed, MemberGuard, PopulationEpisodes, StackedAdam
+from cartpole_core.engine.population import (
+    MemberFailed,
+    MemberGuard,
+    PopulationEpisodes,
+    StackedAdam,
+    off_clock,
+    release_members,
+)
 from cartpole_core.engine.run import Run, seed_everything
 from cartpole_core.records import RunResult
 
@@ -247,16 +253,6 @@ class _Member:
         return self.failure or (observer.error if isinstance(observer, MemberGuard) else None)
 
 
-@contextmanager
-def _off_clock(members: Sequence[_Member]) -> Iterator[None]:
-    """Every member's training clock stopped: while one member is evaluated the population trains none of them."""
-    clocks = [member.run.train_seconds for member in members]
-    try:
-        yield
-    finally:
-        for member, seconds in zip(members, clocks):
-            member.run.exclude_time(member.run.train_seconds - seconds)
-
 
 def _by_member(buffer: np.ndarray, members: int, dtype: type | None = None) -> np.ndarray:
     """(steps, members·n, …) → (members, steps·n, …): member k's slots in a lone run's (step, env) order."""
@@ -302,24 +298,10 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
 
     while True:
         # ---- members that are done (budget, solved with stop_on_solve, stop request) or failed leave the batch
-        failed = [member for member in live if member.error is not None]
-        finished = [member for member in live if member.error is None and member.run.done]
-        last_unevaluated = [member for member in finished
-                            if member.run.last_eval is None or member.run.last_eval.env_steps != member.run.env_steps]
-        if last_unevaluated:
-            with _off_clock(live):
-                final_returns = _evaluate_together(net, last_unevaluated)
-            for member, returns in zip(last_unevaluated, final_returns):
-                member.run.evaluate(member.agent, returns)
-        for member in finished + failed:
-            result = member.run.finish(member.agent) if member in finished else None
-            member.agent.detach()
-            k = members.index(member)
-            outcomes[k] = (member.agent, result) if member.error is None else MemberFailed.of(member.error)
-            if on_member_done is not None:
-                on_member_done(k, outcomes[k])
-        if failed or finished:
-            live = [member for member in live if member not in failed and member not in finished]
+        remaining = release_members(live, members, outcomes, lambda leaving: _evaluate_together(net, leaving),
+                                    on_member_done)
+        if len(remaining) < len(live):
+            live = remaining
             if not live:
                 break
             rows = [member.row for member in live]
@@ -392,9 +374,9 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
         # ---- evaluations: the members due evaluated together, then each member's own checkpoints
         going_on = [member for member in live if member.error is None]
         due = [member for member in going_on if member.run.evaluation_due]
-        with _off_clock(live):
+        with off_clock(live):
             given = dict(zip(map(id, due), _evaluate_together(net, due) if due else []))
-        with _off_clock(live):
+        with off_clock(live):
             for member in going_on:
                 member.run.after_step(member.agent, given.get(id(member)))
 
