@@ -139,6 +139,9 @@ class StackedAdam:
         """``learning_rates``: one per weight, shaped as ``params``."""
         if active is not None and bool(active.all()):
             active = None
+        if active is None and bool((self.steps == self.steps[0]).all()):
+            self._fused_step(params, grads, learning_rates)
+            return
         if active is not None:
             resting = ~active[member_index]
             kept = self.exp_avg[resting], self.exp_avg_sq[resting]
@@ -149,18 +152,25 @@ class StackedAdam:
         self.exp_avg_sq.mul_(self.beta2).addcmul_(grads, grads, value=1 - self.beta2)
         bias_correction1 = 1 - self.beta1 ** self.steps
         bias_correction2_sqrt = (1 - self.beta2 ** self.steps).sqrt()
-        if active is None and bool((self.steps == self.steps[0]).all()):  # the usual case: one step count for all
-            step_sizes = learning_rates / float(bias_correction1[0])
-            denom = (self.exp_avg_sq.sqrt() / float(bias_correction2_sqrt[0])).add_(self.eps)
-        else:
-            step_sizes = learning_rates / bias_correction1.float().clamp(min=1e-12)[member_index]
-            if active is not None:
-                step_sizes[resting] = 0.0
-            denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt.float().clamp(min=1e-12)[member_index]).add_(
-                self.eps)
+        step_sizes = learning_rates / bias_correction1.float().clamp(min=1e-12)[member_index]
+        if active is not None:
+            step_sizes[resting] = 0.0
+        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt.float().clamp(min=1e-12)[member_index]).add_(self.eps)
         params.sub_(self.exp_avg / denom * step_sizes)
         if active is not None:
             self.exp_avg[resting], self.exp_avg_sq[resting] = kept
+
+    def _fused_step(self, params: torch.Tensor, grads: torch.Tensor, learning_rates: torch.Tensor) -> None:
+        """The usual step — every member active, one step count for all — as torch's fused Adam kernel: one op over
+        the moments where the formula above takes nine. It runs with a learning rate of 1 into ``direction`` (the
+        step each weight would take at rate 1), which each weight's own rate then scales."""
+        self.steps += 1
+        step = self.steps[0].float()  # the kernel reads the step count; torch.optim advances it before the call
+        direction = torch.zeros_like(params)
+        torch._fused_adam_([direction], [grads], [self.exp_avg], [self.exp_avg_sq], [], [step], amsgrad=False,
+                           lr=1.0, beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps,
+                           maximize=False)
+        params.addcmul_(direction, learning_rates)
 
     def keep(self, members: list[int], take: Callable[[torch.Tensor, list[int]], torch.Tensor]) -> None:
         """Only these members' state (in this order) stays; ``take`` picks their weights' entries."""
