@@ -33,9 +33,11 @@ def test_group_of_seeds_trains_to_completion_with_metrics_and_checkpoints(tmp_pa
     config = preset_config("qlearning", "fast", total_env_steps=20_000, stop_on_solve=False)
     group_id, run_ids = dispatcher.submit(config, [0, 1, 2], preset="fast")
     assert len(run_ids) == 3
-    assert len(dispatcher.executor.active) <= 2
+    assert dispatcher.executor.capacity() == 0  # two workers: one trains two seeds as a population
     assert dispatcher.wait(timeout_s=240)
-    for run in dispatcher.store.list_runs(group_id=group_id):
+    runs = dispatcher.store.list_runs(group_id=group_id)
+    assert len({run["pid"] for run in runs}) == 2
+    for run in runs:
         assert run["status"] == "completed", run["error"]
         assert run["env_steps"] >= 20_000
         assert episodes_stored(dispatcher.store, run["id"]) == run["episodes"] > 0
@@ -82,7 +84,8 @@ def test_cancel_keeps_metrics_and_ends_cancelled_quickly(tmp_path):
 
 def test_queued_run_cancels_at_once(tmp_path):
     dispatcher = Dispatcher.local(tmp_path, max_workers=1)
-    _, (first, second) = dispatcher.submit(LONG, [0, 1])
+    _, (first,) = dispatcher.submit(LONG, [0])
+    _, (second,) = dispatcher.submit(LONG.with_changes(n_envs=2), [1])  # another shape: it cannot join the first
     assert dispatcher.store.get_run(second)["status"] == "queued"
     dispatcher.cancel(second)
     assert dispatcher.store.get_run(second)["status"] == "cancelled"
@@ -117,15 +120,20 @@ def test_concurrent_writers_store_every_episode(tmp_path, runs):
 
 
 def test_divergence_fails_the_run_with_the_step_and_keeps_earlier_metrics(tmp_path, monkeypatch):
-    from cartpole_core.engine.algos import ALGORITHM_LOOPS, qlearning
+    from cartpole_core.engine.algos import POPULATION_LOOPS, qlearning
+    from cartpole_core.engine.population import MemberFailed
     from cartpole_core.jobs.execution import execute_stored_run
     from cartpole_core.runs.store import RunStore
 
-    def diverging_loop(config, run):  # real Q-learning for a while, then the NaN loss a loop would report
-        qlearning.train(config.with_changes(total_env_steps=2000, stop_on_solve=False), run)
-        raise FloatingPointError(f"diverged at step {run.env_steps}")
+    def diverging_loop(configs, runs, on_member_done):  # real Q-learning for a while, then the NaN loss a loop reports
+        (run,) = runs
+        run.config = run.config.with_changes(total_env_steps=2000, stop_on_solve=False)
+        qlearning.train([run.config], runs)
+        outcome = MemberFailed.of(FloatingPointError(f"diverged at step {run.env_steps}"))
+        on_member_done(0, outcome)
+        return [outcome]
 
-    monkeypatch.setitem(ALGORITHM_LOOPS, "qlearning", diverging_loop)
+    monkeypatch.setitem(POPULATION_LOOPS, "qlearning", diverging_loop)
     store = RunStore(tmp_path)
     store.create_run("r", preset_config("qlearning", "fast").to_json(), "qlearning", 0)
     assert execute_stored_run(store, "r") is None

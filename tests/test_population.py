@@ -254,10 +254,3 @@ def test_members_must_share_shapes_and_everything_else_may_differ():
     assert population_key(TINY) == population_key(TINY.with_changes(gamma=0.5, learning_rate={"start": 1e-2},
                                                                     max_grad_norm=None, total_env_steps=5000))
     assert population_key(TINY) != population_key(TINY.with_changes(n_envs=8))
-
-
-def test_other_algorithms_train_their_members_one_after_another():
-    config = preset_config("qlearning", "fast", total_env_steps=3000)
-    outcomes = train_population([config, config], [0, 1])
-    assert [result.seed for _, result in outcomes] == [0, 1]
-    assert outcomes[1][1].episodes == train(config, seed=1)[1].episodes

@@ -78,9 +78,11 @@ def test_queued_runs_are_planned_as_populations_one_per_free_worker():
     assert plan_populations([(f"r{i}", ppo) for i in range(8)], 2) == [["r0", "r1", "r2", "r3"],
                                                                         ["r4", "r5", "r6", "r7"]]
     assert plan_populations([("a", ppo), ("b", qlearning), ("c", tuned), ("d", wide), ("e", ppo)], 2) == [
-        ["a", "c", "e"], ["b"]]  # oldest groups first; Q-learning is not batched; the wide one waits
+        ["a", "c", "e"], ["b"]]  # oldest groups first, one per algorithm and shape; the wide one waits
     assert plan_populations([("a", ppo), ("b", ppo), ("c", ppo)], 4) == [["a"], ["b"], ["c"]]  # a core each
-    assert plan_populations([("a", qlearning), ("b", None), ("c", qlearning)], 2) == [["a"], ["b"]]
+    assert plan_populations([("a", qlearning), ("b", None), ("c", qlearning)], 2) == [["a", "c"], ["b"]]
+    assert plan_populations([("a", qlearning), ("b", qlearning.with_changes(gamma=0.9, low=[-1.0] * 4)),
+                             ("c", qlearning.with_changes(bins=[1, 1, 8, 12]))], 1) == [["a", "b"]]
     assert plan_populations([("a", ppo)], 0) == []
     many = plan_populations([(f"r{i}", ppo) for i in range(POPULATION_MAX + 5)], 1)
     assert [len(population) for population in many] == [POPULATION_MAX]

@@ -22,7 +22,7 @@ SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
             "learning_starts", "max_episode_steps"),
     "qlearning": ("bins", "n_envs", "max_episode_steps"),
 }
-BATCHED_ALGOS = ("dqn", "ppo")  # their loop trains a population batched; Q-learning trains one member after another
+BATCHED_ALGOS = ("dqn", "ppo", "qlearning")  # their loop trains a population batched
 POPULATION_MAX = 64  # members of one population (the memory of 64 PPO `fast` members: see docs/BENCHMARKS.md)
 
 

@@ -185,9 +185,17 @@ class PopulationCartPole(CartPoleVectorEnv):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         resetting = self.prev_done
+        if not resetting.any():  # nothing to reset: the parent's step is the whole step
+            return super().step(action)
+        slots = np.flatnonzero(resetting)
+        if slots[0] // self.n_envs == slots[-1] // self.n_envs:  # one member resets (a lone run always does): the
+            own, self.np_random = self.np_random, self.member_streams[slots[0] // self.n_envs]  # parent's reset,
+            try:  # drawing what the member's stream would: the same call on the same slots
+                return super().step(action)
+            finally:
+                self.np_random = own
         self.prev_done = np.zeros_like(resetting)  # the parent resets nothing: each member resets from its stream
         _, reward, terminated, truncated, info = super().step(action)
-        slots = np.flatnonzero(resetting)
         for member in np.unique(slots // self.n_envs):
             mine = slots[slots // self.n_envs == member]
             self.state[:, mine] = self.member_streams[member].uniform(self.low, self.high, size=(4, len(mine)))

@@ -96,7 +96,9 @@ class PopulationEpisodes:
         self.live = np.ones(len(runs) * n_envs, dtype=bool)
 
     def record(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-               learning_rates: Sequence[float]) -> None:
+               epsilons: Sequence[float] | None, learning_rates: Sequence[float]) -> None:
+        """Count this step's live slots into each member's run and log the episodes that ended, with the member's
+        ε (``epsilons`` None: a policy without ε) and learning rate at this step."""
         live = self.live
         for run, steps in zip(self.runs, live.reshape(len(self.runs), self.n_envs).sum(axis=1).tolist()):
             run.add_steps(steps)
@@ -105,7 +107,8 @@ class PopulationEpisodes:
         done = terminated | truncated
         for slot in np.flatnonzero(done):
             member = slot // self.n_envs
-            self.runs[member].log_episode(self.returns[slot], self.lengths[slot], None, learning_rates[member])
+            self.runs[member].log_episode(self.returns[slot], self.lengths[slot],
+                                          None if epsilons is None else epsilons[member], learning_rates[member])
         self.returns[done] = 0.0
         self.lengths[done] = 0
         self.live = ~done

@@ -12,7 +12,7 @@ from typing import Any
 from cartpole_core.config.models import TrainConfig
 from cartpole_core.engine.agent import Agent
 from cartpole_core.engine.population import MemberFailed, MemberGuard, check_population
-from cartpole_core.engine.run import Run, RunObserver, seed_everything
+from cartpole_core.engine.run import Run, RunObserver
 from cartpole_core.records import RunResult
 
 MemberOutcome = tuple[Agent, RunResult] | MemberFailed
@@ -38,33 +38,19 @@ def train_population(configs: Sequence[TrainConfig], seeds: Sequence[int],
     ``checkpoint_every_steps``: one for all members, or one per member. ``on_member_done(k, outcome)`` is called as
     member k leaves (a store can mark that run finished while the others still train).
 
-    PPO and DQN train every member in one batched loop (their shape fields must agree: ``population_key``;
-    ValueError otherwise). Q-learning trains its members one after another, for now.
+    Every algorithm trains its members in one batched loop (their shape fields must agree: ``population_key``;
+    ValueError otherwise).
     """
     import torch._dynamo  # noqa: F401  torch.optim imports it on the first optimizer (~3 s): keep it off the clock
 
-    from cartpole_core.engine.algos import ALGORITHM_LOOPS, POPULATION_LOOPS
+    from cartpole_core.engine.algos import POPULATION_LOOPS
 
     observers = _per_member([None] * len(configs) if observers is None else observers, len(configs), "observer")
     checkpoints = _per_member(checkpoint_every_steps, len(configs), "checkpoint interval")
     check_population(configs, seeds)
-    algo = configs[0].algo
-    if algo in POPULATION_LOOPS:
-        runs = [Run(config, seed, MemberGuard(observer or RunObserver()), every)
-                for config, seed, observer, every in zip(configs, seeds, observers, checkpoints)]
-        return POPULATION_LOOPS[algo](list(configs), runs, on_member_done)
-    outcomes: list[MemberOutcome] = []
-    for k, (config, seed, observer, every) in enumerate(zip(configs, seeds, observers, checkpoints)):
-        try:
-            seed_everything(seed)
-            run = Run(config, seed, observer, every)
-            agent = ALGORITHM_LOOPS[algo](config, run)
-            outcomes.append((agent, run.finish(agent)))
-        except Exception as err:  # this member's failure; the next members still train
-            outcomes.append(MemberFailed.of(err))
-        if on_member_done is not None:
-            on_member_done(k, outcomes[-1])
-    return outcomes
+    runs = [Run(config, seed, MemberGuard(observer or RunObserver()), every)
+            for config, seed, observer, every in zip(configs, seeds, observers, checkpoints)]
+    return POPULATION_LOOPS[configs[0].algo](list(configs), runs, on_member_done)
 
 
 def _per_member(value: Any, members: int, what: str) -> list:

@@ -1,7 +1,7 @@
 """One module per algorithm: the loop and ``update`` (its learning step).
 
-``ALGORITHM_LOOPS``: ``train(config, run) -> Agent``, one run. ``POPULATION_LOOPS``: ``train(configs, runs) ->
-[(agent, result) | MemberFailed]``, a batched population (a lone run is a population of one).
+``POPULATION_LOOPS``: ``train(configs, runs, on_member_done) -> [(agent, result) | MemberFailed]``, a batched
+population (a lone run is a population of one).
 """
 
 from __future__ import annotations
@@ -10,5 +10,4 @@ from collections.abc import Callable
 
 from cartpole_core.engine.algos import dqn, ppo, qlearning
 
-ALGORITHM_LOOPS: dict[str, Callable] = {"qlearning": qlearning.train}
-POPULATION_LOOPS: dict[str, Callable] = {"dqn": dqn.train, "ppo": ppo.train}
+POPULATION_LOOPS: dict[str, Callable] = {"dqn": dqn.train, "ppo": ppo.train, "qlearning": qlearning.train}

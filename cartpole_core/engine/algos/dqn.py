@@ -265,7 +265,7 @@ class _MemberAgent(DQNAgent):
 
 class _Member:
     """One member's state in the population loop; ``row`` is its place on the member axis, which moves as others
-    leave. It stands in for its run in ``PopulationEpisodes``, so that its episodes are logged with its ε."""
+    leave."""
 
     def __init__(self, config: DQNConfig, run: Run, q_net: torch.nn.Module, net: StackedMLP, row: int):
         self.config, self.run, self.row = config, run, row
@@ -281,12 +281,6 @@ class _Member:
         """Its divergence, or the first exception its observer raised."""
         observer = self.run.observer
         return self.failure or (observer.error if isinstance(observer, MemberGuard) else None)
-
-    def add_steps(self, n: int) -> None:
-        self.run.add_steps(n)
-
-    def log_episode(self, episode_return: float, length: int, epsilon: float | None, learning_rate: float) -> None:
-        self.run.log_episode(episode_return, length, self.epsilon, learning_rate)
 
     def log_gradient_steps(self, diagnostics: np.ndarray, learning_rate: float) -> None:
         """One Updated event per ``LOG_EVERY_GRADIENT_STEPS`` gradient steps: their mean diagnostics."""
@@ -355,7 +349,7 @@ def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
     optimizer = StackedAdam(net.member_index)
     env = PopulationCartPole([run.seed for run in runs], n, max_episode_steps=first.max_episode_steps)
     obs, _ = env.reset()
-    episodes = PopulationEpisodes(members, n)  # members stand in for their runs: episodes logged with their ε
+    episodes = PopulationEpisodes(list(runs), n)
     learning_starts = max(first.learning_starts, first.batch_size)
     outcomes: dict[int, Outcome] = {}
     live = list(members)
@@ -400,7 +394,7 @@ def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
             slots = member.row * n + np.flatnonzero(mine)
             member.buffer.add(obs[slots], actions[slots], reward[slots], next_obs[slots], terminated[slots])
         steps_before = [member.run.env_steps for member in live]
-        episodes.record(reward, terminated, truncated, lrs)
+        episodes.record(reward, terminated, truncated, [member.epsilon for member in live], lrs)
         obs = next_obs
 
         # ---- bursts: train_freq counts each member's env steps; a vector step may cross several boundaries

@@ -338,7 +338,7 @@ def train(configs: Sequence[PPOConfig], runs: Sequence[Run],
             actions_buf[t], log_probs_buf[t], values_buf[t] = actions, log_probs, values.numpy().reshape(-1)
             rewards_buf[t], terminated_buf[t], truncated_buf[t] = reward, terminated, truncated
             real_buf[t] = episodes.live
-            episodes.record(reward, terminated, truncated, lrs)
+            episodes.record(reward, terminated, truncated, None, lrs)
 
         # ---- advantages: GAE over the rollout, bootstrapped from the value of the observation after it
         with torch.no_grad():
