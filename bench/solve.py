@@ -1,18 +1,19 @@
 """Time-to-solve benchmark: how fast each algorithm × preset solves CartPole-v1, over several seeds.
 
-    python bench/solve.py [--algos qlearning,dqn,ppo] [--presets fast,...|all] [--seeds 5] [--vs-sb3]
-                          [--reference /path/to/other/checkout] [--held-out] [--markdown]
+    python bench/solve.py [--algos qlearning,dqn,ppo] [--presets fast,...|all] [--seeds 5] [--first-seed 0]
+                          [--vs-sb3] [--reference /path/to/other/checkout] [--held-out] [--markdown]
 
 Every run trains with ``cartpole_core.train`` on one torch thread, as the lab's workers do. A seed is solved at its
 first greedy evaluation with mean return ≥ 475 over 20 fixed-seed episodes that a second evaluation, on 100 other
 episodes, confirms; time-to-solve is training wall-clock up to that evaluation, evaluation time excluded. One table
 row per (implementation, algorithm, preset): seeds solved, median / max time- and steps-to-solve, median env
-steps/s, and the final evaluation after the full budget.
+steps/s, and the final evaluation (after the full budget, or at the solve for a preset that stops on it).
 
 ``--held-out`` (20 seeds unless ``--seeds`` says otherwise) also plays each run's final agent on the 100 held-out
 episodes of ``bench/held_out.py`` (episode seeds 2,000,000–2,000,099, which no evaluation during training uses) and
 adds the seeds whose held-out mean is ≥ 475 and the median / worst held-out mean: an agent stopped at a lucky
-evaluation shows here.
+evaluation shows here. ``--first-seed N`` trains seeds N, N+1, … instead of 0, 1, …: fresh seeds that no tuning
+looked at.
 
 ``--vs-sb3`` adds Stable-Baselines3 PPO and DQN with the RL Zoo's tuned CartPole-v1 hyperparameters, measured by the
 very same bookkeeping (``cartpole_core.engine.run.Run``): the same evaluation, as often as our ``fast`` preset of that
@@ -402,7 +403,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[Con
                         help="comma-separated preset names, or 'all' for every preset of each algorithm "
                              "(default: fast); presets an algorithm lacks are skipped")
     parser.add_argument("--seeds", type=_int_at_least(1), default=None,
-                        help="train seeds 0..N-1 (default: 5, or 20 with --held-out)")
+                        help="train N seeds, from --first-seed on (default: 5, or 20 with --held-out)")
+    parser.add_argument("--first-seed", type=_int_at_least(0), default=0, metavar="N",
+                        help="the first training seed (default: 0), e.g. 20 for seeds a preset was not tuned on")
     parser.add_argument("--held-out", action="store_true",
                         help="also play each run's final agent on 100 held-out episodes (seeds 2,000,000–2,000,099) "
                              "and show the seeds whose mean stays ≥ 475")
@@ -467,7 +470,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[Con
 def main(argv: Sequence[str] | None = None) -> int:
     args, contenders = parse_args(argv)
     torch.set_num_threads(1)  # as the lab's workers do
-    seeds = range(args.seeds)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     total = len(contenders) * len(seeds)
     done = 0
 
