@@ -1,7 +1,10 @@
-"""Population benchmark: N PPO ``fast`` members trained batched in one process, against one run.
+"""Population benchmark: N PPO or DQN ``fast`` members trained batched in one process, against one run.
 
-    python bench/population.py [--sizes 1,2,4,8,16,32,64] [--solve-size 64] [--seeds 20] [--repeats 1]
-                               [--markdown]
+    python bench/population.py [--algo ppo|dqn] [--sizes 1,2,4,8,16,32,64] [--solve-size 64] [--seeds 20]
+                               [--repeats 1] [--markdown]
+
+``--algo`` picks the algorithm (default PPO). A DQN member costs more per env step than a PPO one and its full budget
+makes the large sizes slow: for DQN pass fewer sizes (e.g. ``--algo dqn --sizes 1,8 --solve-size 64``).
 
 Every measurement runs in a fresh interpreter on one torch thread, as the lab's workers do, so its peak resident
 memory (``getrusage``'s ``ru_maxrss``) is its own. Three tables:
@@ -35,24 +38,28 @@ if not __package__:  # run as ``python bench/population.py``: make the repo root
 import numpy as np
 
 from bench.solve import _int_at_least, machine_facts
+from cartpole_core.config.presets import preset_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NEVER = float("inf")
+# Steps of the run that takes imports and first-call costs off the clock; DQN's must pass its learning_starts, or
+# its first gradient steps stay on the clock.
+WARM_UP_STEPS = {"ppo": 512, "dqn": 2048}
 
 
 # ------------------------------------------------------------------------------------ one measurement, in a child
 
 
-def measure_here(size: int, stop_on_solve: bool, alone: bool) -> dict:
-    """Train ``size`` PPO ``fast`` seeds — as one population, or (``alone``) one after another — in this process."""
+def measure_here(algo: str, size: int, stop_on_solve: bool, alone: bool) -> dict:
+    """Train ``size`` ``fast`` seeds of ``algo`` — as one population, or (``alone``) one after another — in this
+    process."""
     import torch
 
-    from cartpole_core.config.presets import preset_config
     from cartpole_core.engine.train import train, train_population
 
     torch.set_num_threads(1)
-    config = preset_config("ppo", "fast", stop_on_solve=stop_on_solve)
-    train(config.with_changes(total_env_steps=512), seed=10_000)  # imports and first-call costs off the clock
+    config = preset_config(algo, "fast", stop_on_solve=stop_on_solve)
+    train(config.with_changes(total_env_steps=WARM_UP_STEPS[algo]), seed=10_000)
     started = time.perf_counter()
     if alone:
         results = [train(config, seed)[1] for seed in range(size)]
@@ -64,9 +71,9 @@ def measure_here(size: int, stop_on_solve: bool, alone: bool) -> dict:
             "solved": sum(r.solved for r in results)}
 
 
-def measure(size: int, stop_on_solve: bool = False, alone: bool = False) -> dict:
+def measure(algo: str, size: int, stop_on_solve: bool = False, alone: bool = False) -> dict:
     """``measure_here`` in a fresh interpreter (its own peak memory)."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(size)]
+    command = [sys.executable, str(Path(__file__).resolve()), "--algo", algo, "--child", str(size)]
     command += ["--stop-on-solve"] * stop_on_solve + ["--alone"] * alone
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -117,8 +124,9 @@ def _sizes(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="PPO fast populations: scaling, stop-on-solve throughput, and "
-                                                 "members against lone runs.")
+    parser = argparse.ArgumentParser(description="PPO or DQN fast populations: scaling, stop-on-solve throughput, "
+                                                 "and members against lone runs.")
+    parser.add_argument("--algo", choices=("ppo", "dqn"), default="ppo", help="algorithm (default: ppo)")
     parser.add_argument("--sizes", type=_sizes, default=[1, 2, 4, 8, 16, 32, 64],
                         help="population sizes of the scaling table (default: 1,2,4,8,16,32,64)")
     parser.add_argument("--solve-size", type=_sizes, default=[64], metavar="N",
@@ -133,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--alone", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(measure_here(args.child, args.stop_on_solve, args.alone)))
+        print(json.dumps(measure_here(args.algo, args.child, args.stop_on_solve, args.alone)))
         return 0
 
     def progress(line: str) -> None:
@@ -143,15 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     fastest: dict[int, dict] = {}
     for repeat in range(args.repeats):
         for size in args.sizes:
-            measured = measure(size)
+            measured = measure(args.algo, size)
             progress(f"round {repeat + 1}, N = {size}: {measured['wall_s']:.1f} s")
             if size not in fastest or measured["wall_s"] < fastest[size]["wall_s"]:
                 fastest[size] = measured
     scaling = list(fastest.items())
-    solving = [(size, measure(size, stop_on_solve=True)) for size in args.solve_size]
+    solving = [(size, measure(args.algo, size, stop_on_solve=True)) for size in args.solve_size]
     progress("stop-on-solve done")
-    together = measure(args.seeds)
-    alone = measure(args.seeds, alone=True)
+    together = measure(args.algo, args.seeds)
+    alone = measure(args.algo, args.seeds, alone=True)
     progress("correctness done")
 
     one = next((m["wall_s"] for size, m in scaling if size == 1), None)
@@ -173,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         q1, q3 = np.percentile(np.array(steps, dtype=float), [25, 75], method="lower")
         return f"{_steps(statistics.median(steps))} ({_steps(q1)}–{_steps(q3)})"
 
-    print(table(["PPO fast", "seeds solved", "median steps to solve (IQR)", "wall (s)"], [
+    print(table([f"{args.algo.upper()} fast", "seeds solved", "median steps to solve (IQR)", "wall (s)"], [
         [f"{label}", f"{m['solved']}/{args.seeds}", quartiles(m["steps_to_solve"]), f"{m['wall_s']:.1f}"]
         for label, m in (("population members", together), ("lone runs", alone))], args.markdown))
     bullet = "- " if args.markdown else ""
@@ -182,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{bullet}Permutation test, median steps-to-solve of members vs lone runs: p = {p_value:.2f} "
           f"(medians {statistics.median(together['steps_to_solve']):,.0f} vs "
           f"{statistics.median(alone['steps_to_solve']):,.0f}).")
-    print(f"{bullet}Wall time includes every evaluation (20 greedy episodes every 1,000 steps of each member) and "
+    every = preset_config(args.algo, "fast").eval_every_steps
+    print(f"{bullet}Wall time includes every evaluation (20 greedy episodes every {every:,} steps of each member) and "
           "the process's first-call costs are excluded; the members/min of two processes on two cores is about "
           "twice one's.")
     return 0

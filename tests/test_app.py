@@ -121,9 +121,9 @@ def test_the_form_survives_leaving_the_page_and_switching_algorithms(home):
 
 def test_log_sliders_keep_the_presets_value_after_moving_off_it(home):
     test = app(algo="dqn")
-    assert test.select_slider(key="cfg.dqn.batch_size").value == 256  # DQN fast
+    assert test.select_slider(key="cfg.dqn.batch_size").value == 128  # DQN fast
     test.select_slider(key="cfg.dqn.batch_size").set_value(500).run()
-    assert "256" in test.select_slider(key="cfg.dqn.batch_size").options  # one move back to the preset
+    assert "128" in test.select_slider(key="cfg.dqn.batch_size").options  # one move back to the preset
 
 
 def shown_text(markdown: str) -> str:

@@ -13,6 +13,8 @@ from cartpole_core.records import Evaluated
 from cartpole_core.runs.compare import default_name, group_summary
 from cartpole_core.runs.store import RunStore
 
+FAST_LR = preset_config("dqn", "fast").learning_rate.start  # a group at the preset's lr is named plain "dqn/fast"
+
 
 def trained(home, gamma: float, seeds=(0, 1), total_env_steps=4000) -> list[str]:
     """As ``trained_group``, with the discount factor set: Q-learning `fast` runs trained to completion."""
@@ -159,7 +161,7 @@ def test_groups_show_their_iqm_interval_and_seeds_and_which_one_beats_the_other(
     """Two groups of four seeds (stored, not trained). Sure: final evals 480, 490, 500, 470; solved at 2,000, 3,000
     and 4,000 steps, one seed not. Lucky: 480, 100, 200, 300; one seed solved, fast (1,000 steps), three not."""
     sure = stored_group(home, "sure", 5e-3, [(480.0, 2000), (490.0, 3000), (500.0, 4000), (470.0, None)])
-    lucky = stored_group(home, "lucky", 8e-3, [(480.0, 1000), (100.0, None), (200.0, None), (300.0, None)])
+    lucky = stored_group(home, "lucky", FAST_LR, [(480.0, 1000), (100.0, None), (200.0, None), (300.0, None)])
     test = app("pages/runs.py", select=",".join(sure + lucky))
     assert not test.exception
 
@@ -193,7 +195,7 @@ def test_groups_show_their_iqm_interval_and_seeds_and_which_one_beats_the_other(
 
 def test_with_one_seed_per_group_the_page_says_the_percentages_mean_little(home):
     one = stored_group(home, "one", 5e-3, [(480.0, 2000)])
-    other = stored_group(home, "other", 8e-3, [(300.0, None)])
+    other = stored_group(home, "other", FAST_LR, [(300.0, None)])
     test = app("pages/runs.py", select=",".join(one + other))
     assert not test.exception
     assert [warning.value for warning in test.warning if warning.value.startswith("One seed per group")]

@@ -28,7 +28,7 @@ from cartpole_core.runs.store import RunStore, binned_mean_std
 from cartpole_core.stats import Estimate
 
 LR_5E3 = preset_config("dqn", "fast", overrides={"learning_rate.start": 5e-3})
-LR_8E3 = preset_config("dqn", "fast")
+FAST = preset_config("dqn", "fast")  # lr 1.2e-2
 LR_1E3 = preset_config("dqn", "fast", overrides={"learning_rate.start": 1e-3})
 
 
@@ -45,7 +45,7 @@ def run(run_id, config, *, group=None, seed=0, name="dqn/fast", solved_at=None, 
 @pytest.mark.parametrize("config, preset, name", [
     (LR_5E3, "fast", "dqn/fast lr=5e-3"),
     (preset_config("ppo", "seed", gamma=0.97, hidden_sizes=[32, 32]), "seed", "ppo/seed gamma=0.97 hidden=32-32"),
-    (LR_8E3, "fast", "dqn/fast"),
+    (FAST, "fast", "dqn/fast"),
     (preset_config("qlearning", "fast", total_env_steps=200_000), "fast", "qlearning/fast steps=200k"),
     (preset_config("dqn", "fast", double_dqn=False, overrides={"epsilon.end": 0.1}), "fast",
      "dqn/fast eps_end=0.1 double=off"),
@@ -81,30 +81,30 @@ def test_a_group_is_labelled_by_its_common_name_and_size():
 def test_colliding_labels_are_told_apart_by_their_settings_then_their_ids():
     # Runs launched before names said what differs: every group is "dqn/fast · seed N".
     low = [run(f"a{seed}", LR_1E3, group="group-dqn-1-aaaaaa", seed=seed) for seed in range(3)]
-    high = [run(f"b{seed}", LR_8E3, group="group-dqn-1-bbbbbb", seed=seed) for seed in range(3)]
-    again = [run(f"c{seed}", LR_8E3, group="group-dqn-1-cccccc", seed=seed) for seed in range(3)]
+    high = [run(f"b{seed}", FAST, group="group-dqn-1-bbbbbb", seed=seed) for seed in range(3)]
+    again = [run(f"c{seed}", FAST, group="group-dqn-1-cccccc", seed=seed) for seed in range(3)]
     labels = group_labels([low, high, again])
     assert len(set(labels)) == 3
     assert labels[0] == "dqn/fast ×3 lr=1e-3"
-    assert labels[1] == "dqn/fast ×3 lr=8e-3 #bbbbbb" and labels[2] == "dqn/fast ×3 lr=8e-3 #cccccc"
-    alone = [run("x", LR_8E3, seed=0), run("y", LR_8E3, seed=0)]  # two ungrouped runs, same name and config
+    assert labels[1] == "dqn/fast ×3 lr=0.012 #bbbbbb" and labels[2] == "dqn/fast ×3 lr=0.012 #cccccc"
+    alone = [run("x", FAST, seed=0), run("y", FAST, seed=0)]  # two ungrouped runs, same name and config
     assert len(set(group_labels([[alone[0]], [alone[1]]]))) == 2
 
 
 def test_differing_fields_are_the_settings_that_differ_not_the_seed():
-    runs = [run("a", LR_5E3, seed=0), run("b", LR_8E3.with_changes(gamma=0.9), seed=1), run("c", LR_8E3, seed=2)]
+    runs = [run("a", LR_5E3, seed=0), run("b", FAST.with_changes(gamma=0.9), seed=1), run("c", FAST, seed=2)]
     assert differing_fields(runs) == ["learning_rate.start", "gamma"]
     assert differing_fields(runs[2:]) == []
     # Another algorithm's fields count only where present: the PPO run does not make every DQN field "differ".
     ppo = preset_config("ppo", "fast", hidden_sizes=[32, 32])
-    mixed = [run("a", LR_8E3), run("b", LR_8E3, seed=1), run("p", ppo, preset="fast")]
+    mixed = [run("a", FAST), run("b", FAST, seed=1), run("p", ppo, preset="fast")]
     assert "batch_size" not in differing_fields(mixed) and "hidden_sizes" in differing_fields(mixed)
 
 
 def test_config_diff_is_keyed_by_run_with_each_group_once():
     # Two groups and a single run; every name collides ("dqn/fast · seed 0" three times).
     group_a = [run(f"a{seed}", LR_5E3, group="group-a", seed=seed) for seed in range(3)]
-    group_b = [run(f"b{seed}", LR_8E3, group="group-b", seed=seed) for seed in range(2)]
+    group_b = [run(f"b{seed}", FAST, group="group-b", seed=seed) for seed in range(2)]
     single = run("s", LR_1E3, seed=0)
     diff = config_diff([group_a[2], single, *group_b, group_a[0], group_a[1]])  # any selection order
     assert diff.fields == ["learning_rate.start"]
@@ -112,7 +112,7 @@ def test_config_diff_is_keyed_by_run_with_each_group_once():
     assert [column.key for column in diff.columns] == ["a0", "s", "b0"]
     table = diff.table()
     assert len(table) == 3  # nothing lost to a name collision
-    assert [values["learning_rate.start"] for values in table.values()] == ["5e-3", "1e-3", "8e-3"]
+    assert [values["learning_rate.start"] for values in table.values()] == ["5e-3", "1e-3", "0.012"]
     assert list(table)[0] == "dqn/fast ×3"
 
     # Part of a group selected: its label counts what is selected. Only one group: nothing differs.
@@ -121,23 +121,23 @@ def test_config_diff_is_keyed_by_run_with_each_group_once():
 
 
 def test_a_group_whose_runs_differ_is_split_by_config():
-    members = [run("a0", LR_5E3, group="g", seed=0), run("a1", LR_8E3, group="g", seed=1),
+    members = [run("a0", LR_5E3, group="g", seed=0), run("a1", FAST, group="g", seed=1),
                run("a2", LR_5E3, group="g", seed=2)]
     diff = config_diff(members)
     assert [column.run_ids for column in diff.columns] == [("a0", "a2"), ("a1",)]
-    assert [column.values["learning_rate.start"] for column in diff.columns] == [5e-3, 8e-3]
+    assert [column.values["learning_rate.start"] for column in diff.columns] == [5e-3, 1.2e-2]
 
 
 def test_config_diff_across_algorithms_shows_the_algorithm_and_dashes_for_missing_fields():
     ppo = preset_config("ppo", "fast", gamma=0.9)
-    small_batch = LR_8E3.with_changes(batch_size=128)
-    diff = config_diff([run("d", LR_8E3), run("e", small_batch, name="dqn/fast batch=128"),
+    small_batch = FAST.with_changes(batch_size=64)
+    diff = config_diff([run("d", FAST), run("e", small_batch, name="dqn/fast batch=64"),
                         run("p", ppo, name="ppo/fast gamma=0.9")])
     assert diff.fields[0] == "algo" and "gamma" in diff.fields and "batch_size" in diff.fields
     assert "critic_learning_rate" not in diff.fields  # PPO's alone: not a difference among these runs
     table = diff.table()
     assert table["dqn/fast · seed 0"]["algo"] == "dqn" and table["dqn/fast · seed 0"]["gamma"] == "0.99"
-    assert table["dqn/fast batch=128 · seed 0"]["batch_size"] == "128"
+    assert table["dqn/fast batch=64 · seed 0"]["batch_size"] == "64"
     assert table["ppo/fast gamma=0.9 · seed 0"]["gamma"] == "0.9"
     assert table["ppo/fast gamma=0.9 · seed 0"]["batch_size"] == "—"
 
@@ -147,9 +147,9 @@ def test_group_summary_ranks_groups_by_seeds_solved_then_the_iqm_of_steps():
                  for i, s in enumerate([10_000, 12_000, 14_000])]
     faster_sure = [run(f"d{i}", LR_1E3, group="D", seed=i, name="dqn/fast lr=1e-3", solved_at=s, final=480.0)
                    for i, s in enumerate([7_000, 9_000])]
-    lucky = [run(f"b{i}", LR_8E3, group="B", seed=i, name="dqn/fast", solved_at=s, final=f)
+    lucky = [run(f"b{i}", FAST, group="B", seed=i, name="dqn/fast", solved_at=s, final=f)
              for i, (s, f) in enumerate([(6_000, 500.0), (8_000, 480.0), (None, 120.0)])]
-    one_of_two = [run(f"c{i}", LR_8E3.with_changes(gamma=0.9), group="C", seed=i, name="dqn/fast gamma=0.9",
+    one_of_two = [run(f"c{i}", FAST.with_changes(gamma=0.9), group="C", seed=i, name="dqn/fast gamma=0.9",
                       solved_at=s, final=f) for i, (s, f) in enumerate([(4_000, 480.0), (None, 100.0)])]
     rows = group_summary([*lucky, *one_of_two, *fast_sure, *faster_sure])
     assert [row["group_id"] for row in rows] == ["D", "A", "B", "C"]
@@ -166,7 +166,7 @@ def test_group_summary_ranks_groups_by_seeds_solved_then_the_iqm_of_steps():
     assert c["steps_to_solve"].iqm == math.inf and c["time_to_solve"].iqm == math.inf
     assert c["steps_range"] == "4,000 – not solved"
     assert a["hyperparameters"] == {"learning_rate.start": "5e-3", "gamma": "0.99"}
-    assert c["hyperparameters"] == {"learning_rate.start": "8e-3", "gamma": "0.9"}
+    assert c["hyperparameters"] == {"learning_rate.start": "0.012", "gamma": "0.9"}
 
 
 def test_a_four_seed_group_is_the_iqm_of_its_middle_seeds_with_its_interval_and_seed_count():
@@ -212,7 +212,7 @@ def test_group_summary_reads_real_store_rows(tmp_path):
         store.append_events(f"r{seed}", [Evaluated(steps, 3, mean, 5.0, mean >= 475, steps / 1000)
                                          for steps, mean in evaluations])
         store.set_status(f"r{seed}", "completed")
-    store.create_run("q", LR_8E3.to_json(), "dqn", 0, preset="fast")  # queued, nothing yet
+    store.create_run("q", FAST.to_json(), "dqn", 0, preset="fast")  # queued, nothing yet
     rows = group_summary(store.list_runs())
     assert [row["label"] for row in rows] == ["dqn/fast lr=5e-3 ×2", "q"]
     assert rows[0]["solved"] == 1 and rows[0]["steps_to_solve"].iqm == math.inf
@@ -224,7 +224,7 @@ def test_group_summary_reads_real_store_rows(tmp_path):
 def test_which_group_is_better_is_the_probability_of_improvement_over_seed_pairs():
     sure = [run(f"a{i}", LR_5E3, group="A", seed=i, name="dqn/fast lr=5e-3", solved_at=s, final=f)
             for i, (s, f) in enumerate([(2_000, 480.0), (3_000, 490.0), (4_000, 500.0), (None, 470.0)])]
-    lucky = [run(f"b{i}", LR_8E3, group="B", seed=i, name="dqn/fast", solved_at=s, final=f)
+    lucky = [run(f"b{i}", FAST, group="B", seed=i, name="dqn/fast", solved_at=s, final=f)
              for i, (s, f) in enumerate([(1_000, 480.0), (None, 100.0), (None, 200.0), (None, 300.0)])]
     final = compare_groups([*lucky, *sure], "final_eval")
     # A's seeds against B's 480, 100, 200, 300: 480 wins 3 and ties 1, 490 and 500 win 4, 470 wins 3: 14.5 of 16.
@@ -239,7 +239,7 @@ def test_which_group_is_better_is_the_probability_of_improvement_over_seed_pairs
 
 def test_comparing_groups_leaves_out_a_group_without_values_and_names_an_unknown_metric():
     evaluated = [run("a", LR_5E3, group="A", name="dqn/fast lr=5e-3", final=300.0)]
-    queued = [run("q", LR_8E3, group="Q", status="queued")]
+    queued = [run("q", FAST, group="Q", status="queued")]
     comparison = compare_groups([*evaluated, *queued], "final_eval")
     assert comparison.pairs == [] and comparison.seeds == {"dqn/fast lr=5e-3 · seed 0": 1, "dqn/fast · seed 0": 0}
     assert len(compare_groups([*evaluated, *queued], "time_to_solve").pairs) == 1  # unsolved: ∞, a value
@@ -249,10 +249,10 @@ def test_comparing_groups_leaves_out_a_group_without_values_and_names_an_unknown
 
 
 def test_a_run_that_stopped_on_solve_is_carried_forward_as_solved():
-    stopped = run("s", LR_8E3, solved_at=2000, final=480.0)  # `fast` stops at its first solved evaluation
-    unstoppable = run("u", LR_8E3.with_changes(stop_on_solve=False), solved_at=2000, final=480.0)
+    stopped = run("s", FAST, solved_at=2000, final=480.0)  # `fast` stops at its first solved evaluation
+    unstoppable = run("u", FAST.with_changes(stop_on_solve=False), solved_at=2000, final=480.0)
     assert stopped_on_solve(stopped) and not stopped_on_solve(unstoppable)
-    assert not stopped_on_solve(run("r", LR_8E3, solved_at=2000, status="running"))
+    assert not stopped_on_solve(run("r", FAST, solved_at=2000, status="running"))
     evaluations = [{"env_steps": 1000, "episodes": 10, "mean_return": 200.0, "std_return": 9.0, "time_s": 1.0},
                    {"env_steps": 2000, "episodes": 25, "mean_return": 480.0, "std_return": 3.0, "time_s": 2.0}]
     rows = evaluation_rows(evaluations, "env_steps", until=4000)
@@ -315,7 +315,7 @@ def test_the_solved_line_is_drawn_only_where_a_curve_can_reach_it(cap, best_eval
 
 def test_a_real_store_run_feeds_the_evaluation_rows(tmp_path):
     store = RunStore(tmp_path)
-    store.create_run("r", LR_8E3.to_json(), "dqn", 0, preset="fast")
+    store.create_run("r", FAST.to_json(), "dqn", 0, preset="fast")
     store.claim("r")
     store.append_events("r", [EpisodeEnded(1, 500, 20.0, 20, 0.5, 1e-3, 0.5), Evaluated(500, 1, 480.0, 2.0, True, 0.5)])
     store.set_status("r", "completed")
