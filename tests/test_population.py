@@ -12,13 +12,14 @@ import pytest
 import torch
 
 from cartpole_core.config.models import DQNConfig, PPOConfig
+from cartpole_core.config.population import population_key
 from cartpole_core.config.presets import preset_config
 from cartpole_core.engine.agent import PPOAgent, load_agent, save_checkpoint
 from cartpole_core.engine.algos import ppo
 from cartpole_core.engine.evaluate import evaluate_population_returns, evaluate_returns
 from cartpole_core.engine.nets import ActorCritic, StackedActorCritic
 from cartpole_core.engine.observers import Callbacks, EventLog, Observers
-from cartpole_core.engine.population import MemberFailed, StackedAdam, population_key
+from cartpole_core.engine.population import MemberFailed, StackedAdam
 from cartpole_core.engine.train import train, train_population
 from cartpole_core.records import EpisodeEnded, Evaluated, Updated
 

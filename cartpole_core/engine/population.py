@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cartpole_core.config.models import TrainConfig
-from cartpole_core.config.population import SHAPE_FIELDS, population_key  # noqa: F401  (re-exported)
+from cartpole_core.config.population import SHAPE_FIELDS
 from cartpole_core.engine.observers import RunObserver
 from cartpole_core.engine.run import Run
 from cartpole_core.records import Event
