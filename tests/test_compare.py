@@ -28,7 +28,7 @@ from cartpole_core.runs.store import RunStore, binned_mean_std
 from cartpole_core.stats import Estimate
 
 LR_5E3 = preset_config("dqn", "fast", overrides={"learning_rate.start": 5e-3})
-FAST = preset_config("dqn", "fast")  # lr 1.2e-2
+FAST = preset_config("dqn", "fast")  # lr 1.6e-2
 LR_1E3 = preset_config("dqn", "fast", overrides={"learning_rate.start": 1e-3})
 
 
@@ -86,7 +86,7 @@ def test_colliding_labels_are_told_apart_by_their_settings_then_their_ids():
     labels = group_labels([low, high, again])
     assert len(set(labels)) == 3
     assert labels[0] == "dqn/fast ×3 lr=1e-3"
-    assert labels[1] == "dqn/fast ×3 lr=0.012 #bbbbbb" and labels[2] == "dqn/fast ×3 lr=0.012 #cccccc"
+    assert labels[1] == "dqn/fast ×3 lr=0.016 #bbbbbb" and labels[2] == "dqn/fast ×3 lr=0.016 #cccccc"
     alone = [run("x", FAST, seed=0), run("y", FAST, seed=0)]  # two ungrouped runs, same name and config
     assert len(set(group_labels([[alone[0]], [alone[1]]]))) == 2
 
@@ -112,7 +112,7 @@ def test_config_diff_is_keyed_by_run_with_each_group_once():
     assert [column.key for column in diff.columns] == ["a0", "s", "b0"]
     table = diff.table()
     assert len(table) == 3  # nothing lost to a name collision
-    assert [values["learning_rate.start"] for values in table.values()] == ["5e-3", "1e-3", "0.012"]
+    assert [values["learning_rate.start"] for values in table.values()] == ["5e-3", "1e-3", "0.016"]
     assert list(table)[0] == "dqn/fast ×3"
 
     # Part of a group selected: its label counts what is selected. Only one group: nothing differs.
@@ -125,7 +125,7 @@ def test_a_group_whose_runs_differ_is_split_by_config():
                run("a2", LR_5E3, group="g", seed=2)]
     diff = config_diff(members)
     assert [column.run_ids for column in diff.columns] == [("a0", "a2"), ("a1",)]
-    assert [column.values["learning_rate.start"] for column in diff.columns] == [5e-3, 1.2e-2]
+    assert [column.values["learning_rate.start"] for column in diff.columns] == [5e-3, 1.6e-2]
 
 
 def test_config_diff_across_algorithms_shows_the_algorithm_and_dashes_for_missing_fields():
@@ -166,7 +166,7 @@ def test_group_summary_ranks_groups_by_seeds_solved_then_the_iqm_of_steps():
     assert c["steps_to_solve"].iqm == math.inf and c["time_to_solve"].iqm == math.inf
     assert c["steps_range"] == "4,000 – not solved"
     assert a["hyperparameters"] == {"learning_rate.start": "5e-3", "gamma": "0.99"}
-    assert c["hyperparameters"] == {"learning_rate.start": "0.012", "gamma": "0.9"}
+    assert c["hyperparameters"] == {"learning_rate.start": "0.016", "gamma": "0.9"}
 
 
 def test_a_four_seed_group_is_the_iqm_of_its_middle_seeds_with_its_interval_and_seed_count():
