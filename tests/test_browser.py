@@ -120,14 +120,15 @@ def test_new_user_launches_ppo_and_watches_the_reward_curve_grow(server, chromiu
 
     def headless_rate(seed: int, label: str) -> float:
         result = subprocess.run([sys.executable, "-m", "cartpole_core", "train", "--algo", "ppo", "--json",
-                                 "--set", f"total_env_steps={steps}", "--seed", str(seed)], cwd=ROOT,
-                                capture_output=True, text=True, timeout=300,
+                                 "--set", f"total_env_steps={steps}", "--set", "stop_on_solve=false",
+                                 "--seed", str(seed)], cwd=ROOT, capture_output=True, text=True, timeout=300,
                                 env={**os.environ, "CARTPOLE_LAB_HOME": str(home / f"headless-{label}")})
         return json.loads(result.stdout.splitlines()[-1])["env_steps_per_s"]
 
     before = headless_rate(run["seed"], "before")
     page.wait_for_timeout(WARM_UP_S * 1000)  # the lab warms its next worker while idle
-    page.goto(f"{url}/?algo=ppo&preset=fast&cfg=" + json.dumps({"total_env_steps": steps}).replace(" ", ""))
+    full_budget = json.dumps({"total_env_steps": steps, "stop_on_solve": False}).replace(" ", "")
+    page.goto(f"{url}/?algo=ppo&preset=fast&cfg=" + full_budget)
     page.get_by_role("button", name="Launch training").click()
     page.wait_for_url("**/live?run=*", timeout=30_000)
     watched_id = page.url.split("run=")[1].split("&")[0]

@@ -9,7 +9,7 @@ from cartpole_core.config.presets import preset_config
 from cartpole_core.jobs.dispatch import Dispatcher
 from cartpole_core.jobs.queue import submit
 
-PPO_SHORT = preset_config("ppo", "fast", total_env_steps=2048, eval_every_steps=1024)
+PPO_SHORT = preset_config("ppo", "fast", total_env_steps=2048, eval_every_steps=1024, stop_on_solve=False)
 PPO_LONG = PPO_SHORT.with_changes(total_env_steps=5_000_000)
 
 

@@ -27,8 +27,8 @@ from cartpole_core.jobs.sink import StoreSink  # noqa: E402
 from cartpole_core.runs.store import RunStore  # noqa: E402
 from cartpole_core.studies.api import run_study  # noqa: E402
 
-PPO_SHORT = preset_config("ppo", "fast", total_env_steps=4000)
-PPO_LONG = preset_config("ppo", "fast", total_env_steps=400_000)  # minutes: stopped early
+PPO_SHORT = preset_config("ppo", "fast", total_env_steps=4000, stop_on_solve=False)
+PPO_LONG = preset_config("ppo", "fast", total_env_steps=400_000, stop_on_solve=False)  # minutes: stopped early
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +126,8 @@ def test_a_study_on_ray_completes(cluster, tmp_path):
 
 def test_the_clis_train_runs_on_ray_and_prints_its_result(cluster, tmp_path, capsys):
     address = cluster.address
-    code = main(["train", "--algo", "ppo", "--set", "total_env_steps=4000", "--seed", "5", "--json",
-                 "--executor", "ray", "--ray-address", address, "--home", str(tmp_path)])
+    code = main(["train", "--algo", "ppo", "--set", "total_env_steps=4000", "--set", "stop_on_solve=false",
+                 "--seed", "5", "--json", "--executor", "ray", "--ray-address", address, "--home", str(tmp_path)])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and result["status"] == "completed" and result["env_steps"] >= 4000
     run = RunStore(tmp_path).get_run(result["run_id"])
