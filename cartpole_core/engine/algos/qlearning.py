@@ -128,7 +128,7 @@ Outcome = tuple[QTableAgent, RunResult] | MemberFailed
 
 def train(configs: Sequence[QLearningConfig], runs: Sequence[Run],
           on_member_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
-    """Train a population (shape fields equal, see ``engine.population.population_key``); member k's outcome, in
+    """Train a population (shape fields equal, see ``config.population.population_key``); member k's outcome, in
     order: its final agent and result, or its failure. Each member's ``Run`` is finished when it leaves, and
     ``on_member_done(k, outcome)`` told then."""
     first = configs[0]
