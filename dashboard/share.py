@@ -111,10 +111,11 @@ def restore_url_state(algorithms: tuple[str, ...]) -> None:
         return
     preset = st.query_params.get("preset")
     presets = all_preset_names(data_home(), algo)
-    if preset not in presets:
-        missing = ("the link names none" if preset is None else f"this lab has no {ALGORITHM_TITLES[algo]} preset of "
-                   f"that name — a preset saved in another lab travels by name only")
-        problems.append(f"preset {_shown(preset)} ({missing}; the link's changes were applied to "
+    if preset is None:  # a link that names no preset means the default one, as the Train page opens
+        preset = default_preset(algo)
+    elif preset not in presets:
+        problems.append(f"preset {_shown(preset)} (this lab has no {ALGORITHM_TITLES[algo]} preset of that name — a "
+                        f"preset saved in another lab travels by name only; the link's changes were applied to "
                         f"{default_preset(algo)}; presets here: {', '.join(presets)})")
         preset = default_preset(algo)
     try:

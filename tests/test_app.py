@@ -371,6 +371,13 @@ def test_a_share_link_restores_a_user_preset_and_names_one_this_lab_does_not_hav
     assert form_state(elsewhere, "dqn") == {**preset_form("dqn", "fast"), "learning_starts": 500}
 
 
+def test_a_link_that_names_no_preset_opens_the_default_one_without_a_warning(home):
+    test = app(algo="dqn", cfg=json.dumps({"learning_starts": 500}))
+    assert not test.exception and not test.warning
+    assert test.selectbox(key="preset.dqn").value == "fast"
+    assert form_state(test, "dqn") == {**preset_form("dqn", "fast"), "learning_starts": 500}
+
+
 def test_save_as_preset_keeps_the_form_under_a_name_and_refuses_a_bad_or_taken_one(home):
     test = app(algo="ppo")
     test.number_input(key="cfg.ppo.gamma").set_value(0.97).run()
