@@ -1,14 +1,16 @@
 """A solve counts only once a second, larger evaluation on other episodes confirms it."""
 
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
 from bench.held_out import held_out_returns
 from cartpole_core.config.presets import preset_config
 from cartpole_core.engine.agent import Agent
-from cartpole_core.engine.evaluate import CONFIRM_EPISODES, EVAL_EPISODES
+from cartpole_core.engine.evaluate import CONFIRM_EPISODES, CONFIRM_SEED, EVAL_EPISODES, EVAL_SEED
 from cartpole_core.engine.observers import RunObserver
+from cartpole_core.engine.population import evaluate_due
 from cartpole_core.engine.run import Run
 from cartpole_core.engine.train import train
 from cartpole_core.records import Evaluated
@@ -96,3 +98,26 @@ def test_the_qlearning_fast_agent_holds_on_held_out_episodes():
     agent, result = train(preset_config("qlearning", "fast"), seed=28)
     assert result.solved and result.env_steps == result.steps_to_solve
     assert held_out_returns(agent.act_batch).mean() >= 475
+
+
+def test_a_population_confirms_the_members_that_look_solved_together_and_only_those():
+    """Members whose evaluation reaches 475 for the first time are confirmed in one batched play; a member already
+    solved, or below 475, is not confirmed; each member's verdict is its own confirmation's."""
+    config = preset_config("qlearning", "fast")
+    members = [SimpleNamespace(run=Run(config, seed=k), agent=Balancer(), error=None) for k in range(4)]
+    members[2].run.solved_at = (0.0, 0)  # solved before: its 500 needs no second look
+    looks = {0: 500.0, 1: 100.0, 2: 500.0, 3: 490.0}
+    confirmation = {0: 480.0, 3: 300.0}  # member 3 was lucky on its 20 episodes
+    plays = []
+
+    def evaluate_together(group, episodes, seed):
+        plays.append(([members.index(m) for m in group], episodes, seed))
+        means = looks if seed == EVAL_SEED else confirmation
+        return np.array([[means[members.index(m)]] * episodes for m in group])
+
+    for member in members:
+        member.run.add_steps(config.eval_every_steps)
+    evaluate_due(members, evaluate_together)
+    assert plays == [([0, 1, 2, 3], EVAL_EPISODES, EVAL_SEED), ([0, 3], CONFIRM_EPISODES, CONFIRM_SEED)]
+    assert [member.run.solved_at is not None for member in members] == [True, False, True, False]
+    assert [member.run.last_eval.mean_return for member in members] == [500.0, 100.0, 500.0, 490.0]

@@ -265,3 +265,26 @@ def test_page_runs_the_grid_and_links_to_the_replay(home):  # noqa: F811
     assert one == {"run": [run_id], "checkpoint": [artifact["path"].name], "seed": [str(EVAL_SEED)],
                    "gravity": ["19.6"]}
     assert "Replay the worst cell" in links
+
+
+@pytest.mark.parametrize("integrator", ["euler", "semi-implicit euler"])
+def test_the_lean_cartpole_steps_exactly_as_gymnasiums_with_resets_and_changed_physics(integrator):
+    """Training and evaluation step ``LeanCartPole`` / ``advance``; replays step Gymnasium's env: the same bits."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    from cartpole_core.engine.envs import LeanCartPole, apply_physics
+
+    envs = [cls(num_envs=16, max_episode_steps=60) for cls in (CartPoleVectorEnv, LeanCartPole)]
+    for env in envs:
+        env.kinematics_integrator = integrator
+        apply_physics(env, length=0.8, force_mag=14.0, gravity=11.0)
+    starts = [env.reset(seed=7)[0] for env in envs]
+    np.testing.assert_array_equal(*starts)
+    actions = np.random.default_rng(3).integers(0, 2, size=(400, 16))
+    ended = 0
+    for action in actions:
+        gym_step, lean_step = (env.step(action) for env in envs)
+        for theirs, ours in zip(gym_step[:4], lean_step[:4]):
+            np.testing.assert_array_equal(theirs, ours)
+        ended += int((gym_step[2] | gym_step[3]).sum())
+    assert ended > 50  # falls, time limits and the resets after them were all compared

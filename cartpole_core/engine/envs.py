@@ -162,7 +162,51 @@ def make_env(render_mode: str | None = None, **physics: float) -> gym.Env:
     return env
 
 
-class PopulationCartPole(CartPoleVectorEnv):
+def advance(core: CartPoleVectorEnv, state: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One step of CartPole's dynamics for every column of ``state`` (4, K), with ``core``'s physics: the new state and
+    which columns fell or left the track. Gymnasium's ``CartPoleVectorEnv.step`` arithmetic operation for operation
+    (the same bits), without its per-step action check (a set-membership test that cost a third of the step on a
+    20-copy evaluation) and its resets: evaluation plays each episode once, and ``LeanCartPole`` resets around it."""
+    x, x_dot, theta, theta_dot = state
+    force = np.where(action == 1, core.force_mag, -core.force_mag)  # sign(action − 0.5) · force_mag, exactly
+    costheta = np.cos(theta)
+    sintheta = np.sin(theta)
+    temp = (force + core.polemass_length * np.square(theta_dot) * sintheta) / core.total_mass
+    thetaacc = (core.gravity * sintheta - costheta * temp) / (
+        core.length * (4.0 / 3.0 - core.masspole * np.square(costheta) / core.total_mass))
+    xacc = temp - core.polemass_length * thetaacc * costheta / core.total_mass
+    if core.kinematics_integrator == "euler":  # every row moves by τ × its rate of change at the old state
+        state = state + core.tau * np.stack((x_dot, xacc, theta_dot, thetaacc))
+    else:  # semi-implicit Euler
+        x_dot = x_dot + core.tau * xacc
+        theta_dot = theta_dot + core.tau * thetaacc
+        state = np.stack((x + core.tau * x_dot, x_dot, theta + core.tau * theta_dot, theta_dot))
+    fell = (np.abs(state[0]) > core.x_threshold) | (np.abs(state[2]) > core.theta_threshold_radians)
+    return state, fell
+
+
+class LeanCartPole(CartPoleVectorEnv):
+    """Gymnasium's vectorized CartPole stepping with ``advance``: the same states, rewards, flags and ``NEXT_STEP``
+    autoresets, drawn from the same stream, at about half the cost of a step. Actions are the loops' own (0 or 1 per
+    copy); a wrong one is an error here, not a check on every step."""
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        self.state, terminated = advance(self, self.state, action)
+        self.steps += 1
+        truncated = self.steps >= self.max_episode_steps
+        reward = np.ones(self.num_envs, dtype=np.float32)
+        resetting = self.prev_done
+        if resetting.any():  # the copies whose episode ended last step start a new one (reward 0, action ignored)
+            self.state[:, resetting] = self.np_random.uniform(low=self.low, high=self.high, size=(4, resetting.sum()))
+            self.steps[resetting] = 0
+            reward[resetting] = 0.0
+            terminated[resetting] = False
+            truncated[resetting] = False
+        self.prev_done = terminated | truncated
+        return self.state.T.astype(np.float32), reward, terminated, truncated, {}
+
+
+class PopulationCartPole(LeanCartPole):
     """One vectorized CartPole for a population: slots ``[k·n_envs, (k+1)·n_envs)`` are member k's environments.
 
     Stepping every member's copies in one call is what makes a population cheap: 64 members × 8 copies step in

@@ -1,5 +1,5 @@
 """What a population shares across its members: who may train together, the per-member episode bookkeeping, a
-member's failure, and Adam over weights stacked on a member axis.
+member's failure, evaluating members together, and Adam over weights stacked on a member axis.
 
 A population is N runs trained in one process, member k with its own config, seed and ``Run`` (observer, counters,
 evaluation, checkpoints, result), exactly what the run trained alone produces up to the order floating-point sums
@@ -20,9 +20,12 @@ import torch
 
 from cartpole_core.config.models import TrainConfig
 from cartpole_core.config.population import SHAPE_FIELDS
+from cartpole_core.engine.evaluate import CONFIRM_EPISODES, CONFIRM_SEED, EVAL_EPISODES, EVAL_SEED
 from cartpole_core.engine.observers import RunObserver
 from cartpole_core.engine.run import Run
 from cartpole_core.records import Event
+
+EvaluationReturns = tuple[np.ndarray, "np.ndarray | None"]  # an evaluation's returns, and its confirmation's if any
 
 
 def check_population(configs: Sequence[TrainConfig], seeds: Sequence[int]) -> None:
@@ -192,8 +195,40 @@ def off_clock(members: Sequence[Any]) -> Iterator[None]:
             member.run.exclude_time(member.run.train_seconds - seconds)
 
 
+# A population's evaluation of some of its members: (members, episodes, seed) → their greedy returns (M, episodes).
+EvaluateTogether = Callable[[Sequence[Any], int, int], np.ndarray]
+
+
+def evaluate_members(members: Sequence[Any], evaluate_together: EvaluateTogether) -> list[EvaluationReturns]:
+    """These members' greedy evaluations, played together, and the confirmations of those that look solved for the
+    first time, played together too (one batched evaluation each, where lone runs would play one per member): each
+    member's returns and its confirmation's (None when it needs none), for ``Run.after_step`` / ``Run.evaluate``."""
+    if not members:
+        return []
+    returns = list(evaluate_together(members, EVAL_EPISODES, EVAL_SEED))
+    confirming = [k for k, (member, mine) in enumerate(zip(members, returns)) if member.run.needs_confirmation(mine)]
+    confirmations: list[np.ndarray | None] = [None] * len(members)
+    if confirming:
+        played = evaluate_together([members[k] for k in confirming], CONFIRM_EPISODES, CONFIRM_SEED)
+        for k, mine in zip(confirming, played):
+            confirmations[k] = mine
+    return list(zip(returns, confirmations))
+
+
+def evaluate_due(live: Sequence[Any], evaluate_together: EvaluateTogether) -> None:
+    """Each member still training (no error) past its step's work: the ones whose periodic evaluation is due are
+    evaluated together (``evaluate_members``), then every one runs ``Run.after_step`` (evaluation, checkpoints) —
+    all off every member's clock, as the population trains none of them meanwhile."""
+    going_on = [member for member in live if member.error is None]
+    with off_clock(live):
+        due = [member for member in going_on if member.run.evaluation_due]
+        given = dict(zip(map(id, due), evaluate_members(due, evaluate_together)))
+        for member in going_on:
+            member.run.after_step(member.agent, *given.get(id(member), (None, None)))
+
+
 def release_members(live: list[Any], members: Sequence[Any], outcomes: dict[int, Any],
-                    evaluate_together: Callable[[list[Any]], np.ndarray],
+                    evaluate_together: EvaluateTogether,
                     on_member_done: Callable[[int, Any], None] | None) -> list[Any]:
     """The members that are done (budget, solved with stop_on_solve, stop request) or failed leave the batch: a
     finished one gets its final evaluation (batched with the others leaving, off every clock) and its result, each
@@ -205,9 +240,9 @@ def release_members(live: list[Any], members: Sequence[Any], outcomes: dict[int,
                         if member.run.last_eval is None or member.run.last_eval.env_steps != member.run.env_steps]
     if last_unevaluated:
         with off_clock(live):
-            final_returns = evaluate_together(last_unevaluated)
-        for member, returns in zip(last_unevaluated, final_returns):
-            member.run.evaluate(member.agent, returns)
+            final = evaluate_members(last_unevaluated, evaluate_together)
+        for member, (returns, confirm_returns) in zip(last_unevaluated, final):
+            member.run.evaluate(member.agent, returns, confirm_returns)
     for member in finished + failed:
         result = member.run.finish(member.agent) if member in finished else None
         member.agent.detach()

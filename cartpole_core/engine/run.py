@@ -6,7 +6,7 @@ algorithm loops own the learning; this module owns everything around it, so the 
 - counting env steps and episodes, and the budget (``total_env_steps``, ``max_episodes``);
 - the training clock, which pauses during evaluation (time-to-solve counts training wall-clock only);
 - periodic greedy evaluation every ``eval_every_steps`` and the final one, "solved" = mean ≥ 475 over 20, the
-  first such evaluation confirmed on 100 other episodes before it counts (``engine.evaluate.confirms_solve``);
+  first such evaluation confirmed on 100 other episodes before it counts (``engine.evaluate``);
 - the stop request, checked by the loops once per update (``run.done``);
 - telling the run's observer (``RunObserver``) about it: ``EpisodeEnded`` / ``Updated`` / ``Evaluated`` events,
   checkpoints (``"periodic"``, ``"best"``, ``"final"``), and asking it whether to stop.
@@ -26,7 +26,7 @@ import torch
 from cartpole_core.config.models import Schedule, TrainConfig
 from cartpole_core.config.schedules import value_at
 from cartpole_core.engine.agent import Agent
-from cartpole_core.engine.evaluate import confirms_solve, evaluate_returns, is_solved
+from cartpole_core.engine.evaluate import CONFIRM_EPISODES, CONFIRM_SEED, evaluate_returns, is_solved
 from cartpole_core.engine.observers import RunObserver
 from cartpole_core.records import EpisodeEnded, Evaluated, RunResult, Updated
 
@@ -103,12 +103,14 @@ class Run:
         """Keep ``seconds`` off the training clock: time this run did not train (its population evaluating)."""
         self._paused_s += seconds
 
-    def after_step(self, agent: Agent, eval_returns: np.ndarray | None = None) -> None:
-        """Run the periodic evaluation and checkpoint when due; call once per loop iteration. ``eval_returns``: the
-        greedy returns of this step's evaluation, if already computed (see ``evaluate``)."""
+    def after_step(self, agent: Agent, eval_returns: np.ndarray | None = None,
+                   confirm_returns: np.ndarray | None = None) -> None:
+        """Run the periodic evaluation and checkpoint when due; call once per loop iteration. ``eval_returns`` and
+        ``confirm_returns``: that evaluation's returns and its confirmation's, if already computed (see
+        ``evaluate``)."""
         if self.env_steps >= self._next_eval:
             self._next_eval = (self.env_steps // self.config.eval_every_steps + 1) * self.config.eval_every_steps
-            self.evaluate(agent, eval_returns)
+            self.evaluate(agent, eval_returns, confirm_returns)
         if self._checkpoint_every and self.env_steps >= self._next_checkpoint:
             self._next_checkpoint = (self.env_steps // self._checkpoint_every + 1) * self._checkpoint_every
             self._paused(lambda: self.observer.on_checkpoint(agent, "periodic", self.env_steps))
@@ -120,16 +122,24 @@ class Run:
         finally:
             self._paused_s += time.perf_counter() - started
 
-    def evaluate(self, agent: Agent, returns: np.ndarray | None = None) -> Evaluated:
+    def needs_confirmation(self, returns: np.ndarray) -> bool:
+        """Whether an evaluation with these returns looks solved for the first time, so ``evaluate`` would confirm
+        it (a population plays its members' confirmations together and hands them in)."""
+        return self.solved_at is None and is_solved(float(returns.mean()))
+
+    def evaluate(self, agent: Agent, returns: np.ndarray | None = None,
+                 confirm_returns: np.ndarray | None = None) -> Evaluated:
         """A greedy evaluation, off the clock; ``returns``, when given, are that evaluation's returns computed
         outside (a population evaluates its members together, off every member's clock). Until the run has solved,
-        one that reaches 475 is solved only if ``confirms_solve`` agrees; if it does not, the event says not solved
-        and training goes on."""
+        one that reaches 475 is solved only if its confirmation on ``CONFIRM_EPISODES`` other episodes (played here
+        unless ``confirm_returns`` are given) reaches it too; if it does not, the event says not solved and
+        training goes on."""
         if returns is None:
             returns = self._paused(lambda: evaluate_returns(agent.act_batch))
         mean = float(returns.mean())
-        solved = is_solved(mean) and (
-            self.solved_at is not None or bool(self._paused(lambda: confirms_solve(agent.act_batch))))
+        if self.needs_confirmation(returns) and confirm_returns is None:
+            confirm_returns = self._paused(lambda: evaluate_returns(agent.act_batch, CONFIRM_EPISODES, CONFIRM_SEED))
+        solved = is_solved(mean) and (self.solved_at is not None or is_solved(float(confirm_returns.mean())))
         event = Evaluated(self.env_steps, self.episodes, mean, float(returns.std()), solved, self.train_seconds)
         self.last_eval = event
         if event.solved and self.solved_at is None:

@@ -45,6 +45,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ from cartpole_core.engine.population import (
     MemberGuard,
     PopulationEpisodes,
     StackedAdam,
-    off_clock,
+    evaluate_due,
     release_members,
 )
 from cartpole_core.engine.run import Run, seed_everything
@@ -295,15 +296,16 @@ class _Member:
 
 
 
-def _evaluate_together(net: StackedMLP, members: Sequence[_Member]) -> np.ndarray:
-    """Greedy returns of these members, shape (M, 20): one batched evaluation, each on ``evaluate_returns``' starts."""
+def _evaluate_together(net: StackedMLP, members: Sequence[_Member], episodes: int, seed: int) -> np.ndarray:
+    """Greedy returns of these members, shape (M, episodes): one batched evaluation, each on
+    ``evaluate_returns(…, episodes, seed)``\'s starts."""
     q_nets = net.select([member.row for member in members])
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return q_nets(torch.from_numpy(obs)).argmax(dim=-1).numpy()
 
-    return evaluate_population_returns(act, len(members))
+    return evaluate_population_returns(act, len(members), episodes, seed)
 
 
 @contextmanager
@@ -356,7 +358,7 @@ def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
 
     while True:
         # ---- members that are done (budget, solved with stop_on_solve, stop request) or failed leave the batch
-        remaining = release_members(live, members, outcomes, lambda leaving: _evaluate_together(net, leaving),
+        remaining = release_members(live, members, outcomes, partial(_evaluate_together, net),
                                     on_member_done)
         if len(remaining) < len(live):
             live = remaining
@@ -420,12 +422,7 @@ def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
                 member.log_gradient_steps(mine[:steps], lrs[member.row])
 
         # ---- evaluations: the members due evaluated together, then each member's own checkpoints
-        going_on = [member for member in live if member.error is None]
-        due = [member for member in going_on if member.run.evaluation_due]
-        with off_clock(live):
-            given = dict(zip(map(id, due), _evaluate_together(net, due) if due else []))
-            for member in going_on:
-                member.run.after_step(member.agent, given.get(id(member)))
+        evaluate_due(live, partial(_evaluate_together, net))
 
     env.close()
     return [outcomes[k] for k in range(len(members))]

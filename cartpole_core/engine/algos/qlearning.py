@@ -24,18 +24,19 @@ What we changed and why:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
 from cartpole_core.config.models import QLearningConfig
 from cartpole_core.engine.agent import QTableAgent
 from cartpole_core.engine.envs import PopulationCartPole
-from cartpole_core.engine.evaluate import EVAL_EPISODES, evaluate_population_returns
+from cartpole_core.engine.evaluate import evaluate_population_returns
 from cartpole_core.engine.population import (
     MemberFailed,
     MemberGuard,
     PopulationEpisodes,
-    off_clock,
+    evaluate_due,
     release_members,
 )
 from cartpole_core.engine.run import Run
@@ -113,14 +114,15 @@ class _StateIndex:
         return index
 
 
-def _evaluate_together(q: np.ndarray, members: Sequence[_Member]) -> np.ndarray:
-    """Greedy returns of these members, shape (M, 20): one batched evaluation, each on ``evaluate_returns``' starts."""
-    state_index = _StateIndex(members, EVAL_EPISODES)
+def _evaluate_together(q: np.ndarray, members: Sequence[_Member], episodes: int, seed: int) -> np.ndarray:
+    """Greedy returns of these members, shape (M, episodes): one batched evaluation, each on
+    ``evaluate_returns(…, episodes, seed)``'s starts."""
+    state_index = _StateIndex(members, episodes)
 
     def act(obs: np.ndarray) -> np.ndarray:
         return q[state_index(obs.reshape(-1, obs.shape[-1]))].argmax(axis=1)
 
-    return evaluate_population_returns(act, len(members))
+    return evaluate_population_returns(act, len(members), episodes, seed)
 
 
 Outcome = tuple[QTableAgent, RunResult] | MemberFailed
@@ -154,7 +156,7 @@ def train(configs: Sequence[QLearningConfig], runs: Sequence[Run],
     while True:
         # ---- members that are done (budget, solved with stop_on_solve, stop request) or failed leave the batch
         if any([member.run.done or member.error is not None for member in live]):
-            remaining = release_members(live, members, outcomes, lambda leaving: _evaluate_together(q, leaving),
+            remaining = release_members(live, members, outcomes, partial(_evaluate_together, q),
                                         on_member_done)
             if not remaining:
                 break
@@ -211,12 +213,7 @@ def train(configs: Sequence[QLearningConfig], runs: Sequence[Run],
             if live[0].error is None:
                 live[0].run.after_step(live[0].agent)
             continue
-        going_on = [member for member in live if member.error is None]
-        due = [member for member in going_on if member.run.evaluation_due]
-        with off_clock(live):  # every member's clock stopped while any one is evaluated or checkpointed
-            given = dict(zip(map(id, due), _evaluate_together(q, due) if due else []))
-            for member in going_on:
-                member.run.after_step(member.agent, given.get(id(member)))
+        evaluate_due(live, partial(_evaluate_together, q))
 
     env.close()
     return [outcomes[k] for k in range(len(members))]
