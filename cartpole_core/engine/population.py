@@ -25,7 +25,7 @@ from cartpole_core.engine.observers import RunObserver
 from cartpole_core.engine.run import Run
 from cartpole_core.records import Event
 
-EvaluationReturns = tuple[np.ndarray, "np.ndarray | None"]  # an evaluation's returns, and its confirmation's if any
+EvaluationReturns = tuple[np.ndarray, np.ndarray | None]  # an evaluation's returns, and its confirmation's if any
 
 
 def check_population(configs: Sequence[TrainConfig], seeds: Sequence[int]) -> None:
