@@ -1,6 +1,7 @@
 """Live view: one run (``?run=ID``) or a group of seeds (``?group=ID``), refreshed from the store every second."""
 
 import dataclasses
+import math
 import time
 
 import streamlit as st
@@ -69,15 +70,17 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
                 f"{CLIP_STEPS} steps.")
 
 
-    def latest_evaluation(rid: str) -> str:
-        """The run's latest evaluation beside the clip: what "solved" is decided on."""
-        evaluations = feed.rows(rid)["evaluations"]
+    def checkpoint_evaluation(rid: str, env_steps: int) -> str:
+        """Beside the clip, the evaluation of the policy it shows (the last one at or before its checkpoint's step):
+        what "solved" is decided on. Not the run's latest: the clip is remade at most every CLIP_EVERY_S, while the
+        chart shows every evaluation as it comes."""
+        evaluations = [row for row in feed.rows(rid)["evaluations"] if row["env_steps"] <= env_steps]
         if not evaluations:
-            return "No evaluation yet."
+            return "This checkpoint has no evaluation yet."
         last = evaluations[-1]
         verdict = "solved" if last["solved"] else "not solved"
-        return (f"Latest evaluation: mean return {last['mean_return']:.0f} ± {last['std_return']:.0f} over "
-                f"{EVAL_EPISODES} episodes at {last['env_steps']:,} env steps — {verdict} (≥ 475).")
+        return (f"This checkpoint's evaluation: mean return {last['mean_return']:.0f} ± {last['std_return']:.0f} "
+                f"over {EVAL_EPISODES} episodes at {last['env_steps']:,} env steps — {verdict} (≥ 475).")
 
 
     def policy_clip(run: dict) -> tuple[str | None, float] | None:
@@ -99,14 +102,15 @@ with page():  # past the access gate; a damaged store is a message, not a traceb
                     st.caption(f"No clip: {err}")
                     return None
                 state.update(key=checkpoint_key(latest), due_at=round(time.time() + CLIP_EVERY_S, 1),
-                             video=str(video), text=clip_caption(checkpoint_label(latest), episode))
+                             video=str(video), text=clip_caption(checkpoint_label(latest), episode),
+                             env_steps=latest["env_steps"])
         st.caption("**Current policy**")
         if "video" in state:
             # While training, each new clip plays through once (a looping video keeps the browser compositing on the
             # cores the run trains on); once the run is over it loops.
             st.video(state["video"], autoplay=True, loop=run["status"] not in ACTIVE_STATUSES, muted=True)
             st.caption(state["text"])
-            st.caption(latest_evaluation(run["id"]))
+            st.caption(checkpoint_evaluation(run["id"], state.get("env_steps", math.inf)))
             st.page_link("pages/replay.py", label="Full replay", icon=":material/movie:",
                          query_params={"run": run["id"]})
         else:

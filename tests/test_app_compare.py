@@ -7,6 +7,8 @@ from app_support import app, figure, shown, trained_group
 from streamlit import dataframe_util
 
 from cartpole_core.config.presets import preset_config
+from cartpole_core.engine.agent import save_checkpoint
+from cartpole_core.engine.train import train
 from cartpole_core.jobs.execution import execute_stored_run
 from cartpole_core.jobs.queue import submit
 from cartpole_core.records import Evaluated
@@ -128,8 +130,27 @@ def test_live_view_titles_a_group_by_its_label_and_the_clip_does_not_contradict_
     last = store.evaluations(run_ids[0])[-1]
     clip = next(caption for caption in captions if "one episode (seed 0)" in caption)
     assert "200 steps" in clip and clip.startswith("final · ")
-    assert f"Latest evaluation: mean return {last['mean_return']:.0f} ± {last['std_return']:.0f} over 20 episodes " \
-           f"at {last['env_steps']:,} env steps" in " ".join(captions)
+    assert f"This checkpoint's evaluation: mean return {last['mean_return']:.0f} ± {last['std_return']:.0f} over " \
+           f"20 episodes at {last['env_steps']:,} env steps" in " ".join(captions)
+
+
+def test_the_clip_of_a_training_run_is_captioned_with_its_checkpoints_evaluation_not_a_later_one(home):
+    """The clip is remade at most every few seconds while the chart shows each evaluation as it comes: beside the
+    clip, the evaluation that judged the policy it plays."""
+    store = RunStore(home)
+    config = preset_config("qlearning", "fast", total_env_steps=2000, stop_on_solve=False)
+    _, (run_id,) = submit(store, config, [0], preset="fast")
+    store.claim(run_id)  # training, as far as the page can tell
+    agent, _ = train(config, seed=0)
+    path = save_checkpoint(agent, store.run_dir(run_id) / "step-000001000.pt", env_steps=1000, kind="periodic")
+    store.add_artifact(run_id, "periodic", 1000, path)
+    store.append_events(run_id, [Evaluated(1000, 30, 120.0, 8.0, False, 0.1),
+                                 Evaluated(2000, 40, 490.0, 4.0, True, 0.2)])  # after the clip's checkpoint
+    captions = " ".join(caption.value for caption in app("pages/live.py", run=run_id).caption)
+    assert "at 1,000 env steps · one episode" in captions
+    assert "This checkpoint's evaluation: mean return 120 ± 8 over 20 episodes at 1,000 env steps — not solved" \
+        in captions
+    assert "490" not in captions
 
 
 @pytest.mark.parametrize("algo, label", [("ppo", "Learning rate"), ("dqn", "Exploration & learning rate")])
