@@ -97,6 +97,45 @@ def test_one_batched_update_of_two_members_equals_their_lone_updates(shared):
                                                    [7, 8])[0][0])  # the data does matter
 
 
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "leaky_relu", "elu"])
+def test_a_lone_update_is_the_classic_autograd_ppo_step(shared, activation):
+    """The hand-written gradient against autograd on an ``ActorCritic`` with ``torch.optim.Adam`` and
+    ``clip_grad_norm_``, over every minibatch of an update: entropy bonus on, some ratios clipped, gradients clipped."""
+    config = TINY.with_changes(shared_network=shared, activation=activation, hidden_sizes=[16, 8], clip_range=0.05,
+                               max_grad_norm=0.3, ent_coef=0.05, vf_coef=0.7, learning_rate={"start": 2e-2},
+                               critic_learning_rate=5e-3)
+    rollout = _rollout(3)
+    rollout["log_probs"] += 0.2  # old and new policies differ: some ratios fall outside the clip range
+    batch = ppo.minibatches([config], [torch.Generator().manual_seed(4)], **rollout)
+    stacked, _ = _update([config], _members([config], [5]), [rollout], [4])
+
+    (model,) = _members([config], [5])
+    if shared:
+        groups = [list(model.parameters())]
+        optimizer = torch.optim.Adam(groups[0], lr=2e-2)
+    else:
+        groups = [list(model.actor.parameters()), list(model.critic.parameters())]
+        optimizer = torch.optim.Adam([{"params": groups[0], "lr": 2e-2}, {"params": groups[1], "lr": 5e-3}])
+    for step in range(len(batch.weights)):
+        logits, values = model(batch.obs[step, 0])
+        log_probs = torch.log_softmax(logits, dim=-1)
+        ratio = (log_probs.gather(1, batch.actions[step, 0][:, None]).squeeze(1) - batch.old_log_probs[step, 0]).exp()
+        adv, weights = batch.advantages[step, 0], batch.weights[step, 0]
+        policy = torch.max(-adv * ratio, -adv * ratio.clamp(0.95, 1.05))
+        entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+        value = (values - batch.returns[step, 0]).square()
+        loss = ((policy + (0.7 if shared else 1.0) * value - 0.05 * entropy) * weights).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        for group in groups:
+            torch.nn.utils.clip_grad_norm_(group, 0.3)
+        optimizer.step()
+    assert ((ratio - 1).abs() > 0.05).any()
+    reference = torch.cat([t.reshape(-1) for t in model.state_dict().values()])
+    torch.testing.assert_close(stacked[0], reference, rtol=1e-4, atol=1e-6)
+
+
 def test_a_member_with_huge_advantages_does_not_move_another_members_update():
     configs = [TINY, TINY.with_changes(normalize_advantage=False, max_grad_norm=0.5)]
     rollouts = [_rollout(1), _rollout(2)]

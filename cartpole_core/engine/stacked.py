@@ -9,7 +9,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cartpole_core.engine.nets import _ACTIVATION_FUNCTIONS
+from cartpole_core.engine.nets import (
+    Kept,
+    Layer,
+    backward_layers,
+    forward_layers,
+    held_form,
+    linear_form,
+    weight_shape,
+    weight_view,
+)
 
 
 class StackedMLP:
@@ -17,29 +26,28 @@ class StackedMLP:
 
     All weights live in one flat tensor, ``flat``, one block per parameter tensor in state-dict order: a layer's
     weight is its block viewed as (N, in, out), contiguous (a batched matmul over strided weights loops over the
-    members), its bias the next block viewed as (N, 1, out). Backward accumulates into the same views of ``grad``,
-    so clipping (``clip_grad_norms_``) and Adam (``population.StackedAdam``) work on two tensors. A member's weights
-    read back as the ``nn.Sequential`` state dict ``nets.mlp`` has (``member_state``).
+    members), its bias the next block viewed as (N, 1, out). ``backward`` (by hand, not autograd) writes the gradient
+    into the same views of ``grad``, so clipping (``clip_grad_norms_``) and Adam (``population.StackedAdam``) work on
+    two tensors. A member's weights read back as the ``nn.Sequential`` state dict ``nets.mlp`` has (``member_state``).
     """
 
     def __init__(self, sizes: list[int], activation: str, flat: torch.Tensor, members: int):
         self.sizes, self.activation = list(sizes), activation
-        self._activate = _ACTIVATION_FUNCTIONS[activation]
-        layers = list(zip(sizes[:-1], sizes[1:]))  # (in, out); nn.Sequential numbers them 0, 2, 4, …
-        self.blocks = [(f"{2 * i}.{part}", (n_in, n_out) if part == "weight" else (1, n_out))
-                       for i, (n_in, n_out) in enumerate(layers) for part in ("weight", "bias")]
+        self.shapes = list(zip(sizes[:-1], sizes[1:]))  # (in, out); nn.Sequential numbers them 0, 2, 4, …
+        self.blocks = [(f"{2 * i}.{part}", weight_shape(n_in, n_out) if part == "weight" else (1, n_out))
+                       for i, (n_in, n_out) in enumerate(self.shapes) for part in ("weight", "bias")]
         self.block_sizes = [rows * cols for _, (rows, cols) in self.blocks]
         self._set_flat(flat, members)
 
     def _set_flat(self, flat: torch.Tensor, members: int) -> None:
         self.members = members
         self.flat, self.grad = flat, torch.zeros_like(flat)
-        params = []
-        for (_, shape), block, grad in zip(self.blocks, self._split(self.flat), self._split(self.grad)):
-            param = block.view(members, *shape).detach().requires_grad_()
-            param.grad = grad.view(members, *shape)  # backward accumulates into ``grad`` in place
-            params.append(param)
-        self.layers = list(zip(params[0::2], params[1::2]))
+        params = [block.view(members, *shape) for (_, shape), block in zip(self.blocks, self._split(self.flat))]
+        grads = [block.view(members, *shape) for (_, shape), block in zip(self.blocks, self._split(self.grad))]
+        self.layers: list[Layer] = [(weight_view(weight, *shape), bias)
+                                    for weight, bias, shape in zip(params[0::2], params[1::2], self.shapes)]
+        self.grad_layers: list[Layer] = [(weight_view(weight, *shape), bias)
+                                         for weight, bias, shape in zip(grads[0::2], grads[1::2], self.shapes)]
         self.member_index = torch.cat([torch.arange(members).repeat_interleave(size) for size in self.block_sizes])
 
     def _split(self, tensor: torch.Tensor, members: int | None = None) -> tuple[torch.Tensor, ...]:
@@ -52,8 +60,7 @@ class StackedMLP:
         """The members' networks, member k = ``models[k]``; ``sizes``: input, hidden sizes, output."""
         states = [model.state_dict() for model in models]
         names = [name for name, _ in cls(sizes, activation, torch.zeros(0), 0).blocks]
-        flat = torch.cat([torch.stack([state[name].T if state[name].dim() == 2 else state[name][None]
-                                       for state in states]).reshape(-1) for name in names])
+        flat = torch.cat([torch.stack([held_form(state[name]) for state in states]).reshape(-1) for name in names])
         return cls(sizes, activation, flat, len(models))
 
     def copy(self) -> StackedMLP:
@@ -63,9 +70,9 @@ class StackedMLP:
     def member_state(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s weights as a ``nets.mlp`` state dict (copies)."""
         state = {}
-        for (name, shape), block in zip(self.blocks, self._split(self.flat)):
-            mine = block.view(self.members, *shape)[member]
-            state[name] = mine.T.clone() if name.endswith("weight") else mine[0].clone()
+        for i, ((name, shape), block) in enumerate(zip(self.blocks, self._split(self.flat))):
+            state[name] = linear_form(block.view(self.members, *shape)[member], *self.shapes[i // 2],
+                                      name.endswith("weight"))
         return state
 
     def take(self, tensor: torch.Tensor, members: list[int]) -> torch.Tensor:
@@ -108,12 +115,13 @@ class StackedMLP:
                            for weight, bias in copy.layers]
         return copy
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs (N, B, out) for inputs (N, B, in)."""
-        for i, (weight, bias) in enumerate(self.layers):
-            x = torch.baddbmm(bias, x, weight)
-            if i < len(self.layers) - 1:
-                x = self._activate(x)
-        return x
+    def forward(self, x: torch.Tensor, kept: Kept | None = None) -> torch.Tensor:
+        """Outputs (N, B, out) for inputs (N, B, in); ``kept``, when given, receives what ``backward`` needs."""
+        return forward_layers(self.layers, x, self.activation, False, kept)
 
     __call__ = forward
+
+    def backward(self, kept: Kept, grad: torch.Tensor) -> None:
+        """Write into ``grad`` the gradient of a loss with d loss / d outputs ``grad`` (N, B, out), through the
+        ``forward`` that filled ``kept``."""
+        backward_layers(self.layers, self.grad_layers, kept, grad, self.activation, False)

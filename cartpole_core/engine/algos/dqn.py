@@ -55,7 +55,7 @@ from cartpole_core.config.models import DQNConfig
 from cartpole_core.engine.agent import DQNAgent, build_q_network
 from cartpole_core.engine.envs import PopulationCartPole
 from cartpole_core.engine.evaluate import evaluate_population_returns
-from cartpole_core.engine.nets import N_ACTIONS, OBS_DIM
+from cartpole_core.engine.nets import N_ACTIONS, OBS_DIM, Kept
 from cartpole_core.engine.population import (
     MemberFailed,
     MemberGuard,
@@ -154,15 +154,20 @@ def _column(configs: Sequence[DQNConfig], value: Callable[[DQNConfig], float | N
     return torch.tensor([missing if (v := value(config)) is None else v for config in configs], dtype=torch.float32)
 
 
-def _td_losses(q_taken: torch.Tensor, target: torch.Tensor, configs: Sequence[DQNConfig]) -> torch.Tensor:
-    """Each member's mean TD loss over its batch, (N,): Huber or squared error, as its config says."""
+def _td_losses(q_taken: torch.Tensor, target: torch.Tensor,
+               configs: Sequence[DQNConfig]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's mean TD loss over its batch, (N,): Huber (δ = 1) or squared error, as its config says; and its
+    gradient with respect to ``q_taken``, (N, B)."""
     kinds = [config.loss for config in configs]
+    error = q_taken - target
+    batch = error.shape[1]
     if len(set(kinds)) == 1:  # the usual population: one kind, one loss op
-        loss_fn = F.smooth_l1_loss if kinds[0] == "huber" else F.mse_loss
-        return loss_fn(q_taken, target, reduction="none").mean(dim=1)
+        if kinds[0] == "huber":
+            return F.smooth_l1_loss(q_taken, target, reduction="none").mean(dim=1), error.clamp(-1.0, 1.0) / batch
+        return error.square().mean(dim=1), error * (2.0 / batch)
     huber = torch.tensor([kind == "huber" for kind in kinds])[:, None]
-    return torch.where(huber, F.smooth_l1_loss(q_taken, target, reduction="none"),
-                       (q_taken - target).square()).mean(dim=1)
+    losses = torch.where(huber, F.smooth_l1_loss(q_taken, target, reduction="none"), error.square()).mean(dim=1)
+    return losses, torch.where(huber, error.clamp(-1.0, 1.0), 2.0 * error) / batch
 
 
 @dataclass(frozen=True)
@@ -214,25 +219,26 @@ def update(configs: Sequence[DQNConfig], net: StackedMLP, target_net: StackedMLP
     for step, active in enumerate(batches.active):
         target = td_target(batches.rewards[step], batches.terminated[step], batches.next_obs[step], gamma,
                            target_net, online_for_double, double)
-        q_taken = net(batches.obs[step]).gather(2, batches.actions[step][..., None]).squeeze(2)
-        losses = _td_losses(q_taken, target, configs)
-        net.grad.zero_()
-        losses.sum().backward()  # the sum over members: each member's gradient is its own loss's
+        kept: Kept = []
+        q_values = net(batches.obs[step], kept)
+        taken = batches.actions[step][..., None]
+        q_taken = q_values.gather(2, taken).squeeze(2)
+        losses, grad_q_taken = _td_losses(q_taken, target, configs)
+        # The loss is the sum over members: each member's gradient is its own loss's, flowing only into Q(s, a).
+        net.backward(kept, torch.zeros_like(q_values).scatter_(2, taken, grad_q_taken[..., None]))
         grad_norms = net.clip_grad_norms_(max_grad_norms) if bool(clipping.any()) else None
         optimizer.step(net.flat, net.grad, learning_rates, net.member_index, active)
         steps_done += active
 
         due = active & (steps_done % interval == 0)
         if bool(due.any()):  # τ = 1: a hard copy; τ < 1: Polyak, θ_target ← θ_target + τ (θ − θ_target)
-            with torch.no_grad():
-                target_net.flat.lerp_(net.flat, net.per_weight(torch.where(due, tau, 0.0)))
+            target_net.flat.lerp_(net.flat, net.per_weight(torch.where(due, tau, 0.0)))
 
-        with torch.no_grad():
-            diagnostics[step, :, 0] = losses
-            diagnostics[step, :, 1] = q_taken.mean(dim=1)
-            if grad_norms is not None:
-                diagnostics[step, :, 2] = torch.where(clipping, grad_norms, math.nan)
-            diagnostics[step, ~active] = math.nan
+        diagnostics[step, :, 0] = losses
+        diagnostics[step, :, 1] = q_taken.mean(dim=1)
+        if grad_norms is not None:
+            diagnostics[step, :, 2] = torch.where(clipping, grad_norms, math.nan)
+        diagnostics[step, ~active] = math.nan
     return diagnostics.numpy()
 
 

@@ -47,7 +47,7 @@ from cartpole_core.config.models import PPOConfig
 from cartpole_core.engine.agent import PPOAgent, build_actor_critic
 from cartpole_core.engine.envs import PopulationCartPole
 from cartpole_core.engine.evaluate import evaluate_population_returns
-from cartpole_core.engine.nets import N_ACTIONS, OBS_DIM, ActorCritic, StackedActorCritic
+from cartpole_core.engine.nets import N_ACTIONS, OBS_DIM, ActorCritic, Kept, StackedActorCritic
 from cartpole_core.engine.population import (
     MemberFailed,
     MemberGuard,
@@ -177,32 +177,41 @@ def update(configs: Sequence[PPOConfig], net: StackedActorCritic, optimizer: Sta
     ent_coef = _column(configs, lambda c: c.ent_coef)
     value_coef = _column(configs, lambda c: c.vf_coef if c.shared_network else 1.0)  # separate critic: own lr
     max_grad_norm = _column(configs, lambda c: c.max_grad_norm)  # None: inf, never clipped
+    value_grad_coef = 2.0 * value_coef[:, None]
+    one_hot = torch.nn.functional.one_hot(batch.actions, N_ACTIONS).float()
     totals = torch.zeros(len(METRICS), len(configs))
     for step in range(len(batch.weights)):
-        logits, values = net(batch.obs[step])
+        kept: dict[str, Kept] = {}
+        logits, values = net(batch.obs[step], kept)
         log_probs = torch.log_softmax(logits, dim=-1)
+        probs = log_probs.exp()
         new_log_prob = log_probs.gather(2, batch.actions[step][..., None]).squeeze(2)
-        entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
-        adv = batch.advantages[step]
+        entropy = -(probs * log_probs).sum(dim=-1)
+        adv, weights = batch.advantages[step], batch.weights[step]
 
         # The clipped surrogate: the ratio uses the log-probabilities stored when acting (π_old).
         log_ratio = new_log_prob - batch.old_log_probs[step]
         ratio = log_ratio.exp()
-        policy_loss = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1.0 - clip, 1.0 + clip))
-        value_loss = (values - batch.returns[step]).pow(2)
-        # Each member's means over its own minibatch (member axis 0); the loss is their sum, never their mean.
-        means = (torch.stack([policy_loss, value_loss, entropy]) * batch.weights[step]).sum(dim=2)
-        loss = (means[0] + value_coef * means[1] - ent_coef * means[2]).sum()
+        unclipped, clipped = -adv * ratio, -adv * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
+        policy_loss = torch.max(unclipped, clipped)
+        value_error = values - batch.returns[step]
+        # Each member's means over its own minibatch (member axis 0); the loss is their sum, never their mean:
+        # Σ_k policy_k + value_coef_k · value_k − ent_coef_k · entropy_k.
+        means = (torch.stack([policy_loss, value_error.square(), entropy]) * weights).sum(dim=2)
 
-        net.grad.zero_()
-        loss.backward()
+        # Its gradient, by hand. d policy / d log π(a) = −A·ρ where the unclipped term is the larger (the clipped
+        # one is flat in ρ), else 0; d log π(a) / d logits = onehot(a) − π; d entropy / d logits = −π (log π + H);
+        # d value / dV = 2 (V − R). Each term weighted as in its member's mean.
+        grad_log_prob = torch.where(unclipped >= clipped, unclipped, 0.0) * weights
+        grad_logits = grad_log_prob[..., None] * (one_hot[step] - probs) + \
+            (ent_coef[:, None] * weights)[..., None] * probs * (log_probs + entropy[..., None])
+        net.backward(kept, grad_logits, value_grad_coef * weights * value_error)
         net.clip_grad_norms_(max_grad_norm)  # separate networks: each clipped on its own, as in the seed
         optimizer.step(net.flat, net.grad, learning_rates, net.member_index, batch.active[step])
 
-        with torch.no_grad():
-            approx_kl = (((ratio - 1.0) - log_ratio) * batch.weights[step]).sum(dim=1)  # k3 estimate of KL(old‖new)
-            clip_fraction = (((ratio - 1.0).abs() > clip) * batch.weights[step]).sum(dim=1)
-            totals += torch.cat([means.detach(), approx_kl[None], clip_fraction[None]])
+        approx_kl = (((ratio - 1.0) - log_ratio) * weights).sum(dim=1)  # k3 estimate of KL(old‖new)
+        clip_fraction = (((ratio - 1.0).abs() > clip) * weights).sum(dim=1)
+        totals += torch.cat([means, approx_kl[None], clip_fraction[None]])
     return (totals / batch.steps.clamp(min=1)).T.numpy()
 
 
