@@ -6,6 +6,7 @@ start states."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -258,6 +259,25 @@ def test_members_play_the_evaluation_start_states_of_a_lone_evaluation():
     for k, agent in enumerate(agents):
         np.testing.assert_array_equal(together[k], evaluate_returns(agent.act_batch))
     assert len({tuple(row) for row in together}) > 1  # three different policies, not one evaluation copied
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_an_evaluation_takes_no_training_time_not_even_on_its_own_event(monkeypatch, members):
+    """The clock stands still while members are evaluated: an evaluation that takes a second stamps its event (the
+    chart's time axis, and time-to-solve) with the moment it began, and never adds its second to a later event."""
+    play = ppo._evaluate_together
+
+    def slow(*args):
+        time.sleep(1.0)
+        return play(*args)
+
+    monkeypatch.setattr(ppo, "_evaluate_together", slow)
+    log = EventLog()
+    config = TINY.with_changes(total_env_steps=600, eval_every_steps=200)
+    outcomes = train_population([config] * members, list(range(members)), [log] + [None] * (members - 1))
+    times = [e.time_s for e in log.events if isinstance(e, Evaluated)]
+    assert len(times) == 3
+    assert times[-1] <= outcomes[0][1].train_seconds < 1.0  # three seconds of evaluation, none of them training
 
 
 def test_a_population_trains_the_same_curves_twice():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,13 +186,12 @@ class StackedAdam:
 
 @contextmanager
 def off_clock(members: Sequence[Any]) -> Iterator[None]:
-    """Every member's training clock stopped: while one member is evaluated the population trains none of them."""
-    clocks = [member.run.train_seconds for member in members]
-    try:
+    """Every member's training clock stopped (``Run.clock_stopped``): while one member is evaluated the population
+    trains none of them, and an evaluation's event carries the time it began, not when it ended."""
+    with ExitStack() as stack:
+        for member in members:
+            stack.enter_context(member.run.clock_stopped())
         yield
-    finally:
-        for member, seconds in zip(members, clocks):
-            member.run.exclude_time(member.run.train_seconds - seconds)
 
 
 # A population's evaluation of some of its members: (members, episodes, seed) → their greedy returns (M, episodes).

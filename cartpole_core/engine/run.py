@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -55,12 +56,30 @@ class Run:
         self._next_stop_check = 0.0
         self._clock_start = time.perf_counter()
         self._paused_s = 0.0
+        self._stops = 0  # nested ``clock_stopped`` blocks open
+        self._stopped_at = 0.0
 
     # ---- clock
 
     @property
     def train_seconds(self) -> float:
-        return time.perf_counter() - self._clock_start - self._paused_s
+        """Training wall-clock so far: it stands still inside ``clock_stopped``."""
+        now = self._stopped_at if self._stops else time.perf_counter()
+        return now - self._clock_start - self._paused_s
+
+    @contextmanager
+    def clock_stopped(self) -> Iterator[None]:
+        """The training clock stands still in this block (evaluations, checkpoints): events stamped inside it carry
+        the time the block began, and its duration never counts."""
+        if not self._stops:
+            self._stopped_at = time.perf_counter()
+        self._stops += 1
+        try:
+            yield
+        finally:
+            self._stops -= 1
+            if not self._stops:
+                self._paused_s += time.perf_counter() - self._stopped_at
 
     # ---- progress reported by the algorithm loop
 
@@ -99,10 +118,6 @@ class Run:
         and hands each its returns)."""
         return self.env_steps >= self._next_eval
 
-    def exclude_time(self, seconds: float) -> None:
-        """Keep ``seconds`` off the training clock: time this run did not train (its population evaluating)."""
-        self._paused_s += seconds
-
     def after_step(self, agent: Agent, eval_returns: np.ndarray | None = None,
                    confirm_returns: np.ndarray | None = None) -> None:
         """Run the periodic evaluation and checkpoint when due; call once per loop iteration. ``eval_returns`` and
@@ -116,11 +131,8 @@ class Run:
             self._paused(lambda: self.observer.on_checkpoint(agent, "periodic", self.env_steps))
 
     def _paused(self, work: Callable[[], object]) -> object:
-        started = time.perf_counter()
-        try:
+        with self.clock_stopped():
             return work()
-        finally:
-            self._paused_s += time.perf_counter() - started
 
     def needs_confirmation(self, returns: np.ndarray) -> bool:
         """Whether an evaluation with these returns looks solved for the first time, so ``evaluate`` would confirm
