@@ -111,7 +111,7 @@ def backward_layers(layers: list[Layer], grads: list[Layer], kept: Kept, grad: t
         if activate_last or i < len(layers) - 1:
             grad = activation_grad(grad, z, h)
         grad_weight, grad_bias = grads[i]
-        if held_as_linear(*grad_weight.shape[1:]):
+        if grad_weight.stride(1) == 1 and grad_weight.shape[2] > 1:  # a block held as nn.Linear holds it, (out, in)
             torch.bmm(grad.transpose(1, 2), x, out=grad_weight.transpose(1, 2))
         else:
             torch.bmm(x.transpose(1, 2), grad, out=grad_weight)

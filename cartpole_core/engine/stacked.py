@@ -9,16 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cartpole_core.engine.nets import (
-    Kept,
-    Layer,
-    backward_layers,
-    forward_layers,
-    held_form,
-    linear_form,
-    weight_shape,
-    weight_view,
-)
+from cartpole_core.engine.nets import Kept, Layer, backward_layers, forward_layers
 
 
 class StackedMLP:
@@ -26,16 +17,19 @@ class StackedMLP:
 
     All weights live in one flat tensor, ``flat``, one block per parameter tensor in state-dict order: a layer's
     weight is its block viewed as (N, in, out), contiguous (a batched matmul over strided weights loops over the
-    members), its bias the next block viewed as (N, 1, out). ``backward`` (by hand, not autograd) writes the gradient
+    members), its bias the next block viewed as (N, 1, out) — every layer, the narrow head too: holding it as
+    ``nn.Linear`` does (as ``StackedActorCritic`` does) is faster but sums in another order, and DQN ``fast`` at its
+    high learning rate turns on such differences (one of its 20 judged seeds stopped solving); so its results stay
+    those its preset was judged on. ``backward`` (by hand, not autograd) writes the gradient
     into the same views of ``grad``, so clipping (``clip_grad_norms_``) and Adam (``population.StackedAdam``) work on
     two tensors. A member's weights read back as the ``nn.Sequential`` state dict ``nets.mlp`` has (``member_state``).
     """
 
     def __init__(self, sizes: list[int], activation: str, flat: torch.Tensor, members: int):
         self.sizes, self.activation = list(sizes), activation
-        self.shapes = list(zip(sizes[:-1], sizes[1:]))  # (in, out); nn.Sequential numbers them 0, 2, 4, …
-        self.blocks = [(f"{2 * i}.{part}", weight_shape(n_in, n_out) if part == "weight" else (1, n_out))
-                       for i, (n_in, n_out) in enumerate(self.shapes) for part in ("weight", "bias")]
+        layers = list(zip(sizes[:-1], sizes[1:]))  # (in, out); nn.Sequential numbers them 0, 2, 4, …
+        self.blocks = [(f"{2 * i}.{part}", (n_in, n_out) if part == "weight" else (1, n_out))
+                       for i, (n_in, n_out) in enumerate(layers) for part in ("weight", "bias")]
         self.block_sizes = [rows * cols for _, (rows, cols) in self.blocks]
         self._set_flat(flat, members)
 
@@ -44,10 +38,8 @@ class StackedMLP:
         self.flat, self.grad = flat, torch.zeros_like(flat)
         params = [block.view(members, *shape) for (_, shape), block in zip(self.blocks, self._split(self.flat))]
         grads = [block.view(members, *shape) for (_, shape), block in zip(self.blocks, self._split(self.grad))]
-        self.layers: list[Layer] = [(weight_view(weight, *shape), bias)
-                                    for weight, bias, shape in zip(params[0::2], params[1::2], self.shapes)]
-        self.grad_layers: list[Layer] = [(weight_view(weight, *shape), bias)
-                                         for weight, bias, shape in zip(grads[0::2], grads[1::2], self.shapes)]
+        self.layers: list[Layer] = list(zip(params[0::2], params[1::2]))
+        self.grad_layers: list[Layer] = list(zip(grads[0::2], grads[1::2]))
         self.member_index = torch.cat([torch.arange(members).repeat_interleave(size) for size in self.block_sizes])
 
     def _split(self, tensor: torch.Tensor, members: int | None = None) -> tuple[torch.Tensor, ...]:
@@ -60,7 +52,8 @@ class StackedMLP:
         """The members' networks, member k = ``models[k]``; ``sizes``: input, hidden sizes, output."""
         states = [model.state_dict() for model in models]
         names = [name for name, _ in cls(sizes, activation, torch.zeros(0), 0).blocks]
-        flat = torch.cat([torch.stack([held_form(state[name]) for state in states]).reshape(-1) for name in names])
+        flat = torch.cat([torch.stack([state[name].T if state[name].dim() == 2 else state[name][None]
+                                       for state in states]).reshape(-1) for name in names])
         return cls(sizes, activation, flat, len(models))
 
     def copy(self) -> StackedMLP:
@@ -70,9 +63,9 @@ class StackedMLP:
     def member_state(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s weights as a ``nets.mlp`` state dict (copies)."""
         state = {}
-        for i, ((name, shape), block) in enumerate(zip(self.blocks, self._split(self.flat))):
-            state[name] = linear_form(block.view(self.members, *shape)[member], *self.shapes[i // 2],
-                                      name.endswith("weight"))
+        for (name, shape), block in zip(self.blocks, self._split(self.flat)):
+            mine = block.view(self.members, *shape)[member]
+            state[name] = mine.T.clone() if name.endswith("weight") else mine[0].clone()
         return state
 
     def take(self, tensor: torch.Tensor, members: list[int]) -> torch.Tensor:
