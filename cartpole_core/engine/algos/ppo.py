@@ -30,7 +30,10 @@ What we changed and why:
   environments' resets, its action sampling (``run.rng``), its minibatch shuffles, its own hyperparameters — and
   its update is its own: the loss is summed over members, never averaged (a mean would divide every member's
   gradient by N); advantage normalization, gradient clipping and Adam (``StackedAdam``) are per member. A member
-  leaves the batch when it is done or fails, without holding the others back.
+  leaves the batch when it is done or fails, without holding the others back;
+- the gradient is written by hand (``update``: the loss's derivative at the logits and values, then
+  ``StackedActorCritic.backward``), not taken with autograd, whose bookkeeping cost a lone run's update step more
+  than its arithmetic; a test holds it to autograd's on an ``ActorCritic``.
 """
 
 from __future__ import annotations
@@ -178,6 +181,7 @@ def update(configs: Sequence[PPOConfig], net: StackedActorCritic, optimizer: Sta
     value_coef = _column(configs, lambda c: c.vf_coef if c.shared_network else 1.0)  # separate critic: own lr
     max_grad_norm = _column(configs, lambda c: c.max_grad_norm)  # None: inf, never clipped
     value_grad_coef = 2.0 * value_coef[:, None]
+    entropy_bonus = bool(ent_coef.any())
     one_hot = torch.nn.functional.one_hot(batch.actions, N_ACTIONS).float()
     totals = torch.zeros(len(METRICS), len(configs))
     for step in range(len(batch.weights)):
@@ -203,8 +207,9 @@ def update(configs: Sequence[PPOConfig], net: StackedActorCritic, optimizer: Sta
         # one is flat in ρ), else 0; d log π(a) / d logits = onehot(a) − π; d entropy / d logits = −π (log π + H);
         # d value / dV = 2 (V − R). Each term weighted as in its member's mean.
         grad_log_prob = torch.where(unclipped >= clipped, unclipped, 0.0) * weights
-        grad_logits = grad_log_prob[..., None] * (one_hot[step] - probs) + \
-            (ent_coef[:, None] * weights)[..., None] * probs * (log_probs + entropy[..., None])
+        grad_logits = grad_log_prob[..., None] * (one_hot[step] - probs)
+        if entropy_bonus:
+            grad_logits += (ent_coef[:, None] * weights)[..., None] * probs * (log_probs + entropy[..., None])
         net.backward(kept, grad_logits, value_grad_coef * weights * value_error)
         net.clip_grad_norms_(max_grad_norm)  # separate networks: each clipped on its own, as in the seed
         optimizer.step(net.flat, net.grad, learning_rates, net.member_index, batch.active[step])
