@@ -26,25 +26,20 @@ def evaluate_returns(policy: BatchPolicy, episodes: int = EVAL_EPISODES, seed: i
                      max_episode_steps: int = MAX_EPISODE_STEPS, **physics: float) -> np.ndarray:
     """Return of each of ``episodes`` greedy episodes; ``policy`` maps a (N, 4) batch to N actions. The episodes
     start where a vectorized CartPole's ``reset(seed=seed)`` puts its copies."""
-    def select(_: list[int]) -> BatchPolicy:
-        return lambda obs: policy(obs.reshape(-1, obs.shape[-1]))
-
-    return _play(select, start_states(episodes, seed), 1, max_episode_steps, **physics)
+    return _play(policy, start_states(episodes, seed), (episodes,), max_episode_steps, **physics)
 
 
 def is_solved(mean_return: float) -> bool:
     return mean_return >= SOLVED_RETURN
 
 
-def evaluate_population_returns(select: Callable[[list[int]], BatchPolicy], members: int,
-                                episodes: int = EVAL_EPISODES, seed: int = EVAL_SEED) -> np.ndarray:
+def evaluate_population_returns(policy: BatchPolicy, members: int, episodes: int = EVAL_EPISODES,
+                                seed: int = EVAL_SEED) -> np.ndarray:
     """``evaluate_returns`` for several members at once, shape (members, episodes): every member plays the start
-    states of ``evaluate_returns(…, seed)``. ``select(indices)`` gives the policy of those members (indices into
-    0 … members − 1), mapping a (len(indices), episodes, 4) batch to (len(indices), episodes) actions: it is asked
-    again for fewer members once some have no episode left running, so a member whose episodes all fell early costs
-    nothing more."""
+    states of ``evaluate_returns(…, seed)``; ``policy`` maps a (members, episodes, 4) batch to (members, episodes)
+    actions."""
     starts = np.tile(start_states(episodes, seed), members)
-    return _play(select, starts, members, MAX_EPISODE_STEPS).reshape(members, episodes)
+    return _play(policy, starts, (members, episodes), MAX_EPISODE_STEPS).reshape(members, episodes)
 
 
 def start_states(episodes: int, seed: int) -> np.ndarray:
@@ -52,33 +47,21 @@ def start_states(episodes: int, seed: int) -> np.ndarray:
     return np_random(seed)[0].uniform(-0.05, 0.05, size=(4, episodes))
 
 
-def _play(select: Callable[[list[int]], BatchPolicy], starts: np.ndarray, members: int, max_episode_steps: int,
+def _play(policy: BatchPolicy, starts: np.ndarray, batch: tuple[int, ...], max_episode_steps: int,
           **physics: float) -> np.ndarray:
-    """Play one episode from each column of ``starts`` (4, members · E) greedily, all stepped together, member k's
-    E episodes in columns k·E …; their returns (members · E,). Each episode is played once (no resets); a finished
-    one is masked until its member has none running, then the member leaves the batch (``select`` is asked for the
-    policy of the members still playing, who see their observations as a (playing, E, 4) array)."""
+    """Play one episode from each column of ``starts`` (4, K) greedily, all stepped together, the policy seeing the
+    observations as a ``(*batch, 4)`` array; their returns (K,).
+    Each episode is played once (no resets); a finished one is masked until every one has finished."""
     core = LeanCartPole(num_envs=starts.shape[1], max_episode_steps=max_episode_steps)
     if physics:
         apply_physics(core, **physics)
-    episodes = starts.shape[1] // members
-    playing = list(range(members))
-    policy = select(playing)
     state, returns = starts, np.zeros(starts.shape[1])
-    columns = np.arange(starts.shape[1])  # the playing members' columns, in ``state``'s order
     running = np.ones(starts.shape[1], dtype=bool)
     for _ in range(max_episode_steps):
-        actions = policy(state.T.astype(np.float32).reshape(len(playing), episodes, -1))
+        actions = policy(state.T.astype(np.float32).reshape(*batch, -1))
         state, fell = advance(core, state, np.asarray(actions, dtype=np.int64).reshape(-1))
-        returns[columns] += running
+        returns += running
         running &= ~fell
-        still = running.reshape(len(playing), episodes).any(axis=1)
-        if not still.all():
-            if not still.any():
-                break
-            playing = [member for member, going in zip(playing, still) if going]
-            state = state.reshape(4, -1, episodes)[:, still].reshape(4, -1)
-            running = running.reshape(-1, episodes)[still].reshape(-1)
-            columns = columns.reshape(-1, episodes)[still].reshape(-1)
-            policy = select(playing)
+        if not running.any():
+            break
     return returns

@@ -305,11 +305,13 @@ class _Member:
 def _evaluate_together(net: StackedMLP, members: Sequence[_Member], episodes: int, seed: int) -> np.ndarray:
     """Greedy returns of these members, shape (M, episodes): one batched evaluation, each on
     ``evaluate_returns(…, episodes, seed)``\'s starts."""
-    def select(playing: list[int]) -> Callable[[np.ndarray], np.ndarray]:
-        q_nets = net.select([members[k].row for k in playing])
-        return lambda obs: q_nets(torch.from_numpy(obs)).argmax(dim=-1).numpy()
+    q_nets = net.select([member.row for member in members])
 
-    return evaluate_population_returns(select, len(members), episodes, seed)
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return q_nets(torch.from_numpy(obs)).argmax(dim=-1).numpy()
+
+    return evaluate_population_returns(act, len(members), episodes, seed)
 
 
 @contextmanager

@@ -280,11 +280,13 @@ def _evaluate_together(net: StackedActorCritic, members: Sequence[_Member], epis
                        seed: int) -> np.ndarray:
     """Greedy returns of these members, shape (M, episodes): one batched evaluation, each on
     ``evaluate_returns(…, episodes, seed)``\'s starts."""
-    def select(playing: list[int]) -> Callable[[np.ndarray], np.ndarray]:
-        policies = net.select([members[k].row for k in playing])
-        return lambda obs: torch.softmax(policies.logits(torch.from_numpy(obs)), dim=-1).argmax(dim=-1).numpy()
+    policies = net.select([member.row for member in members])
 
-    return evaluate_population_returns(select, len(members), episodes, seed)
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(policies.logits(torch.from_numpy(obs)), dim=-1).argmax(dim=-1).numpy()
+
+    return evaluate_population_returns(act, len(members), episodes, seed)
 
 
 Outcome = tuple[PPOAgent, RunResult] | MemberFailed

@@ -117,11 +117,12 @@ class _StateIndex:
 def _evaluate_together(q: np.ndarray, members: Sequence[_Member], episodes: int, seed: int) -> np.ndarray:
     """Greedy returns of these members, shape (M, episodes): one batched evaluation, each on
     ``evaluate_returns(…, episodes, seed)``'s starts."""
-    def select(playing: list[int]) -> Callable[[np.ndarray], np.ndarray]:
-        state_index = _StateIndex([members[k] for k in playing], episodes)
-        return lambda obs: q[state_index(obs.reshape(-1, obs.shape[-1]))].argmax(axis=1)
+    state_index = _StateIndex(members, episodes)
 
-    return evaluate_population_returns(select, len(members), episodes, seed)
+    def act(obs: np.ndarray) -> np.ndarray:
+        return q[state_index(obs.reshape(-1, obs.shape[-1]))].argmax(axis=1)
+
+    return evaluate_population_returns(act, len(members), episodes, seed)
 
 
 Outcome = tuple[QTableAgent, RunResult] | MemberFailed
