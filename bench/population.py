@@ -53,11 +53,10 @@ WARM_UP_STEPS = {"ppo": 512, "dqn": 2048}
 def measure_here(algo: str, size: int, stop_on_solve: bool, alone: bool) -> dict:
     """Train ``size`` ``fast`` seeds of ``algo`` — as one population, or (``alone``) one after another — in this
     process."""
-    import torch
-
+    from cartpole_core.engine.process import prepare_training_process
     from cartpole_core.engine.train import train, train_population
 
-    torch.set_num_threads(1)
+    prepare_training_process()  # as the lab's workers
     config = preset_config(algo, "fast", stop_on_solve=stop_on_solve)
     train(config.with_changes(total_env_steps=WARM_UP_STEPS[algo]), seed=10_000)
     started = time.perf_counter()

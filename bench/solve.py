@@ -55,6 +55,7 @@ from cartpole_core.config.models import ALGORITHMS, config_class
 from cartpole_core.config.presets import preset_config, preset_names
 from cartpole_core.engine.agent import Agent
 from cartpole_core.engine.evaluate import is_solved
+from cartpole_core.engine.process import prepare_training_process
 from cartpole_core.engine.run import Run
 from cartpole_core.engine.train import train
 from cartpole_core.records import RunResult
@@ -129,7 +130,11 @@ _TRAIN_IN_CHECKOUT = """
 import importlib.util, json, sys
 sys.path.insert(0, sys.argv[1])
 import torch
-torch.set_num_threads(1)
+try:  # as that checkout's workers set up (older ones: one torch thread only)
+    from cartpole_core.engine.process import prepare_training_process
+    prepare_training_process()
+except ImportError:
+    torch.set_num_threads(1)
 try:
     from cartpole_core.config.presets import preset_config
     from cartpole_core.engine.train import train
@@ -469,7 +474,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[Con
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, contenders = parse_args(argv)
-    torch.set_num_threads(1)  # as the lab's workers do
+    prepare_training_process()  # as the lab's workers do
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     total = len(contenders) * len(seeds)
     done = 0

@@ -713,9 +713,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[Dim
 def main(argv: Sequence[str] | None = None) -> int:
     args, dimensions = parse_args(argv)
     import optuna
-    import torch
 
-    torch.set_num_threads(1)  # as the lab's workers train
+    from cartpole_core.engine.process import prepare_training_process
+
+    prepare_training_process()  # as the lab's workers train
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def progress(line: str) -> None:

@@ -627,11 +627,10 @@ def _run_line(store: RunStore, run: dict[str, Any], preset: str) -> dict[str, An
 
 def _train_here(store: RunStore, run_id: str, config: TrainConfig, seed: int,
                 observer: RunObserver) -> RunResult | None:
-    import torch
-
+    from cartpole_core.engine.process import prepare_training_process
     from cartpole_core.jobs.execution import execute_run
 
-    torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to other runs
+    prepare_training_process()
     return execute_run(StoreSink(store, run_id), config.to_json(), seed, observer=observer)
 
 

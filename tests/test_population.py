@@ -15,6 +15,7 @@ import torch
 from cartpole_core.config.models import DQNConfig, PPOConfig
 from cartpole_core.config.population import population_key
 from cartpole_core.config.presets import preset_config
+from cartpole_core.engine import nets
 from cartpole_core.engine.agent import PPOAgent, load_agent, save_checkpoint
 from cartpole_core.engine.algos import ppo
 from cartpole_core.engine.evaluate import evaluate_population_returns, evaluate_returns
@@ -135,6 +136,19 @@ def test_a_lone_update_is_the_classic_autograd_ppo_step(shared, activation):
     assert ((ratio - 1).abs() > 0.05).any()
     reference = torch.cat([t.reshape(-1) for t in model.state_dict().values()])
     torch.testing.assert_close(stacked[0], reference, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("members", [1, 64])
+def test_tanh_is_tanh_at_every_size_and_its_gradient_too(members):
+    """A population's activations (64 × 256 × 64) go through the sigmoid, a lone run's through NumPy: both are tanh
+    to float precision, saturate to ±1 without overflow, and autograd through them gives tanh's derivative."""
+    x = torch.linspace(-30, 30, members * 256 * 64).reshape(members, 256, 64).requires_grad_()
+    y = nets.tanh(x)
+    y.sum().backward()
+    exact = torch.tanh(x.detach().double())
+    assert (y.detach().double() - exact).abs().max() < 3e-7
+    assert y.min() == -1 and y.max() == 1
+    torch.testing.assert_close(x.grad.double(), 1 - exact.square(), rtol=0, atol=1e-6)
 
 
 def test_a_member_with_huge_advantages_does_not_move_another_members_update():

@@ -11,13 +11,30 @@ OBS_DIM = 4
 N_ACTIONS = 2
 
 
-class _NumpyTanh(torch.autograd.Function):
-    """tanh through NumPy: on this lab's CPUs ``torch.tanh`` takes ~2 ns an element, NumPy's ~0.25 ns, and tanh
-    was the largest single cost of a PPO update (measured with 8 × 256 × 64 activations: 525 µs against 79 µs)."""
+# Elements from which ``tanh`` goes through the sigmoid: below, one NumPy call costs less than three torch operations.
+# A lone PPO `fast` run's tensors (256 × 64 at most) all stay below: its results are NumPy's tanh to the bit.
+SIGMOID_TANH_FROM = 1 << 15
+
+
+def tanh_values(x: torch.Tensor) -> torch.Tensor:
+    """tanh, the fastest way this lab's CPUs have at ``x``'s size: ``torch.tanh`` takes ~3.5 ns an element there and
+    was the largest single cost of a batched PPO update. Small tensors go through NumPy's tanh (one call, where torch
+    pays a few µs an operation); large ones are 2 σ(2x) − 1, computed in place (the sigmoid is ~3 × cheaper an
+    element than tanh: (64, 256, 64) takes 1.8 ms against NumPy's 3.0). The two agree within 2e-7."""
+    x = x.detach()
+    if x.numel() < SIGMOID_TANH_FROM:
+        return torch.from_numpy(np.tanh(x.numpy()))
+    y = torch.mul(x, 2.0)
+    torch.sigmoid(y, out=y)
+    return y.mul_(2.0).sub_(1.0)
+
+
+class _Tanh(torch.autograd.Function):
+    """``tanh_values`` under autograd (the ``nn.Module`` networks)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.from_numpy(np.tanh(x.detach().numpy()))
+        y = tanh_values(x)
         ctx.save_for_backward(y)
         return y
 
@@ -29,8 +46,8 @@ class _NumpyTanh(torch.autograd.Function):
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled() and x.requires_grad:
-        return _NumpyTanh.apply(x)
-    return torch.from_numpy(np.tanh(x.detach().numpy()))
+        return _Tanh.apply(x)
+    return tanh_values(x)
 
 
 class Tanh(nn.Module):

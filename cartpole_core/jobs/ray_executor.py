@@ -166,12 +166,11 @@ class StreamSink(RunSink):
 
 def train_on_node(run_id: str, config_json: str, seed: int, board: Any) -> Iterator[Message]:
     """The Ray task of one run: trains it in a thread of this worker and yields its messages as they come."""
-    import torch
-
+    from cartpole_core.engine.process import prepare_training_process
     from cartpole_core.jobs.execution import execute_run
 
     ray = _ray()
-    torch.set_num_threads(1)  # one CPU per task, as the local workers
+    prepare_training_process()  # one CPU per task, as the local workers
     messages: queue.Queue[Message | None] = queue.Queue()
 
     def ask_cancel() -> bool:

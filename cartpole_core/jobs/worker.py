@@ -12,10 +12,10 @@ without a new interpreter. A run that raises ends the process (exit code 1): the
 import sys
 from pathlib import Path
 
-import torch
 import torch._dynamo  # noqa: F401  (the first optimizer imports it: seconds)
 
 import cartpole_core.engine.algos  # noqa: F401
+from cartpole_core.engine.process import prepare_training_process
 from cartpole_core.jobs.execution import execute_stored_runs
 from cartpole_core.runs.store import RunStore
 
@@ -23,7 +23,7 @@ DONE = "cartpole-lab-worker done"  # the line after each run, with its id (Local
 
 
 def main() -> int:
-    torch.set_num_threads(1)
+    prepare_training_process()
     store = None
     for line in sys.stdin:
         run_ids = line.split()
