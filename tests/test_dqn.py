@@ -129,22 +129,39 @@ def test_loop_stores_live_transitions_and_marks_only_real_falls_terminal(monkeyp
     assert sum(e.length < 12 for e in episodes) <= terminated.sum() < len(episodes)
 
 
-def test_train_freq_counts_env_steps_and_each_update_event_averages_100_gradient_steps(monkeypatch):
-    update = dqn.update
+def test_train_freq_counts_env_steps_taken_and_each_update_event_averages_100_gradient_steps(monkeypatch):
+    """2 gradient steps every 4 env steps taken, with 1 env or 4: the update ratio does not change with n_envs.
+    Steps taken include the ones that only reset a finished episode (12-step episodes here: many of them)."""
+    update, step = dqn.update, dqn.PopulationCartPole.step
+    taken = [0]  # env steps taken so far: vector steps × n_envs
+    bursts = []  # (env steps taken, gradient steps) of each burst of the current run
     gradient_steps = []  # (td_loss, mean_q, grad_norm) of each gradient step of the current run
+
+    def counting_step(env, actions):
+        taken[0] += len(actions)
+        return step(env, actions)
 
     def recording_update(*args):
         diagnostics = update(*args)
+        bursts.append((taken[0], len(diagnostics)))
         gradient_steps.extend(diagnostics[:, 0])  # a lone run: member 0's steps
         return diagnostics
 
+    monkeypatch.setattr(dqn.PopulationCartPole, "step", counting_step)
     monkeypatch.setattr(dqn, "update", recording_update)
-    counts = {}
     for n_envs in (1, 4):
+        taken[0] = 0
+        bursts.clear()
         gradient_steps.clear()
         config = DQNConfig(**{**SMALL, "n_envs": n_envs, "total_env_steps": 2000, "learning_starts": 400})
-        _, _, events = collect(config, seed=0)
-        counts[n_envs] = len(gradient_steps)
+        _, result, events = collect(config, seed=0)
+
+        # One burst of 2 every 4 steps taken, from the first past learning_starts to the end, none missed.
+        first = bursts[0][0]
+        assert 400 <= first <= 400 + (taken[0] - result.env_steps) + 4
+        assert bursts == [(first + 4 * k, 2) for k in range(len(bursts))]
+        assert taken[0] - 4 < bursts[-1][0] <= taken[0]
+        assert taken[0] - result.env_steps >= result.episodes - n_envs > 50  # each episode's reset step counted
 
         updates = [e for e in events if isinstance(e, Updated)]
         every = dqn.LOG_EVERY_GRADIENT_STEPS
@@ -155,9 +172,6 @@ def test_train_freq_counts_env_steps_and_each_update_event_averages_100_gradient
             window = np.array(gradient_steps[k * every:(k + 1) * every])
             assert [event.metrics[name] for name in ("td_loss", "mean_q", "grad_norm")] == \
                 pytest.approx(window.mean(axis=0).tolist())
-    # Updates at env steps 400, 404, …, 2000: 401 of them, 2 gradient steps each.
-    assert counts[1] == 802
-    assert abs(counts[4] - 802) <= 8
 
 
 @pytest.mark.parametrize("name", ["seed", "seed-large-batch"])

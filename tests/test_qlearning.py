@@ -197,10 +197,13 @@ def test_episode_events_and_periodic_evaluations():
     for e in episodes:
         assert e.epsilon in {value_at(config.epsilon, n) for n in range(max(0, e.episode - config.n_envs), e.episode)}
     evaluations = [e for e in events if isinstance(e, Evaluated)]
-    due = result.env_steps // 2000
-    assert len(evaluations) in (due, due + 1)  # + the final one, unless the last step was an eval step
-    for k, e in enumerate(evaluations[:due], start=1):
-        assert k * 2000 <= e.env_steps < k * 2000 + config.n_envs
+    # Evaluation k comes at the first vector step whose env steps taken reach k · 2000. Taken: the transitions and
+    # one reset step for each episode that ended before this step (e.episodes counts this step's too: ≤ n_envs).
+    due = (result.env_steps + result.episodes) // 2000  # at most this many periodic ones; + the final one
+    assert due - 1 <= len(evaluations) <= due + 1
+    for k, e in enumerate(evaluations[:-1], start=1):
+        assert k * 2000 <= e.env_steps + e.episodes < k * 2000 + 2 * config.n_envs
+    for e in evaluations:
         assert e.solved <= (e.mean_return >= 475)  # a solved-looking evaluation may fail its confirmation
     first_solved = next((k for k, e in enumerate(evaluations) if e.solved), len(evaluations))
     assert all(e.solved == (e.mean_return >= 475) for e in evaluations[first_solved:])  # confirmed once per run

@@ -60,7 +60,8 @@ def solver():
 
 @pytest.fixture(scope="module")
 def solved(solver):
-    return rollout(solver, 0)
+    """The solver's first episode (from episode seed 0 on) that lasts the full 500 steps."""
+    return next(episode for episode in (rollout(solver, seed) for seed in range(20)) if episode.steps == 500)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_frames_have_the_environments_shape_and_equal_what_gym_renders(solved):
         assert frame.shape == reference.shape and frame.dtype == reference.dtype
 
     gym_env = gym.make("CartPole-v1", render_mode="rgb_array")  # replay the recorded actions in a plain env
-    gym_env.reset(seed=0)
+    gym_env.reset(seed=solved.seed)
     checked = {0, 1, 137, solved.steps}
     for t in range(solved.steps + 1):
         if t in checked:
@@ -209,7 +210,8 @@ def test_same_seed_same_episode_and_the_start_is_gyms_reset_state(solver):
         np.testing.assert_array_equal(rollout(solver, seed, max_steps=1).observations[0], start)
 
 
-def test_a_solving_agent_balances_for_500_steps(solved):
+def test_a_solving_agent_balances_for_500_steps(solver, solved):
+    assert sum(rollout(solver, seed).steps == 500 for seed in range(20)) >= 15  # mostly (it scored ≥ 475)
     assert solved.steps == 500 and solved.total_return == 500.0
     assert solved.truncated and not solved.terminated
     assert solved.observations.shape == (501, 4) and solved.action_values.shape == (500, 2)
@@ -271,12 +273,12 @@ def test_observation_noise_changes_what_the_agent_sees_reproducibly(solver):
 
 
 def test_a_longer_pole_is_a_different_episode_and_picture(solver, solved):
-    longer = rollout(solver, 0, physics={"length": 1.0})
+    longer = rollout(solver, solved.seed, physics={"length": 1.0})
     assert longer.physics == {"length": 1.0}
     np.testing.assert_array_equal(longer.observations[0], solved.observations[0])  # same start
     n = min(longer.steps, solved.steps) + 1
     assert not np.array_equal(longer.observations[:n], solved.observations[:n])
-    twin = rollout(solver, 0)  # a default-physics episode whose frame 0 shows the same state
+    twin = rollout(solver, solved.seed)  # a default-physics episode whose frame 0 shows the same state
     assert not np.array_equal(render_frame(longer, 0, overlay=False), render_frame(twin, 0, overlay=False))
 
 

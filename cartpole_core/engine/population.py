@@ -104,7 +104,7 @@ class PopulationEpisodes:
         ε (``epsilons`` None: a policy without ε) and learning rate at this step."""
         live = self.live
         for run, steps in zip(self.runs, live.reshape(len(self.runs), self.n_envs).sum(axis=1).tolist()):
-            run.add_steps(steps)
+            run.add_steps(steps, self.n_envs)
         self.returns += reward * live
         self.lengths += live
         done = terminated | truncated

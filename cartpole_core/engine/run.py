@@ -42,7 +42,8 @@ class Run:
         self.config = config
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.env_steps = 0
+        self.env_steps = 0  # transitions: the steps that only reset a finished episode are not counted
+        self.steps_taken = 0  # env steps taken, those included: what evaluations are scheduled on
         self.episodes = 0
         self.updates = 0
         self.stopped = False
@@ -87,8 +88,10 @@ class Run:
         """A schedule's value now, on its own unit's clock (env steps or finished episodes)."""
         return value_at(schedule, self.episodes if schedule.unit == "episodes" else self.env_steps)
 
-    def add_steps(self, n: int) -> None:
+    def add_steps(self, n: int, taken: int | None = None) -> None:
+        """``n`` transitions in ``taken`` env steps (default ``n``): a vector step of N envs takes N."""
         self.env_steps += n
+        self.steps_taken += n if taken is None else taken
 
     def log_episode(self, episode_return: float, length: int, epsilon: float | None, learning_rate: float) -> None:
         self.episodes += 1
@@ -116,15 +119,16 @@ class Run:
     def evaluation_due(self) -> bool:
         """The periodic evaluation is due: ``after_step`` runs it (a population evaluates its due members together
         and hands each its returns)."""
-        return self.env_steps >= self._next_eval
+        return self.steps_taken >= self._next_eval
 
     def after_step(self, agent: Agent, eval_returns: np.ndarray | None = None,
                    confirm_returns: np.ndarray | None = None) -> None:
         """Run the periodic evaluation and checkpoint when due; call once per loop iteration. ``eval_returns`` and
         ``confirm_returns``: that evaluation's returns and its confirmation's, if already computed (see
         ``evaluate``)."""
-        if self.env_steps >= self._next_eval:
-            self._next_eval = (self.env_steps // self.config.eval_every_steps + 1) * self.config.eval_every_steps
+        if self.steps_taken >= self._next_eval:
+            every = self.config.eval_every_steps
+            self._next_eval = (self.steps_taken // every + 1) * every
             self.evaluate(agent, eval_returns, confirm_returns)
         if self._checkpoint_every and self.env_steps >= self._next_checkpoint:
             self._next_checkpoint = (self.env_steps // self._checkpoint_every + 1) * self._checkpoint_every
@@ -196,7 +200,7 @@ class EpisodeTracker:
     def record(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, epsilon: float | None,
                learning_rate: float) -> None:
         live = self.live
-        self.run.add_steps(int(live.sum()))
+        self.run.add_steps(int(live.sum()), len(live))
         self.returns += reward * live
         self.lengths += live
         done = terminated | truncated

@@ -15,7 +15,8 @@ What we changed and why:
 - the replay buffer is a set of preallocated numpy arrays with wrap-around. Sampling a batch is one fancy
   index per array, not a loop over a deque of tuples followed by ``np.vstack``;
 - N environments step together in one vectorized CartPole, and one forward pass picks the greedy actions
-  for all of them. ``train_freq`` still counts env steps, so N > 1 changes throughput, not the update ratio;
+  for all of them. ``train_freq`` counts env steps taken (vector steps × N), so N > 1 changes throughput, not the
+  update ratio. A step that only resets a finished episode (no transition) counts as taken;
 - updates are batched as in SB3 (``gradient_steps`` every ``train_freq`` env steps) and the target network
   has its own interval, so the update-to-data ratio and the target lag are separate knobs;
 - Huber loss, gradient clipping, Double DQN, hard target updates and linear ε / learning-rate schedules are
@@ -30,10 +31,11 @@ What we changed and why:
   its environments' resets, its ε draws and replay sampling (``run.rng``), its own replay buffer and its own
   hyperparameters (ε and learning-rate schedules, γ, τ and target interval, Double DQN, loss, clipping). Its update
   is its own: the loss is summed over members, never averaged (a mean would divide every member's gradient by N);
-  gradient clipping and Adam (``StackedAdam``) are per member. ``train_freq`` counts each member's own env steps,
-  so members burst at different vector steps: a burst trains only the members due, gathered out of the stack and
-  written back (training every member at every burst would cost N times the arithmetic). A member leaves the
-  batch when it is done or fails, without holding the others back.
+  gradient clipping and Adam (``StackedAdam``) are per member. Since ``train_freq`` counts vector steps, every
+  member bursts on the same step (counting each member's own transitions, the reset steps would drift members out
+  of phase, and each burst would train a few of them: N bursts' worth of overhead). A member still short of
+  ``learning_starts`` sits the burst out: the members due are gathered out of the stack and written back. A member
+  leaves the batch when it is done or fails, without holding the others back.
 
 Kept from the seed: ``done`` stored for the bootstrap is ``terminated`` only, so the 500-step time limit
 (truncation) still bootstraps — see ``td_target``.
@@ -173,7 +175,7 @@ def _td_losses(q_taken: torch.Tensor, target: torch.Tensor,
 @dataclass(frozen=True)
 class Batches:
     """One burst's minibatches for every member: K gradient steps, each of shape (N, B, …). ``active`` (K, N) says
-    which members take step k (a member whose env steps crossed fewer ``train_freq`` boundaries has fewer)."""
+    which members take step k (members may be given different numbers of steps)."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -361,6 +363,7 @@ def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
     learning_starts = max(first.learning_starts, first.batch_size)
     outcomes: dict[int, Outcome] = {}
     live = list(members)
+    vector_steps = 0
 
     while True:
         # ---- members that are done (budget, solved with stop_on_solve, stop request) or failed leave the batch
@@ -401,14 +404,15 @@ def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
         for member, mine in zip(live, real):
             slots = member.row * n + np.flatnonzero(mine)
             member.buffer.add(obs[slots], actions[slots], reward[slots], next_obs[slots], terminated[slots])
-        steps_before = [member.run.env_steps for member in live]
         episodes.record(reward, terminated, truncated, [member.epsilon for member in live], lrs)
         obs = next_obs
 
-        # ---- bursts: train_freq counts each member's env steps; a vector step may cross several boundaries
-        burst_steps = [(member.run.env_steps // member.config.train_freq - before // member.config.train_freq)
-                       * member.config.gradient_steps if member.run.env_steps >= learning_starts else 0
-                       for member, before in zip(live, steps_before)]
+        # ---- bursts: every train_freq env steps taken (vector steps × n, the steps that only reset a finished
+        # episode included), so every member bursts on the same vector step; a step may cross several boundaries
+        vector_steps += 1
+        crossed = (vector_steps * n) // first.train_freq - ((vector_steps - 1) * n) // first.train_freq
+        burst_steps = [crossed * first.gradient_steps if member.run.env_steps >= learning_starts else 0
+                       for member in live]
         rows = [row for row, steps in enumerate(burst_steps) if steps]
         if rows:
             bursting = [live[row] for row in rows]
