@@ -222,8 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     base = groups[args.group_sizes[0]]["wall_s"]
     print(table([f"group ({slots} cores)", "populations", "wall (s)", f"× {args.group_sizes[0]} seed(s)", "solved"], [
-        [f"{size} seeds", " + ".join(map(str, m["populations"])), f"{m['wall_s']:.1f}", f"{m['wall_s'] / base:.2f}",
-         f"{m['solved']}/{size}"] for size, m in groups.items()], args.markdown))
+        [f"{size} seed" + "s" * (size != 1), " + ".join(map(str, m["populations"])), f"{m['wall_s']:.1f}",
+         f"{m['wall_s'] / base:.2f}", f"{m['solved']}/{size}"] for size, m in groups.items()], args.markdown))
     print()
     print(table(["stop-on-solve", "wall (s)", "members/min", "peak RSS (MB)", "solved"], [
         [f"{size} members", f"{m['wall_s']:.1f}", per_minute(size, m), f"{m['peak_rss_mb']:.0f}",
