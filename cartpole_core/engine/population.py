@@ -88,9 +88,11 @@ class MemberGuard(RunObserver):
 
 
 class PopulationEpisodes:
-    """``run.EpisodeTracker`` for a population stepped as one vector env: slots ``[k·n_envs, (k+1)·n_envs)`` are
-    the member whose run is ``runs[k]``. ``live`` marks the slots whose current step is a real transition (not the
-    ``NEXT_STEP`` reset slot) — read it before ``record``."""
+    """Episode bookkeeping for a population stepped as one vector env that autoresets in ``NEXT_STEP`` mode: slots
+    ``[k·n_envs, (k+1)·n_envs)`` are the member whose run is ``runs[k]``. The step after an episode ends only resets
+    that slot (reward 0, action ignored): it is no transition. ``live`` marks the slots whose current step is a real
+    one — read it before ``record``, which counts each member's transitions and steps taken into its run, reports
+    every episode that ended, and moves ``live`` on to the next step."""
 
     def __init__(self, runs: list[Run], n_envs: int):
         self.runs, self.n_envs = list(runs), n_envs

@@ -183,34 +183,6 @@ class Run:
         )
 
 
-class EpisodeTracker:
-    """Episode bookkeeping over a vectorized CartPole that auto-resets in ``NEXT_STEP`` mode.
-
-    The step after an episode ends only resets that copy (reward 0, action ignored): it is no transition.
-    ``live`` marks the copies whose current step is a real one — read it before ``record``, which counts the live
-    steps into the run, reports every episode that ended, and moves ``live`` on to the next step.
-    """
-
-    def __init__(self, run: Run, n_envs: int):
-        self.run = run
-        self.returns = np.zeros(n_envs)
-        self.lengths = np.zeros(n_envs, dtype=np.int64)
-        self.live = np.ones(n_envs, dtype=bool)
-
-    def record(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, epsilon: float | None,
-               learning_rate: float) -> None:
-        live = self.live
-        self.run.add_steps(int(live.sum()), len(live))
-        self.returns += reward * live
-        self.lengths += live
-        done = terminated | truncated
-        for i in np.flatnonzero(done):
-            self.run.log_episode(self.returns[i], self.lengths[i], epsilon, learning_rate)
-        self.returns[done] = 0.0
-        self.lengths[done] = 0
-        self.live = ~done
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
