@@ -165,8 +165,7 @@ class TrainConfig(_Model):
                         ge=1, le=256)
     eval_every_steps: int = param(
         5000, "Greedy evaluation (20 fixed-seed episodes) every this many env steps taken (all envs)",
-        typical=(1000, 20_000),
-        log=True, ge=100, le=10_000_000,
+        typical=(1000, 20_000), log=True, ge=100, le=10_000_000,
     )
     stop_on_solve: bool = param(False, "End training at the first solved evaluation (mean return ≥ 475 over 20 "
                                         "episodes, confirmed on 100 others)")

@@ -363,7 +363,6 @@ def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
     learning_starts = max(first.learning_starts, first.batch_size)
     outcomes: dict[int, Outcome] = {}
     live = list(members)
-    vector_steps = 0
 
     while True:
         # ---- members that are done (budget, solved with stop_on_solve, stop request) or failed leave the batch
@@ -407,10 +406,11 @@ def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
         episodes.record(reward, terminated, truncated, [member.epsilon for member in live], lrs)
         obs = next_obs
 
-        # ---- bursts: every train_freq env steps taken (vector steps × n, the steps that only reset a finished
-        # episode included), so every member bursts on the same vector step; a step may cross several boundaries
-        vector_steps += 1
-        crossed = (vector_steps * n) // first.train_freq - ((vector_steps - 1) * n) // first.train_freq
+        # ---- bursts: every train_freq env steps taken (``Run.steps_taken``: the same for every member, the steps
+        # that only reset a finished episode included), so all burst on the same vector step; one step may cross
+        # several boundaries
+        taken = live[0].run.steps_taken
+        crossed = taken // first.train_freq - (taken - n) // first.train_freq
         burst_steps = [crossed * first.gradient_steps if member.run.env_steps >= learning_starts else 0
                        for member in live]
         rows = [row for row, steps in enumerate(burst_steps) if steps]
