@@ -84,7 +84,7 @@ def test_td_target_bootstraps_unless_terminated():
     next_obs = torch.tensor([[0, 0, 7, 4], [0, 0, 7, 4], [0, 0, 2, 3]], dtype=torch.float32)
     rewards = torch.tensor([1.0, 1.0, 0.5])
     terminated = torch.tensor([0.0, 1.0, 0.0])  # row 0: alive or truncated; row 1: the pole fell
-    target = dqn.td_target(rewards, terminated, next_obs, 0.9, fixed_q(TARGET))
+    target = dqn.td_target(rewards, terminated, 0.9, fixed_q(TARGET)(next_obs))
     # 1 + 0.9 · max(7, 4) = 7.3;  terminated: just the reward 1;  0.5 + 0.9 · max(2, 3) = 3.2
     assert target.tolist() == pytest.approx([7.3, 1.0, 3.2])
 
@@ -93,11 +93,12 @@ def test_double_dqn_target_values_the_online_networks_choice_with_the_target_net
     next_obs = torch.tensor([[2, 5, 7, 4], [6, 1, 7, 4]], dtype=torch.float32)
     rewards = torch.tensor([1.0, 1.0])
     terminated = torch.tensor([0.0, 0.0])
-    target = dqn.td_target(rewards, terminated, next_obs, 0.5, fixed_q(TARGET), online_net=fixed_q(ONLINE))
+    target = dqn.td_target(rewards, terminated, 0.5, fixed_q(TARGET)(next_obs),
+                           online_next_q=fixed_q(ONLINE)(next_obs))
     # Row 0: online prefers action 1 (5 > 2), target values it 4 → 1 + 0.5 · 4 = 3 (plain DQN would take 7).
     # Row 1: online prefers action 0 (6 > 1), target values it 7 → 1 + 0.5 · 7 = 4.5.
     assert target.tolist() == pytest.approx([3.0, 4.5])
-    plain = dqn.td_target(rewards, terminated, next_obs, 0.5, fixed_q(TARGET))
+    plain = dqn.td_target(rewards, terminated, 0.5, fixed_q(TARGET)(next_obs))
     assert plain.tolist() == pytest.approx([4.5, 4.5])
 
 

@@ -93,7 +93,8 @@ def test_a_lone_burst_is_the_classic_dqn_step():
     rng = np.random.default_rng(107)
     for step in range(1, 7):
         obs, actions, rewards, next_obs, terminated = buffer.sample(config.batch_size, rng)
-        target = dqn.td_target(rewards, terminated, next_obs, config.gamma, target_net)
+        with torch.no_grad():
+            target = dqn.td_target(rewards, terminated, config.gamma, target_net(next_obs))
         loss = nn.functional.smooth_l1_loss(q_net(obs).gather(1, actions[:, None]).squeeze(1), target)
         optimizer.zero_grad()
         loss.backward()

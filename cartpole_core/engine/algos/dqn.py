@@ -123,31 +123,29 @@ class ReplayBuffer:
         return tuple(torch.from_numpy(x) for x in self.draw(batch_size, rng))
 
 
-def td_target(rewards: torch.Tensor, terminated: torch.Tensor, next_obs: torch.Tensor, gamma: float | torch.Tensor,
-              target_net: Callable[[torch.Tensor], torch.Tensor],
-              online_net: Callable[[torch.Tensor], torch.Tensor] | None = None,
-              double: torch.Tensor | None = None) -> torch.Tensor:
+def td_target(rewards: torch.Tensor, terminated: torch.Tensor, gamma: float | torch.Tensor, next_q: torch.Tensor,
+              online_next_q: torch.Tensor | None = None, double: torch.Tensor | None = None) -> torch.Tensor:
     """The regression target ``r + γ (1 − terminated) Q_target(s', a')`` for a batch of transitions, (B,) — or
-    (N, B) for a population's networks, with ``gamma`` (N, 1).
+    (N, B) for a population's networks, with ``gamma`` (N, 1). ``next_q``: the target network's values of the next
+    observations, (…, B, 2).
 
-    a' = argmax Q_target(s', ·) for plain DQN. With Double DQN (pass ``online_net``), a' = argmax Q_online(s', ·).
-    The online network picks the action and the target network values it, which removes the max's upward bias.
-    ``double`` (N, 1, 1), when given, says which members use Double DQN; the others take the plain target.
+    a' = argmax Q_target(s', ·) for plain DQN. With Double DQN (pass the online network's values ``online_next_q``),
+    a' = argmax Q_online(s', ·): the online network picks the action and the target network values it, which removes
+    the max's upward bias. ``double`` (N, 1, 1), when given, says which members use Double DQN; the others take the
+    plain target.
 
     ``terminated`` is 1 only when the pole fell or the cart left the track. A transition cut by the time limit
     (truncated) has terminated = 0 and so bootstraps from s'. The episode stopped, but the state still has a
     future, and treating the cut as terminal teaches the network that a balanced pole at step 500 is worth 0.
     """
-    with torch.no_grad():
-        next_q = target_net(next_obs)
-        if online_net is None:
-            next_value = next_q.max(dim=-1).values
-        else:
-            next_action = online_net(next_obs).argmax(dim=-1, keepdim=True)
-            if double is not None:
-                next_action = torch.where(double, next_action, next_q.argmax(dim=-1, keepdim=True))
-            next_value = next_q.gather(-1, next_action).squeeze(-1)
-        return rewards + gamma * (1.0 - terminated) * next_value
+    if online_next_q is None:
+        next_value = next_q.max(dim=-1).values
+    else:
+        next_action = online_next_q.argmax(dim=-1, keepdim=True)
+        if double is not None:
+            next_action = torch.where(double, next_action, next_q.argmax(dim=-1, keepdim=True))
+        next_value = next_q.gather(-1, next_action).squeeze(-1)
+    return rewards + gamma * (1.0 - terminated) * next_value
 
 
 def _column(configs: Sequence[DQNConfig], value: Callable[[DQNConfig], float | None],
@@ -200,6 +198,20 @@ class Batches:
         return cls(*by_step, torch.arange(most)[:, None] < torch.tensor(steps)[None])
 
 
+def _target_values(target_net: StackedMLP, next_obs: torch.Tensor, changes_after: np.ndarray) -> Iterator[torch.Tensor]:
+    """The target network's values of each step's next observations, (N, B, 2) per step, for a burst whose target
+    network changes after the steps ``changes_after`` (K,) marks. Between changes the network is fixed, so one
+    forward pass covers all those steps' batches (rows are computed independently: the numbers are each step's own).
+    Lazy: a stretch's pass runs when its first step is asked for, after the change before it."""
+    start = 0
+    for end in [*(np.flatnonzero(changes_after[:-1]) + 1).tolist(), len(changes_after)]:
+        steps, members, batch = end - start, next_obs.shape[1], next_obs.shape[2]
+        with torch.no_grad():
+            values = target_net(next_obs[start:end].transpose(0, 1).reshape(members, steps * batch, -1))
+        yield from values.view(members, steps, batch, -1).unbind(1)
+        start = end
+
+
 def update(configs: Sequence[DQNConfig], net: StackedMLP, target_net: StackedMLP, optimizer: StackedAdam,
            learning_rates: torch.Tensor, gradient_steps_done: Sequence[int], batches: Batches) -> np.ndarray:
     """One gradient step per batch for every member at once, and each member's target network update whenever it
@@ -211,36 +223,44 @@ def update(configs: Sequence[DQNConfig], net: StackedMLP, target_net: StackedMLP
     """
     gamma = _column(configs, lambda c: c.gamma)[:, None]
     double = torch.tensor([c.double_dqn for c in configs])[:, None, None]
-    online_for_double = net if bool(double.any()) else None
+    doubles = bool(double.any())
     max_grad_norms = _column(configs, lambda c: c.max_grad_norm)
     clipping = torch.tensor([c.max_grad_norm is not None for c in configs])
-    interval = torch.tensor([c.target_update_interval for c in configs])
+    clips = bool(clipping.any())
+    interval = np.array([c.target_update_interval for c in configs])
     tau = _column(configs, lambda c: c.tau)
-    steps_done = torch.tensor(list(gradient_steps_done))
-    diagnostics = torch.full((len(batches.active), len(configs), len(DIAGNOSTICS)), math.nan)
-    for step, active in enumerate(batches.active):
-        target = td_target(batches.rewards[step], batches.terminated[step], batches.next_obs[step], gamma,
-                           target_net, online_for_double, double)
+    active_steps = batches.active.numpy()
+    # (K, N): whether member n's target network update falls due after step k
+    due_after = active_steps & ((np.asarray(gradient_steps_done) + active_steps.cumsum(axis=0)) % interval == 0)
+    target_values = _target_values(target_net, batches.next_obs, due_after.any(axis=1))
+    every_step_active = bool(batches.active.all())
+    losses, q_means, grad_norms = [], [], []
+    for step, (obs, actions, rewards, next_obs, terminated, next_q) in enumerate(zip(
+            batches.obs, batches.actions, batches.rewards, batches.next_obs, batches.terminated, target_values)):
+        with torch.no_grad():
+            online_next_q = net(next_obs) if doubles else None
+        target = td_target(rewards, terminated, gamma, next_q, online_next_q, double)
         kept: Kept = []
-        q_values = net(batches.obs[step], kept)
-        taken = batches.actions[step][..., None]
+        q_values = net(obs, kept)
+        taken = actions[..., None]
         q_taken = q_values.gather(2, taken).squeeze(2)
-        losses, grad_q_taken = _td_losses(q_taken, target, configs)
+        step_losses, grad_q_taken = _td_losses(q_taken, target, configs)
         # The loss is the sum over members: each member's gradient is its own loss's, flowing only into Q(s, a).
         net.backward(kept, torch.zeros_like(q_values).scatter_(2, taken, grad_q_taken[..., None]))
-        grad_norms = net.clip_grad_norms_(max_grad_norms) if bool(clipping.any()) else None
-        optimizer.step(net.flat, net.grad, learning_rates, net.member_index, active)
-        steps_done += active
+        if clips:
+            grad_norms.append(torch.where(clipping, net.clip_grad_norms_(max_grad_norms), math.nan))
+        optimizer.step(net.flat, net.grad, learning_rates, net.member_index,
+                       None if every_step_active else batches.active[step])
+        due = due_after[step]
+        if due.any():  # τ = 1: a hard copy; τ < 1: Polyak, θ_target ← θ_target + τ (θ − θ_target)
+            target_net.flat.lerp_(net.flat, net.per_weight(torch.where(torch.from_numpy(due), tau, 0.0)))
+        losses.append(step_losses)
+        q_means.append(q_taken)
 
-        due = active & (steps_done % interval == 0)
-        if bool(due.any()):  # τ = 1: a hard copy; τ < 1: Polyak, θ_target ← θ_target + τ (θ − θ_target)
-            target_net.flat.lerp_(net.flat, net.per_weight(torch.where(due, tau, 0.0)))
-
-        diagnostics[step, :, 0] = losses
-        diagnostics[step, :, 1] = q_taken.mean(dim=1)
-        if grad_norms is not None:
-            diagnostics[step, :, 2] = torch.where(clipping, grad_norms, math.nan)
-        diagnostics[step, ~active] = math.nan
+    q_means = torch.stack(q_means).mean(dim=2)
+    norms = torch.stack(grad_norms) if clips else torch.full_like(q_means, math.nan)
+    diagnostics = torch.stack([torch.stack(losses), q_means, norms], dim=2)
+    diagnostics[~batches.active] = math.nan
     return diagnostics.numpy()
 
 
