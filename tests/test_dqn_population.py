@@ -183,26 +183,6 @@ def test_a_population_of_one_trains_the_same_curve_twice_and_a_member_keeps_its_
     assert before_learning[0] == before_learning[1] and len(before_learning[0]) > 5
 
 
-def test_members_updated_in_groups_train_what_one_stack_trains(monkeypatch):
-    """A burst updates ``UPDATE_MEMBERS`` members at a time: each group's weights go back to their own rows. Within
-    float noise, not to the bit: Adam takes its fused kernel when a group's members have taken equal step counts,
-    which a larger stack's members may not have; the kernel rounds differently (2e-5 here after ~80 steps, where
-    another member's weights would differ by ~1)."""
-    configs = [TINY.with_changes(learning_rate={"start": rate}, gamma=gamma)
-               for rate, gamma in [(1e-3, 0.99), (3e-3, 0.9), (1e-2, 0.95), (2e-3, 0.8), (5e-3, 0.99)]]
-
-    def trained():
-        outcomes = train_population(configs, [11, 12, 13, 14, 15])
-        return [(result.final_eval_mean, torch.cat([t.reshape(-1) for t in agent.state().values()]))
-                for agent, result in outcomes]
-
-    whole = trained()
-    monkeypatch.setattr(dqn, "UPDATE_MEMBERS", 2)  # groups of 2, 2 and 1
-    for (mean, weights), (grouped_mean, grouped_weights) in zip(whole, trained()):
-        assert grouped_mean == mean
-        torch.testing.assert_close(grouped_weights, weights, rtol=0, atol=1e-4)
-
-
 def test_each_member_writes_what_a_lone_run_writes(tmp_path):
     def saver(member):
         def save(agent, kind, env_steps):

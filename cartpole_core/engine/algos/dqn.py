@@ -34,8 +34,7 @@ What we changed and why:
   gradient clipping and Adam (``StackedAdam``) are per member. Since ``train_freq`` counts vector steps, every
   member bursts on the same step (counting each member's own transitions, the reset steps would drift members out
   of phase, and each burst would train a few of them: N bursts' worth of overhead). A member still short of
-  ``learning_starts`` sits the burst out: the members due are gathered out of the stack and written back, in groups
-  of ``UPDATE_MEMBERS`` (a larger stack runs slower per member: its activations leave the cache). A member
+  ``learning_starts`` sits the burst out: the members due are gathered out of the stack and written back. A member
   leaves the batch when it is done or fails, without holding the others back.
 
 Kept from the seed: ``done`` stored for the bootstrap is ``terminated`` only, so the 500-step time limit
@@ -345,11 +344,6 @@ def _evaluate_together(net: StackedMLP, members: Sequence[_Member], episodes: in
     return evaluate_population_returns(act, len(members), episodes, seed)
 
 
-# A burst updates at most this many members at a time. Each member's arithmetic is its own either way, but a larger
-# stack's activations leave the cache: 64 members cost 1.33 ms a member per gradient step at once, 1.14 in eights.
-UPDATE_MEMBERS = 8
-
-
 @contextmanager
 def _only(rows: list[int], net: StackedMLP, target_net: StackedMLP,
           optimizer: StackedAdam) -> Iterator[tuple[StackedMLP, StackedMLP, StackedAdam]]:
@@ -447,8 +441,8 @@ def train(configs: Sequence[DQNConfig], runs: Sequence[Run],
         crossed = taken // first.train_freq - (taken - n) // first.train_freq
         burst_steps = [crossed * first.gradient_steps if member.run.env_steps >= learning_starts else 0
                        for member in live]
-        due = [row for row, steps in enumerate(burst_steps) if steps]
-        for rows in (due[i:i + UPDATE_MEMBERS] for i in range(0, len(due), UPDATE_MEMBERS)):
+        rows = [row for row, steps in enumerate(burst_steps) if steps]
+        if rows:
             bursting = [live[row] for row in rows]
             batches = Batches.draw([member.buffer for member in bursting], [member.run.rng for member in bursting],
                                    [burst_steps[row] for row in rows], first.batch_size)
