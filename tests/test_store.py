@@ -93,6 +93,18 @@ def test_first_outcome_wins(tmp_path):
     assert run["status"] == "cancelled" and run["error"] is None
 
 
+def test_a_run_that_ended_before_its_worker_was_recorded_keeps_its_outcome(tmp_path):
+    """The dispatcher records a worker's pid after handing it the run; a warm worker may have finished it by then
+    (a cancelled run stops at once). The run must not show "running" again, with no process training it."""
+    store = RunStore(tmp_path)
+    new_run(store)
+    assert store.claim("run-1")
+    store.mark_running("run-1", os.getpid())  # the worker's own report
+    store.set_status("run-1", "cancelled")
+    store.mark_running("run-1", os.getpid() + 1)  # the dispatcher's, late
+    assert store.get_run("run-1")["status"] == "cancelled"
+
+
 def test_running_run_of_a_dead_process_becomes_interrupted_on_next_open(tmp_path):
     store = RunStore(tmp_path)
     new_run(store, "alive")

@@ -481,11 +481,13 @@ class RunStore:
                                 (now, os.getpid(), host_id(), now, run_id)).rowcount == 1
 
     def mark_running(self, run_id: str, pid: int) -> None:
-        """``pid``, a process on this host, trains the run from now on."""
+        """``pid``, a process on this host, trains the run from now on — unless the run has ended already. A warm
+        worker can finish a quick or cancelled run before the dispatcher that handed it over records the worker's
+        pid; the run keeps its outcome then (as in ``set_status``, the first outcome wins), not "running" forever."""
         now = time.time()
         with self.transaction() as conn:
             conn.execute("UPDATE runs SET status = 'running', started_at = ?, pid = ?, host = ?, heartbeat_at = ?"
-                         " WHERE id = ?", (now, pid, host_id(), now, run_id))
+                         " WHERE id = ? AND status IN ('queued', 'running')", (now, pid, host_id(), now, run_id))
 
     def heartbeat(self, run_id: str) -> None:
         """The process training the run is alive (written with every flush of metrics, and between them)."""
