@@ -423,8 +423,10 @@ def test_user_runs_a_study_watches_it_grow_stops_it_and_opens_the_best_in_train(
     page.set_viewport_size({"width": 1400, "height": 1500})
     page.screenshot(path=str(SCREENSHOTS / "studies.png"))
 
-    page.get_by_role("button", name="Stop study").click()
-    page.get_by_role("button", name="Resume study").wait_for(timeout=30_000)
+    # The click reruns the page; waiting for the "Resume study" button is the check, not Playwright's wait for any
+    # navigation the click may have started (on a loaded 2-core CI machine that wait once ran past 30 s).
+    page.get_by_role("button", name="Stop study").click(no_wait_after=True)
+    page.get_by_role("button", name="Resume study").wait_for(timeout=60_000)
     deadline = time.monotonic() + 60  # a cancelled run stops at its next update, or by force 1.5 s later
     runs = store.list_runs(tag=f"study:{study_id}")
     while any(run["status"] in ACTIVE_STATUSES for run in runs) and time.monotonic() < deadline:
