@@ -241,7 +241,6 @@ def update(configs: Sequence[DQNConfig], net: StackedMLP, target_net: StackedMLP
     # (K, N): whether member n's target network update falls due after step k
     due_after = active_steps & ((np.asarray(gradient_steps_done) + active_steps.cumsum(axis=0)) % interval == 0)
     target_values = _target_values(target_net, batches.next_obs, due_after.any(axis=1))
-    every_step_active = bool(batches.active.all())
     losses, q_means, grad_norms = [], [], []
     for step, (obs, actions, rewards, next_obs, terminated, next_q) in enumerate(zip(
             batches.obs, batches.actions, batches.rewards, batches.next_obs, batches.terminated, target_values)):
@@ -257,8 +256,7 @@ def update(configs: Sequence[DQNConfig], net: StackedMLP, target_net: StackedMLP
         net.backward(kept, torch.zeros_like(q_values).scatter_(2, taken, grad_q_taken[..., None]))
         if clips:
             grad_norms.append(torch.where(clipping, net.clip_grad_norms_(max_grad_norms), math.nan))
-        optimizer.step(net.flat, net.grad, learning_rates, net.member_index,
-                       None if every_step_active else batches.active[step])
+        optimizer.step(net.flat, net.grad, learning_rates, net.member_index, batches.active[step])
         due = due_after[step]
         if due.any():  # τ = 1: a hard copy; τ < 1: Polyak, θ_target ← θ_target + τ (θ − θ_target)
             target_net.flat.lerp_(net.flat, net.per_weight(torch.where(torch.from_numpy(due), tau, 0.0)))
