@@ -23,7 +23,7 @@ def rows(values: list[int]) -> tuple[np.ndarray, ...]:
     """Transitions whose every field encodes the row's number, so a stored row can be recognised."""
     v = np.asarray(values)
     obs = np.repeat(v[:, None], 4, axis=1).astype(np.float32)
-    return obs, v % 2, v.astype(np.float32), obs + 0.5, (v % 3 == 0).astype(np.float32)
+    return obs, v % 2, v.astype(np.float32), obs + 0.5, (v % 3 == 0).astype(np.float32), v / 100
 
 
 def fixed_q(weight: list[list[float]]) -> nn.Module:
@@ -58,19 +58,20 @@ def test_replay_buffer_wraps_around_and_keeps_the_newest(chunks):
     assert buffer.rewards.tolist() == [5, 6, 2, 3, 4]
     assert buffer.next_obs[:, 3].tolist() == [5.5, 6.5, 2.5, 3.5, 4.5]
     assert buffer.terminated.tolist() == [0, 1, 0, 1, 0]
+    assert buffer.discounts.tolist() == pytest.approx([0.05, 0.06, 0.02, 0.03, 0.04])
 
-    obs, actions, rewards, next_obs, terminated = buffer.sample(200, np.random.default_rng(0))
+    obs, actions, rewards, next_obs, terminated, discounts = buffer.sample(200, np.random.default_rng(0))
     assert obs.shape == (200, 4) and next_obs.shape == (200, 4) and actions.dtype == torch.int64
     assert set(rewards.tolist()) == {2, 3, 4, 5, 6}  # every stored row can come out; nothing else does
     # The fields of a sampled row still belong together.
     assert torch.equal(obs[:, 0], rewards) and torch.equal(next_obs[:, 0], rewards + 0.5)
-    assert torch.equal(actions, rewards.long() % 2)
+    assert torch.equal(actions, rewards.long() % 2) and torch.allclose(discounts, rewards / 100)
 
 
 def test_replay_buffer_samples_only_what_was_added_before_it_is_full():
     buffer = dqn.ReplayBuffer(capacity=100)
     buffer.add(*rows([7, 8]))
-    _, _, rewards, _, _ = buffer.sample(50, np.random.default_rng(1))
+    _, _, rewards, _, _, _ = buffer.sample(50, np.random.default_rng(1))
     assert len(buffer) == 2 and set(rewards.tolist()) == {7, 8}  # never the zero-filled empty rows
 
 
@@ -102,6 +103,80 @@ def test_double_dqn_target_values_the_online_networks_choice_with_the_target_net
     assert plain.tolist() == pytest.approx([4.5, 4.5])
 
 
+def test_td_target_discounts_each_transition_by_its_own_discount():
+    """A k-step transition bootstraps with γ^k: rows of 1, 2 and 3 summed rewards at γ = 0.5."""
+    next_obs = torch.tensor([[0, 0, 8, 0]] * 3, dtype=torch.float32)
+    rewards = torch.tensor([1.0, 1.5, 1.75])  # 1; 1 + 0.5; 1 + 0.5 + 0.25
+    target = dqn.td_target(rewards, torch.zeros(3), torch.tensor([0.5, 0.25, 0.125]), fixed_q(TARGET)(next_obs))
+    assert target.tolist() == pytest.approx([5.0, 3.5, 2.75])
+
+
+# ------------------------------------------------------------------------------------------------ n-step returns
+
+def _steps(transitions: dqn.NStepReturns, rewards: list[list[float]], ends: dict[int, str], real=None):
+    """Feed vector steps (one reward per env slot each); ``ends[t]`` = "terminated" / "truncated" ends every slot's
+    episode at step t. Observation t of slot e is [t, e, 0, 0], the action t % 2. Returns each step's completed
+    transitions as (slot, obs step, action, reward, next-obs step, terminated, discount) tuples."""
+    out = []
+    for t, step_rewards in enumerate(rewards):
+        slots = len(step_rewards)
+        obs = np.array([[t, e, 0, 0] for e in range(slots)], dtype=np.float32)
+        next_obs = obs + np.array([1, 0, 0, 0], dtype=np.float32)
+        end = ends.get(t)
+        terminated = np.full(slots, end == "terminated")
+        truncated = np.full(slots, end == "truncated")
+        live = np.ones(slots, dtype=bool) if real is None else real[t]
+        done = transitions.step(live, obs, np.full(slots, t % 2), np.asarray(step_rewards, dtype=np.float32),
+                                next_obs, terminated, truncated)
+        slot, o, a, r, no, term, disc = done
+        out.append([(int(slot[i]), int(o[i, 0]), int(a[i]), float(r[i]), int(no[i, 0]), bool(term[i]),
+                     float(disc[i])) for i in range(len(slot))])
+    return out
+
+
+def test_n_step_transitions_sum_n_rewards_and_bootstrap_n_steps_on():
+    transitions = dqn.NStepReturns([3], [0.5], n_envs=1)
+    out = _steps(transitions, [[1], [2], [4], [8], [16]], {})
+    assert out[:2] == [[], []]  # nothing is complete before 3 rewards
+    # s_0 → s_3: 1 + 0.5·2 + 0.25·4 = 3, discount 0.5³
+    assert out[2] == [(0, 0, 0, 3.0, 3, False, 0.125)]
+    assert out[3] == [(0, 1, 1, 2 + 2 + 2.0, 4, False, 0.125)]
+    assert out[4] == [(0, 2, 0, 4 + 4 + 4.0, 5, False, 0.125)]
+
+
+@pytest.mark.parametrize("end", ["terminated", "truncated"])
+def test_an_episode_end_completes_the_open_transitions_with_the_rewards_it_had(end):
+    """Each open transition ends at the episode's final observation with k < n rewards and discount γ^k; a fall is
+    terminal for all of them, a time-limit cut is not (they bootstrap from the final observation)."""
+    transitions = dqn.NStepReturns([3], [0.5], n_envs=1)
+    fell = end == "terminated"
+    out = _steps(transitions, [[1], [2], [4], [8], [100]], {3: end}, real=[[True]] * 4 + [[False]])
+    assert sorted(out[3]) == [(0, 1, 1, 2 + 2 + 2.0, 4, fell, 0.125), (0, 2, 0, 4 + 4.0, 4, fell, 0.25),
+                              (0, 3, 1, 8.0, 4, fell, 0.5)]
+    assert out[4] == []  # the autoreset step is no transition, and nothing was left open
+
+
+def test_one_step_transitions_are_the_steps_as_they_came():
+    transitions = dqn.NStepReturns([1], [0.9], n_envs=2)
+    out = _steps(transitions, [[1, 1], [1, 1]], {1: "terminated"})
+    assert out == [[(0, 0, 0, 1.0, 1, False, pytest.approx(0.9)), (1, 0, 0, 1.0, 1, False, pytest.approx(0.9))],
+                   [(0, 1, 1, 1.0, 2, True, pytest.approx(0.9)), (1, 1, 1, 1.0, 2, True, pytest.approx(0.9))]]
+
+
+def test_members_keep_their_own_n_and_gamma_and_can_leave():
+    """Member 0 (slots 0–1): n = 1, γ = 0.9; member 1 (slots 2–3): n = 2, γ = 0.5. Then member 0 leaves."""
+    transitions = dqn.NStepReturns([1, 2], [0.9, 0.5], n_envs=2)
+    out = _steps(transitions, [[1, 1, 1, 1], [2, 2, 2, 2]], {})
+    assert [(slot, reward, discount) for slot, _, _, reward, _, _, discount in out[0]] == \
+        [(0, 1.0, pytest.approx(0.9)), (1, 1.0, pytest.approx(0.9))]
+    assert [(slot, reward, discount) for slot, _, _, reward, _, _, discount in out[1]] == \
+        [(0, 2.0, pytest.approx(0.9)), (1, 2.0, pytest.approx(0.9)), (2, 2.0, 0.25), (3, 2.0, 0.25)]
+    transitions.keep([1])  # member 1's slots are now 0–1, its open transitions with them
+    (late,) = _steps(transitions, [[4, 4]], {0: "terminated"})
+    assert [(slot, reward, discount, terminated) for slot, _, _, reward, _, terminated, discount in late] == \
+        [(0, 2 + 2.0, 0.25, True), (0, 4.0, 0.5, True), (1, 2 + 2.0, 0.25, True), (1, 4.0, 0.5, True)]
+
+
 # ----------------------------------------------------------------------------------------------- training loop
 
 
@@ -128,6 +203,41 @@ def test_loop_stores_live_transitions_and_marks_only_real_falls_terminal(monkeyp
     assert np.array_equal(terminated == 1, fell)
     # Every episode shorter than the 12-step cap ended in a fall; some reached the cap without one (truncated).
     assert sum(e.length < 12 for e in episodes) <= terminated.sum() < len(episodes)
+
+
+def test_the_loop_stores_n_step_transitions_that_end_where_their_episode_ends(monkeypatch):
+    """n = 3, γ = 0.9, 12-step episodes: every stored transition sums k ≤ 3 rewards of 1 with discount γ^k; the
+    ones with k < 3 are each episode's last two, ending at its final observation (a fall, or the cut at 12)."""
+    buffers = []
+
+    class RecordingBuffer(dqn.ReplayBuffer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            buffers.append(self)
+
+    monkeypatch.setattr(dqn, "ReplayBuffer", RecordingBuffer)
+    config = DQNConfig(**{**SMALL, "n_envs": 3, "max_episode_steps": 12, "total_env_steps": 600,
+                          "buffer_size": 1000, "n_step": 3, "gamma": 0.9})
+    _, result, events = collect(config, seed=5)
+    buffer = buffers[0]
+    stored = slice(0, len(buffer))
+    rewards, discounts = buffer.rewards[stored], buffer.discounts[stored]
+    terminated, next_obs = buffer.terminated[stored], buffer.next_obs[stored]
+    episodes = [e for e in events if isinstance(e, EpisodeEnded)]
+
+    summed = np.rint(np.log(discounts) / np.log(0.9)).astype(int)  # k of each transition
+    assert set(summed.tolist()) == {1, 2, 3}
+    np.testing.assert_allclose(discounts, 0.9 ** summed, rtol=1e-6)
+    np.testing.assert_allclose(rewards, (1 - 0.9 ** summed) / (1 - 0.9), rtol=1e-6)  # 1 + γ + … + γ^(k−1)
+    # One transition begins at every counted step; the last two of each episode end short, with it. A run's last
+    # steps may leave up to 2 per env open.
+    assert result.env_steps - 3 * 2 <= len(buffer) <= result.env_steps
+    assert (summed == 2).sum() == (summed == 1).sum() == len(episodes)
+    fell = (np.abs(next_obs[:, 0]) > 2.4) | (np.abs(next_obs[:, 2]) > 12 * 2 * np.pi / 360)
+    assert np.array_equal(terminated == 1, fell)
+    # A fall is terminal for the 3 transitions that reach it (3, 2 and 1 rewards); a cut at 12 steps for none.
+    falls = int(terminated[summed == 1].sum())  # episodes whose last transition fell (some at step 12)
+    assert terminated.sum() == 3 * falls and 0 < sum(e.length < 12 for e in episodes) <= falls < len(episodes)
 
 
 def test_train_freq_counts_env_steps_taken_and_each_update_event_averages_100_gradient_steps(monkeypatch):

@@ -34,13 +34,13 @@ def without_times(events):
     return [dataclasses.replace(e, time_s=0.0) for e in events]
 
 
-def _buffer(seed: int, rewards_scale: float = 1.0) -> dqn.ReplayBuffer:
+def _buffer(seed: int, rewards_scale: float = 1.0, gamma: float = 0.99) -> dqn.ReplayBuffer:
     rng = np.random.default_rng(seed)
     buffer = dqn.ReplayBuffer(500)
     obs = rng.normal(size=(500, OBS_DIM)).astype(np.float32)
     buffer.add(obs, rng.integers(0, 2, 500), (rng.random(500) * rewards_scale).astype(np.float32),
                obs + rng.normal(0, 0.1, size=(500, OBS_DIM)).astype(np.float32),
-               (rng.random(500) < 0.1).astype(np.float32))
+               (rng.random(500) < 0.1).astype(np.float32), gamma)
     return buffer
 
 
@@ -68,7 +68,7 @@ def _burst(configs, seeds, buffers, steps):
 
 def test_one_batched_burst_of_two_members_equals_their_lone_bursts():
     """Different lr, γ, τ and target interval, clipping, Double DQN and loss; member 1 takes fewer steps."""
-    buffers = [_buffer(1), _buffer(2)]
+    buffers = [_buffer(1, gamma=BURST[0].gamma), _buffer(2, gamma=BURST[1].gamma)]
     together, together_target, diagnostics = _burst(BURST, [5, 6], buffers, [6, 4])
     for k, steps in enumerate([6, 4]):
         alone, alone_target, alone_diagnostics = _burst(BURST[k:k + 1], [[5, 6][k]], buffers[k:k + 1], [steps])
@@ -82,7 +82,7 @@ def test_one_batched_burst_of_two_members_equals_their_lone_bursts():
 def test_a_lone_burst_is_the_classic_dqn_step():
     """The stacked update of one member against ``nn.Sequential``, ``torch.optim.Adam`` and a Polyak target."""
     config = BURST[0]
-    buffer = _buffer(3)
+    buffer = _buffer(3, gamma=config.gamma)
     stacked, stacked_target, _ = _burst([config], [7], [buffer], [6])
 
     torch.manual_seed(7)
@@ -92,9 +92,9 @@ def test_a_lone_burst_is_the_classic_dqn_step():
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate.start)
     rng = np.random.default_rng(107)
     for step in range(1, 7):
-        obs, actions, rewards, next_obs, terminated = buffer.sample(config.batch_size, rng)
+        obs, actions, rewards, next_obs, terminated, discounts = buffer.sample(config.batch_size, rng)
         with torch.no_grad():
-            target = dqn.td_target(rewards, terminated, config.gamma, target_net(next_obs))
+            target = dqn.td_target(rewards, terminated, discounts, target_net(next_obs))
         loss = nn.functional.smooth_l1_loss(q_net(obs).gather(1, actions[:, None]).squeeze(1), target)
         optimizer.zero_grad()
         loss.backward()
@@ -111,8 +111,8 @@ def test_a_lone_burst_is_the_classic_dqn_step():
 
 
 def test_a_member_with_huge_rewards_does_not_move_another_members_burst():
-    calm, _, _ = _burst(BURST, [5, 6], [_buffer(1), _buffer(2)], [4, 4])
-    stormy, _, _ = _burst(BURST, [5, 6], [_buffer(1), _buffer(2, rewards_scale=1000.0)], [4, 4])
+    calm, _, _ = _burst(BURST, [5, 6], [_buffer(1, gamma=0.9), _buffer(2)], [4, 4])
+    stormy, _, _ = _burst(BURST, [5, 6], [_buffer(1, gamma=0.9), _buffer(2, rewards_scale=1000.0)], [4, 4])
     assert torch.equal(calm[0], stormy[0])  # per-member loss, clipping and Adam: no coupling
     assert not torch.allclose(calm[1], stormy[1])
 

@@ -247,6 +247,8 @@ class DQNConfig(TrainConfig):
                              ge=10, le=2_000_000)
     batch_size: int = param(64, "Transitions per gradient step", typical=(32, 256), log=True, ge=1, le=8192)
     gamma: float = param(0.99, "Discount factor γ", typical=(0.9, 0.999), ge=0.0, le=1.0)
+    n_step: int = param(1, "Rewards summed before the TD target bootstraps (n-step returns; 1 = one-step TD)",
+                        typical=(1, 5), ge=1, le=100)
     epsilon: EpsilonSchedule = param(
         EpsilonSchedule(unit="steps", duration=10_000), "Exploration rate schedule (ε-greedy)"
     )

@@ -70,15 +70,18 @@ class LocalExecutor(Executor):
         line = " ".join(run_ids) + "\n"
         process = self._take_idle() or self._spawn_worker()
         try:
-            process.stdin.write(line)
-            process.stdin.flush()
+            self._hand_over(process, run_ids, line)
         except OSError:  # it died idle: a fresh one
-            process = self._spawn_worker()
-            process.stdin.write(line)
-            process.stdin.flush()
+            self._hand_over(self._spawn_worker(), run_ids, line)
+
+    def _hand_over(self, process: subprocess.Popen, run_ids: list[str], line: str) -> None:
+        """The runs are the worker's from now on: recorded first, then sent, so the worker's own outcome is always the
+        later write (the store keeps a run that ended as it ended either way)."""
         for run_id in run_ids:
             self.store.mark_running(run_id, process.pid)
             self._workers[run_id] = process
+        process.stdin.write(line)
+        process.stdin.flush()
 
     def _take_idle(self) -> subprocess.Popen | None:
         while self._idle:
