@@ -199,3 +199,43 @@ def test_a_custom_executor_trains_the_queue_through_the_same_dispatch_loop(tmp_p
         assert len(store.episodes(run_id)) == run["episodes"] > 0
         (final,) = store.artifacts(run_id, "final")
         assert load_agent(final["path"]).config == SHORT
+
+
+class _WorkerPipe:
+    """A worker's standard input that notes, for each line it is sent, what the store said then of the runs in it."""
+
+    def __init__(self, store: RunStore, pid: int, broken: bool = False):
+        self.store, self.pid, self.broken = store, pid, broken
+        self.seen: list[tuple[str, str, int]] = []
+
+    def write(self, line: str) -> None:
+        if self.broken:
+            raise BrokenPipeError("the idle worker died")
+        self.seen += [(run_id, (run := self.store.get_run(run_id))["status"], run["pid"]) for run_id in line.split()]
+
+    def flush(self) -> None:
+        pass
+
+
+class _Worker:
+    def __init__(self, store: RunStore, pid: int, broken: bool = False):
+        self.pid, self.stdin = pid, _WorkerPipe(store, pid, broken)
+
+    def poll(self) -> None:
+        return None
+
+
+def test_a_local_worker_is_recorded_as_training_its_runs_before_it_is_handed_them(tmp_path, monkeypatch):
+    """Recorded after, a worker that ends a run at once (a cancelled one) would be overwritten by the dispatcher's
+    "running". A worker that died idle is replaced, and the runs then name the new one."""
+    from cartpole_core.jobs.local import LocalExecutor
+
+    store = RunStore(tmp_path)
+    executor = LocalExecutor(store, max_workers=2)
+    dead, fresh = _Worker(store, 101, broken=True), _Worker(store, 102)
+    monkeypatch.setattr(executor, "_take_idle", lambda: dead)
+    monkeypatch.setattr(executor, "_spawn_worker", lambda: fresh)
+    run_ids = submit(store, SHORT, [0, 1])[1]
+    executor.submit_population(run_ids)
+    assert fresh.stdin.seen == [(run_id, "running", 102) for run_id in run_ids]
+    assert executor.active == run_ids and executor.capacity() == 1

@@ -223,6 +223,10 @@ class StackedActorCritic:
         self.layers: dict[str, Layer] = {name: layer(params, name) for name in self.layout}
         self.grad_layers: dict[str, Layer] = {name: layer(grads, name) for name in self.layout}
         self.member_index = torch.cat([torch.arange(members).repeat_interleave(size) for size in self.sizes])
+        # ``flat`` as chunks, one per (block, member) in that order, and which segment each block's chunks are in
+        self._chunk_lengths = torch.tensor(self.sizes).repeat_interleave(members)
+        self._block_segment = torch.tensor([segment for _, _, segment in self.blocks])
+        self._segment_blocks = (self._block_segment == torch.arange(self.segments)[:, None]).float()  # (S, blocks)
 
     @classmethod
     def stack(cls, models: list[ActorCritic], hidden_sizes: list[int], activation: str) -> StackedActorCritic:
@@ -261,16 +265,20 @@ class StackedActorCritic:
         """Scale each member's gradient of each segment to norm ≤ ``max_norms[k]`` (inf: never), as
         ``nn.utils.clip_grad_norm_`` does for one network: by max_norm / (norm + 1e-6) when that is below 1."""
         if self.members == 1:  # a lone run's segments are contiguous (blocks go by segment): one piece each
-            pieces = [(piece.view(1, -1), segment) for segment, piece in enumerate(self.grad.split(self.segment_sizes))]
-        else:
-            pieces = [(block.view(self.members, -1), segment)
-                      for block, (_, _, segment) in zip(self.grad_blocks, self.blocks)]
-        squares = torch.zeros(self.segments, self.members)
-        for piece, segment in pieces:
-            squares[segment] += piece.square().sum(dim=1)
+            pieces = [piece.view(1, -1) for piece in self.grad.split(self.segment_sizes)]
+            squares = torch.stack([piece.square().sum(dim=1) for piece in pieces])
+            scales = (max_norms / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+            for piece, scale in zip(pieces, scales):
+                piece.mul_(scale[:, None])
+            return
+        # Each (block, member) chunk's sum of squares in one op, then each segment's by member: (segments, members).
+        # Per block, this took ~50 small ops: at 4–8 members twice the time.
+        chunks = torch.segment_reduce(self.grad.square(), "sum", lengths=self._chunk_lengths)
+        squares = self._segment_blocks @ chunks.view(len(self.blocks), self.members)
         scales = (max_norms / (squares.sqrt() + 1e-6)).clamp(max=1.0)
-        for piece, segment in pieces:
-            piece.mul_(scales[segment, :, None])
+        if bool((scales < 1.0).any()):
+            for block, scale in zip(self.grad_blocks, scales[self._block_segment]):
+                block.view(self.members, -1).mul_(scale[:, None])
 
     def select(self, members: list[int] | None = None) -> StackedActorCritic:
         """A copy of some members' networks (all by default) for acting, not training: each member's weight matrix
