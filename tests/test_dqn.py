@@ -180,8 +180,9 @@ def test_members_keep_their_own_n_and_gamma_and_can_leave():
 # ----------------------------------------------------------------------------------------------- training loop
 
 
-def test_loop_stores_live_transitions_and_marks_only_real_falls_terminal(monkeypatch):
-    """Time-limit cuts are stored as not terminated (they bootstrap); the autoreset step is not stored."""
+def train_with_12_step_episodes(monkeypatch, **changes):
+    """A small run (3 envs, 12-step episodes, seed 5) and what it stored: its replay buffer, its result, its episodes,
+    and which stored transitions end in a fall (their next observation is past the track's or the angle's limit)."""
     buffers = []
 
     class RecordingBuffer(dqn.ReplayBuffer):
@@ -191,15 +192,21 @@ def test_loop_stores_live_transitions_and_marks_only_real_falls_terminal(monkeyp
 
     monkeypatch.setattr(dqn, "ReplayBuffer", RecordingBuffer)
     config = DQNConfig(**{**SMALL, "n_envs": 3, "max_episode_steps": 12, "total_env_steps": 600,
-                          "buffer_size": 1000})
+                          "buffer_size": 1000, **changes})
     _, result, events = collect(config, seed=5)
-    buffer = buffers[0]
-    episodes = [e for e in events if isinstance(e, EpisodeEnded)]
+    (buffer,) = buffers
+    next_obs = buffer.next_obs[:len(buffer)]
+    fell = (np.abs(next_obs[:, 0]) > 2.4) | (np.abs(next_obs[:, 2]) > 12 * 2 * np.pi / 360)
+    return buffer, result, [e for e in events if isinstance(e, EpisodeEnded)], fell
+
+
+def test_loop_stores_live_transitions_and_marks_only_real_falls_terminal(monkeypatch):
+    """Time-limit cuts are stored as not terminated (they bootstrap); the autoreset step is not stored."""
+    buffer, result, episodes, fell = train_with_12_step_episodes(monkeypatch)
 
     assert len(buffer) == result.env_steps  # one stored row per counted step: autoreset steps are neither
     assert sum(e.length for e in episodes) <= result.env_steps < sum(e.length for e in episodes) + 3 * 12
-    next_obs, terminated = buffer.next_obs[:len(buffer)], buffer.terminated[:len(buffer)]
-    fell = (np.abs(next_obs[:, 0]) > 2.4) | (np.abs(next_obs[:, 2]) > 12 * 2 * np.pi / 360)
+    terminated = buffer.terminated[:len(buffer)]
     assert np.array_equal(terminated == 1, fell)
     # Every episode shorter than the 12-step cap ended in a fall; some reached the cap without one (truncated).
     assert sum(e.length < 12 for e in episodes) <= terminated.sum() < len(episodes)
@@ -208,22 +215,9 @@ def test_loop_stores_live_transitions_and_marks_only_real_falls_terminal(monkeyp
 def test_the_loop_stores_n_step_transitions_that_end_where_their_episode_ends(monkeypatch):
     """n = 3, γ = 0.9, 12-step episodes: every stored transition sums k ≤ 3 rewards of 1 with discount γ^k; the
     ones with k < 3 are each episode's last two, ending at its final observation (a fall, or the cut at 12)."""
-    buffers = []
-
-    class RecordingBuffer(dqn.ReplayBuffer):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            buffers.append(self)
-
-    monkeypatch.setattr(dqn, "ReplayBuffer", RecordingBuffer)
-    config = DQNConfig(**{**SMALL, "n_envs": 3, "max_episode_steps": 12, "total_env_steps": 600,
-                          "buffer_size": 1000, "n_step": 3, "gamma": 0.9})
-    _, result, events = collect(config, seed=5)
-    buffer = buffers[0]
+    buffer, result, episodes, fell = train_with_12_step_episodes(monkeypatch, n_step=3, gamma=0.9)
     stored = slice(0, len(buffer))
-    rewards, discounts = buffer.rewards[stored], buffer.discounts[stored]
-    terminated, next_obs = buffer.terminated[stored], buffer.next_obs[stored]
-    episodes = [e for e in events if isinstance(e, EpisodeEnded)]
+    rewards, discounts, terminated = buffer.rewards[stored], buffer.discounts[stored], buffer.terminated[stored]
 
     summed = np.rint(np.log(discounts) / np.log(0.9)).astype(int)  # k of each transition
     assert set(summed.tolist()) == {1, 2, 3}
@@ -233,7 +227,6 @@ def test_the_loop_stores_n_step_transitions_that_end_where_their_episode_ends(mo
     # steps may leave up to 2 per env open.
     assert result.env_steps - 3 * 2 <= len(buffer) <= result.env_steps
     assert (summed == 2).sum() == (summed == 1).sum() == len(episodes)
-    fell = (np.abs(next_obs[:, 0]) > 2.4) | (np.abs(next_obs[:, 2]) > 12 * 2 * np.pi / 360)
     assert np.array_equal(terminated == 1, fell)
     # A fall is terminal for the 3 transitions that reach it (3, 2 and 1 rewards); a cut at 12 steps for none.
     falls = int(terminated[summed == 1].sum())  # episodes whose last transition fell (some at step 12)
