@@ -151,6 +151,29 @@ def test_tanh_is_tanh_at_every_size_and_its_gradient_too(members):
     torch.testing.assert_close(x.grad.double(), 1 - exact.square(), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("members", [2, 8])  # 2: one segment_reduce; 8 (above SEGMENT_REDUCE_BELOW): per block
+def test_each_members_actor_and_critic_are_clipped_as_clip_grad_norm_clips_them(members):
+    models = _members([PPOConfig(hidden_sizes=[64, 64])] * members, range(members))
+    net = StackedActorCritic.stack(models, [64, 64], "tanh")
+    assert (net.grad.numel() < nets.SEGMENT_REDUCE_BELOW) == (members == 2)
+    torch.manual_seed(1)
+    for model in models:
+        for param in model.parameters():
+            param.grad = torch.randn_like(param) * 0.05
+    blocks = {name: block.view(members, *shape) for (name, shape, _), block in zip(net.blocks, net.grad_blocks)}
+    for name, block in blocks.items():
+        block.copy_(torch.stack([nets.held_form(model.get_parameter(name).grad) for model in models]))
+    max_norms = torch.linspace(0.5, 20.0, members)  # the first members clip, the last do not
+    net.clip_grad_norms_(max_norms)
+    for k, model in enumerate(models):
+        for network in (model.actor, model.critic):
+            torch.nn.utils.clip_grad_norm_(network.parameters(), float(max_norms[k]))
+        for name, block in blocks.items():
+            layer, part = name.rsplit(".", 1)
+            clipped = nets.linear_form(block[k], *net.layout[layer], part == "weight")
+            torch.testing.assert_close(clipped, model.get_parameter(name).grad)
+
+
 def test_a_member_with_huge_advantages_does_not_move_another_members_update():
     configs = [TINY, TINY.with_changes(normalize_advantage=False, max_grad_norm=0.5)]
     rollouts = [_rollout(1), _rollout(2)]

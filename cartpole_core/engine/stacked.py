@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cartpole_core.engine.nets import Kept, Layer, backward_layers, forward_layers
+from cartpole_core.engine.nets import Kept, Layer, MemberClipping, backward_layers, forward_layers
 
 
 class StackedMLP:
@@ -41,6 +41,7 @@ class StackedMLP:
         self.layers: list[Layer] = list(zip(params[0::2], params[1::2]))
         self.grad_layers: list[Layer] = list(zip(grads[0::2], grads[1::2]))
         self.member_index = torch.cat([torch.arange(members).repeat_interleave(size) for size in self.block_sizes])
+        self._clipping = MemberClipping(self.block_sizes, [0] * len(self.block_sizes), members)
 
     def _split(self, tensor: torch.Tensor, members: int | None = None) -> tuple[torch.Tensor, ...]:
         """A tensor laid out as ``flat`` (of ``members`` members, all by default), cut into its blocks."""
@@ -89,13 +90,13 @@ class StackedMLP:
     def clip_grad_norms_(self, max_norms: torch.Tensor) -> torch.Tensor:
         """Each member's gradient norm, (N,), before scaling it to norm ≤ ``max_norms[k]`` (inf: never) as
         ``nn.utils.clip_grad_norm_`` does for one network: by max_norm / (norm + 1e-6) when that is below 1."""
-        pieces = [self.grad.view(1, -1)] if self.members == 1 else \
-            [block.view(self.members, -1) for block in self._split(self.grad)]
-        norms = torch.stack([piece.square().sum(dim=1) for piece in pieces]).sum(dim=0).sqrt()
+        if self.members > 1:
+            return self._clipping.clip_(self.grad, list(self._split(self.grad)), max_norms)[0]
+        grad = self.grad.view(1, -1)  # a lone run: its gradient in one piece
+        norms = grad.square().sum(dim=1).sqrt()
         scales = (max_norms / (norms + 1e-6)).clamp(max=1.0)
         if bool((scales < 1.0).any()):
-            for piece in pieces:
-                piece.mul_(scales[:, None])
+            grad.mul_(scales[:, None])
         return norms
 
     def select(self, members: list[int] | None = None) -> StackedMLP:
