@@ -151,6 +151,31 @@ def test_tanh_is_tanh_at_every_size_and_its_gradient_too(members):
     torch.testing.assert_close(x.grad.double(), 1 - exact.square(), rtol=0, atol=1e-6)
 
 
+def test_a_large_populations_forward_and_backward_are_each_members_networks():
+    """At 40 members × 256 × 64 the stack's tanh layers take the sigmoid path, doubled by the matmul: each member's
+    logits, values and gradients are still its own ``ActorCritic``'s (NumPy's tanh there) to float precision."""
+    members = 40
+    models = _members([PPOConfig(hidden_sizes=[64, 64])] * members, range(members))
+    net = StackedActorCritic.stack(models, [64, 64], "tanh")
+    assert members * 256 * 64 >= nets.SIGMOID_TANH_FROM
+    generator = torch.Generator().manual_seed(2)
+    obs = torch.randn(members, 256, 4, generator=generator)
+    grad_logits = torch.randn(members, 256, 2, generator=generator)
+    grad_values = torch.randn(members, 256, generator=generator)
+    kept = {}
+    logits, values = net(obs, kept)
+    net.backward(kept, grad_logits, grad_values)
+    for k, model in enumerate(models):
+        own_logits, own_values = model(obs[k])
+        torch.testing.assert_close(logits[k], own_logits.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(values[k], own_values.detach(), rtol=1e-5, atol=1e-6)
+        ((own_logits * grad_logits[k]).sum() + (own_values * grad_values[k]).sum()).backward()
+        for (name, shape, _), block in zip(net.blocks, net.grad_blocks):
+            layer, part = name.rsplit(".", 1)
+            mine = nets.linear_form(block.view(members, *shape)[k], *net.layout[layer], part == "weight")
+            torch.testing.assert_close(mine, model.get_parameter(name).grad, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("members", [2, 8])  # 2: one segment_reduce; 8 (above SEGMENT_REDUCE_BELOW): per block
 def test_each_members_actor_and_critic_are_clipped_as_clip_grad_norm_clips_them(members):
     models = _members([PPOConfig(hidden_sizes=[64, 64])] * members, range(members))

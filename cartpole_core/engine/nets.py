@@ -24,9 +24,12 @@ def tanh_values(x: torch.Tensor) -> torch.Tensor:
     x = x.detach()
     if x.numel() < SIGMOID_TANH_FROM:
         return torch.from_numpy(np.tanh(x.numpy()))
-    y = torch.mul(x, 2.0)
-    torch.sigmoid(y, out=y)
-    return y.mul_(2.0).sub_(1.0)
+    return tanh_from_doubled_(torch.mul(x, 2.0))
+
+
+def tanh_from_doubled_(doubled: torch.Tensor) -> torch.Tensor:
+    """tanh(x) from ``doubled`` = 2x, in place: 2 σ(2x) − 1."""
+    return doubled.sigmoid_().mul_(2.0).sub_(1.0)
 
 
 class _Tanh(torch.autograd.Function):
@@ -108,8 +111,14 @@ def forward_layers(layers: list[Layer], x: torch.Tensor, activation: str, activa
     ``activate_last``). ``kept``, when given, receives what ``backward_layers`` needs."""
     activate = _ACTIVATION_FUNCTIONS[activation]
     for i, (weight, bias) in enumerate(layers):
-        z = torch.baddbmm(bias, x, weight)
-        h = activate(z) if activate_last or i < len(layers) - 1 else z
+        activated = activate_last or i < len(layers) - 1
+        if activated and activation == "tanh" and x.shape[0] * x.shape[1] * weight.shape[2] >= SIGMOID_TANH_FROM:
+            # tanh_values' sigmoid path with its doubling done by the matmul (exact: scaling by 2 rounds nothing),
+            # in place. Only the output is kept: tanh's gradient needs no more.
+            z = h = tanh_from_doubled_(torch.baddbmm(bias, x, weight, beta=2.0, alpha=2.0))
+        else:
+            z = torch.baddbmm(bias, x, weight)
+            h = activate(z) if activated else z
         if kept is not None:
             kept.append((x, z, h))
         x = h
