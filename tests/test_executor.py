@@ -204,8 +204,8 @@ def test_a_custom_executor_trains_the_queue_through_the_same_dispatch_loop(tmp_p
 class _WorkerPipe:
     """A worker's standard input that notes, for each line it is sent, what the store said then of the runs in it."""
 
-    def __init__(self, store: RunStore, pid: int, broken: bool = False):
-        self.store, self.pid, self.broken = store, pid, broken
+    def __init__(self, store: RunStore, broken: bool = False):
+        self.store, self.broken = store, broken
         self.seen: list[tuple[str, str, int]] = []
 
     def write(self, line: str) -> None:
@@ -219,7 +219,7 @@ class _WorkerPipe:
 
 class _Worker:
     def __init__(self, store: RunStore, pid: int, broken: bool = False):
-        self.pid, self.stdin = pid, _WorkerPipe(store, pid, broken)
+        self.pid, self.stdin = pid, _WorkerPipe(store, broken)
 
     def poll(self) -> None:
         return None

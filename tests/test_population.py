@@ -170,9 +170,7 @@ def test_a_large_populations_forward_and_backward_are_each_members_networks():
         torch.testing.assert_close(logits[k], own_logits.detach(), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(values[k], own_values.detach(), rtol=1e-5, atol=1e-6)
         ((own_logits * grad_logits[k]).sum() + (own_values * grad_values[k]).sum()).backward()
-        for (name, shape, _), block in zip(net.blocks, net.grad_blocks):
-            layer, part = name.rsplit(".", 1)
-            mine = nets.linear_form(block.view(members, *shape)[k], *net.layout[layer], part == "weight")
+        for name, mine in net.member_state(k, net.grad).items():
             torch.testing.assert_close(mine, model.get_parameter(name).grad, rtol=1e-4, atol=1e-5)
 
 
@@ -185,17 +183,15 @@ def test_each_members_actor_and_critic_are_clipped_as_clip_grad_norm_clips_them(
     for model in models:
         for param in model.parameters():
             param.grad = torch.randn_like(param) * 0.05
-    blocks = {name: block.view(members, *shape) for (name, shape, _), block in zip(net.blocks, net.grad_blocks)}
-    for name, block in blocks.items():
-        block.copy_(torch.stack([nets.held_form(model.get_parameter(name).grad) for model in models]))
+    for (name, shape, _), block in zip(net.blocks, net.grad_blocks):
+        block.view(members, *shape).copy_(torch.stack([nets.held_form(model.get_parameter(name).grad)
+                                                       for model in models]))
     max_norms = torch.linspace(0.5, 20.0, members)  # the first members clip, the last do not
     net.clip_grad_norms_(max_norms)
     for k, model in enumerate(models):
         for network in (model.actor, model.critic):
             torch.nn.utils.clip_grad_norm_(network.parameters(), float(max_norms[k]))
-        for name, block in blocks.items():
-            layer, part = name.rsplit(".", 1)
-            clipped = nets.linear_form(block[k], *net.layout[layer], part == "weight")
+        for name, clipped in net.member_state(k, net.grad).items():
             torch.testing.assert_close(clipped, model.get_parameter(name).grad)
 
 

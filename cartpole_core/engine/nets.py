@@ -193,17 +193,29 @@ class MemberClipping:
     each member's gradient over each segment is clipped on its own (a PPO actor and critic)."""
 
     def __init__(self, block_sizes: list[int], block_segments: list[int], members: int):
+        assert block_segments == sorted(block_segments), "blocks go by segment"
         self.members = members
         self.block_segment = torch.tensor(block_segments)
         segments = max(block_segments) + 1
         self.segment_blocks = (self.block_segment == torch.arange(segments)[:, None]).float()  # (S, blocks)
         self.chunk_lengths = torch.tensor(block_sizes).repeat_interleave(members)
+        # a lone run's segments are contiguous in ``grad`` (blocks go by segment): one piece each
+        self.segment_sizes = [sum(size for size, seg in zip(block_sizes, block_segments) if seg == s)
+                              for s in range(segments)]
 
     @torch.no_grad()
     def clip_(self, grad: torch.Tensor, grad_blocks: list[torch.Tensor], max_norms: torch.Tensor) -> torch.Tensor:
         """Scale member k's gradient of each segment to norm ≤ ``max_norms[k]`` (inf: never), as
         ``nn.utils.clip_grad_norm_`` does for one network: by max_norm / (norm + 1e-6) when that is below 1. Returns
         the norms before scaling, (segments, N)."""
+        if self.members == 1:
+            pieces = [piece.view(1, -1) for piece in grad.split(self.segment_sizes)]
+            norms = torch.stack([piece.square().sum(dim=1) for piece in pieces]).sqrt()
+            scales = (max_norms / (norms + 1e-6)).clamp(max=1.0)
+            if bool((scales < 1.0).any()):
+                for piece, scale in zip(pieces, scales):
+                    piece.mul_(scale[:, None])
+            return norms
         if grad.numel() < SEGMENT_REDUCE_BELOW:
             chunks = torch.segment_reduce(grad.square(), "sum", lengths=self.chunk_lengths)
         else:
@@ -250,8 +262,6 @@ class StackedActorCritic:
                        for name, (n_in, n_out) in self.layout.items() for part in ("weight", "bias")]
         self.sizes = [rows * cols for _, (rows, cols), _ in self.blocks]
         self.segments = 1 if shared else 2
-        self.segment_sizes = [sum(size for (_, _, segment), size in zip(self.blocks, self.sizes) if segment == s)
-                              for s in range(self.segments)]  # one member's weights per segment
         self._set_flat(flat, members)
 
     def _set_flat(self, flat: torch.Tensor, members: int) -> None:
@@ -279,10 +289,12 @@ class StackedActorCritic:
                           for name, _, _ in blocks])
         return cls(hidden_sizes, activation, shared, flat, len(models))
 
-    def member_state(self, member: int) -> dict[str, torch.Tensor]:
-        """Member ``member``'s weights as an ``ActorCritic`` state dict (copies)."""
+    def member_state(self, member: int, tensor: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Member ``member``'s weights (or its part of ``tensor``, laid out as ``flat``: its gradient) as an
+        ``ActorCritic`` state dict (copies)."""
         state = {}
-        for (name, shape, _), block in zip(self.blocks, self.flat_blocks):
+        blocks = self.flat_blocks if tensor is None else tensor.split([self.members * size for size in self.sizes])
+        for (name, shape, _), block in zip(self.blocks, blocks):
             layer, part = name.rsplit(".", 1)
             state[name] = linear_form(block.view(self.members, *shape)[member], *self.layout[layer], part == "weight")
         return state
@@ -305,13 +317,6 @@ class StackedActorCritic:
     def clip_grad_norms_(self, max_norms: torch.Tensor) -> None:
         """Scale each member's gradient of each segment to norm ≤ ``max_norms[k]`` (inf: never), as
         ``nn.utils.clip_grad_norm_`` does for one network: by max_norm / (norm + 1e-6) when that is below 1."""
-        if self.members == 1:  # a lone run's segments are contiguous (blocks go by segment): one piece each
-            pieces = [piece.view(1, -1) for piece in self.grad.split(self.segment_sizes)]
-            squares = torch.stack([piece.square().sum(dim=1) for piece in pieces])
-            scales = (max_norms / (squares.sqrt() + 1e-6)).clamp(max=1.0)
-            for piece, scale in zip(pieces, scales):
-                piece.mul_(scale[:, None])
-            return
         self._clipping.clip_(self.grad, list(self.grad_blocks), max_norms)
 
     def select(self, members: list[int] | None = None) -> StackedActorCritic:

@@ -90,14 +90,7 @@ class StackedMLP:
     def clip_grad_norms_(self, max_norms: torch.Tensor) -> torch.Tensor:
         """Each member's gradient norm, (N,), before scaling it to norm ≤ ``max_norms[k]`` (inf: never) as
         ``nn.utils.clip_grad_norm_`` does for one network: by max_norm / (norm + 1e-6) when that is below 1."""
-        if self.members > 1:
-            return self._clipping.clip_(self.grad, list(self._split(self.grad)), max_norms)[0]
-        grad = self.grad.view(1, -1)  # a lone run: its gradient in one piece
-        norms = grad.square().sum(dim=1).sqrt()
-        scales = (max_norms / (norms + 1e-6)).clamp(max=1.0)
-        if bool((scales < 1.0).any()):
-            grad.mul_(scales[:, None])
-        return norms
+        return self._clipping.clip_(self.grad, list(self._split(self.grad)), max_norms)[0]
 
     def select(self, members: list[int] | None = None) -> StackedMLP:
         """A copy of some members' networks (all by default) for acting, not training: each weight matrix laid
